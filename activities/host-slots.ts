@@ -1,0 +1,74 @@
+import type Docker from 'dockerode';
+import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
+
+/**
+ * Caps the job containers alive on one Docker host. The count comes from what the engine
+ * reports (containers labelled with this installation's id, in any state), plus creations in
+ * flight in this process; so a crashed worker leaves no phantom slots behind.
+ */
+export class HostSlots {
+  private reserved = 0;
+  private lock: Promise<void> = Promise.resolve();
+  private waiters = new Set<() => void>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly instanceId: string,
+    readonly capacity: number,
+  ) {}
+
+  /** Containers of this installation on the host, as Docker reports them. */
+  async countContainers(): Promise<number> {
+    const containers = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${this.instanceId}`] },
+    });
+    return containers.length;
+  }
+
+  /**
+   * Tries to reserve a slot for one container about to be created; returns a release function,
+   * or undefined when the host is full. Checks are serialised so two callers never take the
+   * last slot together.
+   */
+  async tryAcquire(): Promise<(() => void) | undefined> {
+    const previous = this.lock;
+    let unlock!: () => void;
+    this.lock = new Promise((resolve) => (unlock = resolve));
+    await previous;
+    try {
+      const used = (await this.countContainers()) + this.reserved;
+      if (used >= this.capacity) return undefined;
+      this.reserved += 1;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        this.reserved -= 1;
+        this.notify();
+      };
+    } finally {
+      unlock();
+    }
+  }
+
+  /** Resolves when a slot may have freed (a container was removed here), or after `ms`. */
+  waitForChange(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+      signal.addEventListener('abort', done);
+    });
+  }
+
+  /** Tells waiting provisioners that a container of this host went away. */
+  notify(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+}

@@ -1,0 +1,203 @@
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import type Docker from 'dockerode';
+import type { JobResources } from '../domain/job-spec.js';
+import type { ProvisionedContainer, ProvisionProgress, ScriptOutcome } from '../domain/job-result.js';
+import {
+  FAILURE_IMAGE_NOT_FOUND,
+  LABEL_INSTANCE,
+  LABEL_JOB_ID,
+  LABEL_MANAGED,
+} from '../domain/names.js';
+import type { LogStore } from '../log-store/log-store.js';
+import { isConflict, isNotFound } from './docker-errors.js';
+import type { HostSlots } from './host-slots.js';
+import { runScriptInContainer } from './run-script.js';
+import { scriptArchive, scriptCommand } from './script-archive.js';
+
+/** The Docker host a worker process is bound to. */
+export interface HostBinding {
+  docker: Docker;
+  /** Stable identity of the host (from the engine's id). */
+  id: string;
+  /** Task queue that only this host's worker serves. */
+  taskQueue: string;
+  slots: HostSlots;
+}
+
+export interface ActivityDeps {
+  host: HostBinding;
+  logStore: LogStore;
+  instanceId: string;
+  /** How often the run activity heartbeats, ms. The worker throttles what reaches the server. */
+  heartbeatIntervalMs?: number;
+}
+
+export interface ProvisionInput {
+  jobId: string;
+  image: string;
+  script: string;
+  env: Record<string, string>;
+  resources: JobResources;
+}
+
+export interface RunScriptInput {
+  jobId: string;
+  containerId: string;
+  cancelGraceSeconds: number;
+  attempt: number;
+}
+
+export interface RemoveContainerInput {
+  containerId: string;
+}
+
+// Unprivileged uid/gid the script runs as (the worker image's `hodei` user).
+const JOB_USER = '10001:10001';
+
+/** Env every job gets unless it sets the variable itself. */
+const DEFAULT_ENV: Record<string, string> = {
+  // Unbuffered output so lines stream as printed, not when a buffer fills.
+  PYTHONUNBUFFERED: '1',
+};
+
+export function createActivities(deps: ActivityDeps) {
+  const { host, logStore, instanceId } = deps;
+  const { docker } = host;
+
+  return {
+    /**
+     * Creates the job's container (not started) with the script inside, once a slot on this host
+     * is free. Waiting for a slot heartbeats, so a cancelled queued job never gets a container.
+     * Idempotent: a retry finds the container an earlier attempt created.
+     */
+    async provisionContainer(input: ProvisionInput): Promise<ProvisionedContainer> {
+      const ctx = Context.current();
+      const release = await waitForSlot(ctx, host.slots);
+      let created: Docker.Container | undefined;
+      try {
+        ctx.heartbeat({ phase: 'creating' } satisfies ProvisionProgress);
+        await ensureImage(docker, input.image);
+        created = await createJobContainer(docker, instanceId, input);
+        await created.putArchive(await scriptArchive(input.script), { path: '/' });
+        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        log.info('container provisioned', { jobId: input.jobId, containerId: created.id, host: host.id });
+        return { containerId: created.id, host: host.id, hostTaskQueue: host.taskQueue };
+      } catch (err) {
+        if (created) await removeQuietly(created);
+        throw err;
+      } finally {
+        release();
+      }
+    },
+
+    /**
+     * Starts the container (or reattaches to it after a worker restart), stores its output line by
+     * line while heartbeating, and returns how it ended. On cancellation it stops the container
+     * (SIGTERM, SIGKILL after the grace period) and waits for it before rethrowing.
+     */
+    async runScript(input: RunScriptInput): Promise<ScriptOutcome> {
+      return runScriptInContainer(Context.current(), {
+        container: docker.getContainer(input.containerId),
+        modem: docker.modem,
+        logStore,
+        jobId: input.jobId,
+        attempt: input.attempt,
+        cancelGraceSeconds: input.cancelGraceSeconds,
+        heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 100,
+      });
+    },
+
+    /** Removes the job's container whatever state it is in; a container already gone is fine. */
+    async removeContainer(input: RemoveContainerInput): Promise<void> {
+      try {
+        await docker.getContainer(input.containerId).remove({ force: true, v: true });
+        log.info('container removed', { containerId: input.containerId });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      } finally {
+        host.slots.notify();
+      }
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+
+async function waitForSlot(ctx: Context, slots: HostSlots): Promise<() => void> {
+  for (;;) {
+    const release = await slots.tryAcquire();
+    if (release) return release;
+    ctx.heartbeat({ phase: 'waiting-for-slot' } satisfies ProvisionProgress);
+    await slots.waitForChange(1000, ctx.cancellationSignal);
+    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+  }
+}
+
+async function ensureImage(docker: Docker, image: string): Promise<void> {
+  try {
+    await docker.getImage(image).inspect();
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    throw ApplicationFailure.create({
+      type: FAILURE_IMAGE_NOT_FOUND,
+      message: `image ${image} is not present on this host`,
+      nonRetryable: true,
+    });
+  }
+}
+
+async function createJobContainer(docker: Docker, instanceId: string, input: ProvisionInput): Promise<Docker.Container> {
+  const name = `hodei-${input.jobId}`;
+  const env = { ...DEFAULT_ENV, ...input.env };
+  try {
+    return await docker.createContainer({
+      name,
+      Image: input.image,
+      Cmd: scriptCommand(input.script),
+      Env: [
+        ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        // docker-init (tini) forwards signals to the script's whole process group.
+        'TINI_KILL_PROCESS_GROUP=1',
+      ],
+      User: JOB_USER,
+      Labels: {
+        [LABEL_MANAGED]: 'true',
+        [LABEL_JOB_ID]: input.jobId,
+        [LABEL_INSTANCE]: instanceId,
+      },
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      Tty: false,
+      OpenStdin: false,
+      NetworkDisabled: true,
+      HostConfig: {
+        Init: true,
+        NetworkMode: 'none',
+        Privileged: false,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        Memory: input.resources.memoryMb * 1024 * 1024,
+        MemorySwap: input.resources.memoryMb * 1024 * 1024,
+        NanoCpus: Math.round(input.resources.cpus * 1e9),
+        PidsLimit: input.resources.pidsLimit,
+        AutoRemove: false,
+      },
+    });
+  } catch (err) {
+    if (!isConflict(err)) throw err;
+    // A container of this name exists: an earlier attempt of this activity created it.
+    const existing = docker.getContainer(name);
+    const info = await existing.inspect();
+    if (info.Config.Labels?.[LABEL_JOB_ID] !== input.jobId) throw err;
+    return docker.getContainer(info.Id);
+  }
+}
+
+async function removeQuietly(container: Docker.Container): Promise<void> {
+  try {
+    await container.remove({ force: true, v: true });
+  } catch (err) {
+    if (!isNotFound(err)) log.warn('could not remove container', { containerId: container.id, error: String(err) });
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Splits a byte stream into lines. Bytes are kept until a newline arrives, so multi-byte
+ * characters split across chunks decode intact; a line longer than `maxLineBytes` is cut into
+ * pieces of that size rather than buffered without bound. Invalid UTF-8 becomes U+FFFD.
+ */
+export class LineSplitter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(
+    private readonly onLine: (line: string) => void,
+    private readonly maxLineBytes = 64 * 1024,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    while (start < chunk.length) {
+      const newline = chunk.indexOf(0x0a, start);
+      const end = newline === -1 ? chunk.length : newline;
+      this.accumulate(chunk.subarray(start, end));
+      if (newline === -1) return;
+      this.emitPending();
+      start = newline + 1;
+    }
+  }
+
+  /** Emits a final line that had no newline. */
+  flush(): void {
+    if (this.pendingBytes > 0) this.emitPending();
+  }
+
+  private accumulate(bytes: Buffer): void {
+    let rest = bytes;
+    while (this.pendingBytes + rest.length > this.maxLineBytes) {
+      const room = this.maxLineBytes - this.pendingBytes;
+      this.pending.push(rest.subarray(0, room));
+      this.pendingBytes += room;
+      this.emitPending();
+      rest = rest.subarray(room);
+    }
+    if (rest.length > 0) {
+      this.pending.push(Buffer.from(rest));
+      this.pendingBytes += rest.length;
+    }
+  }
+
+  private emitPending(): void {
+    const line = Buffer.concat(this.pending, this.pendingBytes).toString('utf8');
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.onLine(line);
+  }
+}

@@ -1,0 +1,38 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Client } from '@temporalio/client';
+import { bodyLimit } from 'hono/body-limit';
+import type { Logger } from 'pino';
+import type { Config } from '../domain/config.js';
+import { MAX_SUBMIT_BYTES } from '../domain/job-spec.js';
+import type { LogStore } from '../log-store/log-store.js';
+import { errorBody, onError } from './errors.js';
+import { healthApp } from './health.js';
+import { jobsApp } from './jobs.js';
+
+export interface AppDeps {
+  client: Client;
+  logStore: LogStore;
+  config: Config;
+  logger: Logger;
+}
+
+/** The HTTP API, testable with `app.request(...)` and no open port. */
+export function createApp(deps: AppDeps) {
+  const app = new OpenAPIHono();
+  app.use(
+    '/jobs',
+    bodyLimit({
+      maxSize: MAX_SUBMIT_BYTES,
+      onError: (c) => c.json(errorBody('payload_too_large', `request body over ${MAX_SUBMIT_BYTES} bytes`), 413),
+    }),
+  );
+  app.route('/', healthApp(deps));
+  app.route('/jobs', jobsApp(deps));
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'Hodei Jobs API', version: '0.1.0' },
+  });
+  app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404));
+  app.onError((err, c) => onError(err, c, (e) => deps.logger.error({ err: e }, 'request failed')));
+  return app;
+}

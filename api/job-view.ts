@@ -1,0 +1,99 @@
+import { z } from '@hono/zod-openapi';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import proto from '@temporalio/proto';
+
+const { temporal } = proto;
+import type { JobMemo, ProvisionProgress } from '../domain/job-result.js';
+import { JOB_STATES, type JobState } from '../domain/job-state.js';
+import { RUN_JOB_WORKFLOW } from '../domain/names.js';
+
+/** A job as the API shows it. */
+export const JobViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  state: z.enum(JOB_STATES),
+  image: z.string().optional(),
+  labels: z.record(z.string(), z.string()),
+  exitCode: z.number().int().optional(),
+  reason: z.string().optional(),
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  host: z.string().optional(),
+  attempt: z.number().int().optional(),
+  workflow: z.object({ workflowId: z.string(), runId: z.string(), status: z.string() }),
+});
+export type JobView = z.infer<typeof JobViewSchema>;
+
+const PendingActivityState = temporal.api.enums.v1.PendingActivityState;
+
+/**
+ * Reads a job from Temporal's describe (status, memo, pending activities): no workflow query, so
+ * it is fast and works while no worker runs. Undefined for an unknown id.
+ */
+export async function describeJob(client: Client, id: string): Promise<JobView | undefined> {
+  let description: WorkflowExecutionDescription;
+  try {
+    description = await client.workflow.getHandle(id).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+  if (description.type !== RUN_JOB_WORKFLOW) return undefined;
+  return toJobView(description);
+}
+
+export function toJobView(d: WorkflowExecutionDescription): JobView {
+  const memo = (d.memo ?? {}) as Partial<JobMemo>;
+  const { state, reason } = deriveState(d, memo);
+  return {
+    id: d.workflowId,
+    name: memo.name ?? d.workflowId,
+    state,
+    image: memo.image,
+    labels: memo.labels ?? {},
+    exitCode: memo.exitCode,
+    reason: reason ?? memo.reason,
+    createdAt: d.startTime.toISOString(),
+    startedAt: isoOrUndefined(memo.startedAt),
+    finishedAt: isoOrUndefined(memo.finishedAt) ?? d.closeTime?.toISOString(),
+    host: memo.host,
+    attempt: memo.containerId ? 1 : undefined,
+    workflow: { workflowId: d.workflowId, runId: d.runId, status: d.status.name },
+  };
+}
+
+/** The job state agreed with Temporal's workflow status; see ARCHITECTURE's one vocabulary. */
+function deriveState(d: WorkflowExecutionDescription, memo: Partial<JobMemo>): { state: JobState; reason?: string } {
+  switch (d.status.name) {
+    case 'COMPLETED':
+      return { state: 'SUCCEEDED' };
+    case 'FAILED':
+      return { state: memo.state === 'TIMED_OUT' ? 'TIMED_OUT' : 'FAILED' };
+    case 'CANCELLED':
+      return { state: 'CANCELLED' };
+    case 'TERMINATED':
+      return { state: 'FAILED', reason: 'workflow terminated' };
+    case 'TIMED_OUT':
+      return { state: 'TIMED_OUT', reason: 'workflow execution timeout' };
+    default:
+      break;
+  }
+  if (d.raw.workflowExtendedInfo?.cancelRequested || memo.state === 'CANCELLING') return { state: 'CANCELLING' };
+  if (memo.state === 'RUNNING') return { state: 'RUNNING' };
+  const provision = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'provisionContainer');
+  if (provision?.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED) {
+    const payload = provision.heartbeatDetails?.payloads?.[0];
+    const progress = payload ? (defaultPayloadConverter.fromPayload(payload) as ProvisionProgress) : undefined;
+    if (progress?.phase !== 'waiting-for-slot') return { state: 'PROVISIONING' };
+  }
+  return { state: 'QUEUED' };
+}
+
+function isoOrUndefined(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}

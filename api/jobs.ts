@@ -1,0 +1,161 @@
+import { randomUUID } from 'node:crypto';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import { HTTPException } from 'hono/http-exception';
+import { stream } from 'hono/streaming';
+import type { Config } from '../domain/config.js';
+import type { JobMemo } from '../domain/job-result.js';
+import { defaultJobName, JobSpecSchema, type JobInput } from '../domain/job-spec.js';
+import { isTerminal } from '../domain/job-state.js';
+import { LABELS_KEY, RUN_JOB_WORKFLOW, STATE_KEY } from '../domain/names.js';
+import type { LogStore } from '../log-store/log-store.js';
+import { ErrorSchema, validationError } from './errors.js';
+import { describeJob, JobViewSchema, type JobView } from './job-view.js';
+
+export interface JobsDeps {
+  client: Client;
+  logStore: LogStore;
+  config: Config;
+}
+
+const JobIdParams = z.object({ id: z.string().min(1).max(200) });
+const errorResponse = (description: string) => ({
+  content: { 'application/json': { schema: ErrorSchema } },
+  description,
+});
+
+const submitJob = createRoute({
+  method: 'post',
+  path: '/',
+  summary: 'Submit a job',
+  request: { body: { content: { 'application/json': { schema: JobSpecSchema } }, required: true } },
+  responses: {
+    201: { content: { 'application/json': { schema: JobViewSchema } }, description: 'The job, queued' },
+    400: errorResponse('Invalid job spec'),
+    413: errorResponse('Body too large'),
+  },
+});
+
+const getJob = createRoute({
+  method: 'get',
+  path: '/{id}',
+  summary: 'A job and its state',
+  request: { params: JobIdParams },
+  responses: {
+    200: { content: { 'application/json': { schema: JobViewSchema } }, description: 'The job' },
+    404: errorResponse('No such job'),
+  },
+});
+
+const getLogs = createRoute({
+  method: 'get',
+  path: '/{id}/logs',
+  summary: "The job's output so far, stdout and stderr interleaved in the order printed",
+  request: { params: JobIdParams },
+  responses: {
+    200: { content: { 'text/plain': { schema: z.string() } }, description: 'The output' },
+    404: errorResponse('No such job'),
+  },
+});
+
+const CancelResponseSchema = JobViewSchema.extend({ message: z.string() });
+const cancelJob = createRoute({
+  method: 'post',
+  path: '/{id}/cancel',
+  summary: 'Cancel a job: its container is stopped and removed',
+  request: { params: JobIdParams },
+  responses: {
+    202: { content: { 'application/json': { schema: CancelResponseSchema } }, description: 'Cancellation requested' },
+    200: { content: { 'application/json': { schema: CancelResponseSchema } }, description: 'The job had already ended' },
+    404: errorResponse('No such job'),
+  },
+});
+
+const LOG_PAGE = 5000;
+
+export function jobsApp({ client, logStore, config }: JobsDeps) {
+  const app = new OpenAPIHono({
+    defaultHook: (result, c) => (result.success ? undefined : validationError(c, result.error)),
+  });
+
+  const findJob = async (id: string): Promise<JobView> => {
+    const job = await describeJob(client, id);
+    if (!job) throw new HTTPException(404, { message: `job ${id} not found` });
+    return job;
+  };
+
+  app.openapi(submitJob, async (c) => {
+    const spec = c.req.valid('json');
+    const id = randomUUID();
+    const input: JobInput = {
+      ...spec,
+      name: spec.name ?? defaultJobName(spec.script),
+      image: spec.image ?? config.HODEI_WORKER_IMAGE,
+      resources: {
+        memoryMb: config.HODEI_JOB_MEMORY_MB,
+        cpus: config.HODEI_JOB_CPUS,
+        pidsLimit: config.HODEI_JOB_PIDS_LIMIT,
+      },
+    };
+    const memo: JobMemo = { name: input.name, image: input.image, labels: input.labels, state: 'QUEUED' };
+    const handle = await client.workflow.start(RUN_JOB_WORKFLOW, {
+      workflowId: id,
+      taskQueue: config.HODEI_TASK_QUEUE,
+      args: [input],
+      memo: { ...memo },
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: STATE_KEY, value: 'QUEUED' },
+        { key: LABELS_KEY, value: Object.entries(input.labels).map(([k, v]) => `${k}:${v}`) },
+      ]),
+    });
+    const job: JobView = {
+      id,
+      name: input.name,
+      state: 'QUEUED',
+      image: input.image,
+      labels: input.labels,
+      createdAt: new Date().toISOString(),
+      workflow: { workflowId: id, runId: handle.firstExecutionRunId, status: 'RUNNING' },
+    };
+    c.header('Location', `/jobs/${id}`);
+    return c.json(job, 201);
+  });
+
+  app.openapi(getJob, async (c) => c.json(await findJob(c.req.valid('param').id), 200));
+
+  app.openapi(getLogs, async (c) => {
+    const { id } = c.req.valid('param');
+    await findJob(id);
+    c.header('Content-Type', 'text/plain; charset=utf-8');
+    // Page through the store so a huge log is never held in memory whole.
+    return stream(c, async (out) => {
+      let afterSeq = 0;
+      for (;;) {
+        const lines = await logStore.read(id, { afterSeq, limit: LOG_PAGE });
+        if (lines.length === 0) break;
+        await out.write(lines.map((l) => `${l.line}\n`).join(''));
+        afterSeq = lines[lines.length - 1]!.seq;
+        if (lines.length < LOG_PAGE) break;
+      }
+    }) as never;
+  });
+
+  app.openapi(cancelJob, async (c) => {
+    const { id } = c.req.valid('param');
+    const job = await findJob(id);
+    if (isTerminal(job.state)) {
+      return c.json({ ...job, message: `job already ended: ${job.state}` }, 200);
+    }
+    try {
+      await client.workflow.getHandle(id).cancel();
+    } catch (err) {
+      // It ended between the describe and the cancel.
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    return c.json({ ...job, state: 'CANCELLING' as const, message: 'cancellation requested' }, 202);
+  });
+
+  return app;
+}

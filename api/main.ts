@@ -1,0 +1,25 @@
+import { serve } from '@hono/node-server';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../domain/config.js';
+import { createLogger } from '../domain/logger.js';
+import { SqliteLogStore } from '../log-store/sqlite-log-store.js';
+import { createApp } from './app.js';
+
+const config = loadConfig();
+const logger = createLogger('api', config.HODEI_LOG_LEVEL);
+const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+const logStore = SqliteLogStore.inDataDir(config.HODEI_DATA_DIR);
+const app = createApp({ client, logStore, config, logger });
+
+const server = serve({ fetch: app.fetch, port: config.HODEI_API_PORT, hostname: config.HODEI_API_HOST }, (info) => {
+  logger.info({ url: `http://${config.HODEI_API_HOST}:${info.port}` }, 'api listening');
+});
+
+const shutdown = () => {
+  server.close(() => {
+    void connection.close().finally(() => logStore.close());
+  });
+};
+process.once('SIGINT', shutdown);
+process.once('SIGTERM', shutdown);

@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().min(1);
+
+/**
+ * Every setting, read from the environment once at start-up. Each has a default, so the
+ * platform runs with no configuration at all. Documented in the README's settings table.
+ */
+const ConfigSchema = z.object({
+  /** Temporal frontend address. */
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  /** Temporal namespace holding the jobs. */
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** Task queue on which jobs are queued; each worker also serves `<queue>@<host id>`. */
+  HODEI_TASK_QUEUE: z.string().min(1).default('hodei-jobs'),
+  /** Port of the HTTP API. */
+  HODEI_API_PORT: port.default(8080),
+  /** Address the HTTP API listens on. */
+  HODEI_API_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Where logs and the installation id live. */
+  HODEI_DATA_DIR: z.string().min(1).default('./data'),
+  /** Id of this installation, put on every container as `hodei.instance`. Default: generated once, kept in the data dir. */
+  HODEI_INSTANCE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, ., _ or -')
+    .optional(),
+  /** Most job containers (created or running) one worker's Docker host holds at once. */
+  HODEI_WORKER_CAPACITY: positiveInt.default(8),
+  /** Image jobs run in when they name none. Built by `npm start` from Dockerfile.worker. */
+  HODEI_WORKER_IMAGE: z.string().min(1).default('hodei-worker:latest'),
+  /** Days a finished job's record (Temporal retention) and logs are kept. */
+  HODEI_RETENTION_DAYS: positiveInt.default(30),
+  /** Memory limit of a job container, MiB. */
+  HODEI_JOB_MEMORY_MB: positiveInt.default(1024),
+  /** CPU limit of a job container, cores. */
+  HODEI_JOB_CPUS: z.coerce.number().positive().default(1),
+  /** Process limit of a job container. */
+  HODEI_JOB_PIDS_LIMIT: positiveInt.default(512),
+  /** Log level of the API and worker (pino levels). */
+  HODEI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = Omit<z.infer<typeof ConfigSchema>, 'HODEI_INSTANCE_ID'> & {
+  HODEI_INSTANCE_ID: string;
+};
+
+/** Thrown when a setting has a bad value; the message names every bad setting. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses the settings, failing fast with a readable message. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid settings:\n${lines.join('\n')}`);
+  }
+  const config = parsed.data;
+  config.HODEI_DATA_DIR = path.resolve(config.HODEI_DATA_DIR);
+  return { ...config, HODEI_INSTANCE_ID: config.HODEI_INSTANCE_ID ?? loadInstanceId(config.HODEI_DATA_DIR) };
+}
+
+/** The installation id kept in the data dir, created on first use. */
+function loadInstanceId(dataDir: string): string {
+  const file = path.join(dataDir, 'instance-id');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    mkdirSync(dataDir, { recursive: true });
+    const id = `hodei-${randomUUID().slice(0, 8)}`;
+    try {
+      writeFileSync(file, `${id}\n`, { flag: 'wx' });
+      return id;
+    } catch {
+      // Another process (API or worker) created it first.
+      return readFileSync(file, 'utf8').trim();
+    }
+  }
+}

@@ -1,0 +1,58 @@
+import type { JobState } from './job-state.js';
+
+/** What the workflow returns for a job whose script exited 0. */
+export interface JobResult {
+  exitCode: number;
+  containerId: string;
+  host: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+}
+
+/** What the run activity reports once the script's container has stopped. */
+export interface ScriptOutcome {
+  exitCode: number;
+  oomKilled: boolean;
+  startedAt: string;
+  finishedAt: string;
+  lastSeq: number;
+}
+
+/** The container the provision activity created, and where its remaining activities must run. */
+export interface ProvisionedContainer {
+  containerId: string;
+  /** Identity of the Docker host holding the container. */
+  host: string;
+  /** Task queue served by the worker bound to that host. */
+  hostTaskQueue: string;
+}
+
+/**
+ * Small facts about a job kept in the workflow's memo, which the API reads through describe
+ * (no worker needed). Logs never go here.
+ */
+export interface JobMemo {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  state: JobState;
+  exitCode?: number;
+  reason?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  host?: string;
+  containerId?: string;
+  oomKilled?: boolean;
+}
+
+/** Heartbeat details of the provision activity, shown as QUEUED vs PROVISIONING. */
+export interface ProvisionProgress {
+  phase: 'waiting-for-slot' | 'creating';
+}
+
+/** Heartbeat details of the run activity: enough to reattach after a worker dies. */
+export interface RunProgress {
+  containerId: string;
+  lastSeq: number;
+}

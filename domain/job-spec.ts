@@ -1,0 +1,78 @@
+import { z } from 'zod';
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+// A Docker image reference: [registry[:port]/]name[:tag][@digest], lower-case repository.
+const IMAGE_REF = /^[a-z0-9]+(?:[._:/@-][a-zA-Z0-9]+)*$/;
+
+/** Largest request body accepted by `POST /jobs`; well under Temporal's 2 MiB payload limit. */
+export const MAX_SUBMIT_BYTES = 1024 * 1024;
+
+const noNul = (value: string) => !value.includes('\0');
+
+/**
+ * What a user submits to run a job. The API validates with this schema and the workflow receives
+ * the parsed value (with defaults applied), so there is one definition of a valid job.
+ */
+export const JobSpecSchema = z
+  .strictObject({
+    /** The script to run. Starts with `#!` → run with that interpreter; otherwise with bash. */
+    script: z.string().min(1, 'script must not be empty'),
+    /** A human-readable name. Default: the first line of the script, shortened. */
+    name: z.string().min(1).max(200).optional(),
+    /** Image to run in. Default: the worker image (`HODEI_WORKER_IMAGE`). */
+    image: z.string().max(255).regex(IMAGE_REF, 'image must be a Docker image reference').optional(),
+    /** Environment variables for the script. Default: none. */
+    env: z
+      .record(
+        z.string().regex(ENV_NAME, 'env names must match [A-Za-z_][A-Za-z0-9_]*'),
+        z.string().refine(noNul, 'env values must not contain NUL'),
+      )
+      .default({}),
+    /** Seconds the script may run, counted from its start. Default: 3600. */
+    timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
+    /** Seconds between SIGTERM and SIGKILL when the job is cancelled or times out. Default: 10. */
+    cancelGraceSeconds: z.number().int().min(0).max(300).default(10),
+    /** Free-form labels for finding jobs later. Default: none. */
+    labels: z
+      .record(
+        z.string().regex(LABEL_KEY, 'label keys must match [A-Za-z0-9][A-Za-z0-9._-]{0,62}'),
+        z.string().max(256),
+      )
+      .refine((labels) => Object.keys(labels).length <= 32, 'at most 32 labels')
+      .default({}),
+  });
+
+export type JobSpec = z.infer<typeof JobSpecSchema>;
+
+/** Container limits applied to every job (operator settings). */
+export interface JobResources {
+  /** Memory limit in MiB. */
+  memoryMb: number;
+  /** CPU limit in cores (fractions allowed). */
+  cpus: number;
+  /** Maximum number of processes. */
+  pidsLimit: number;
+}
+
+/** The workflow's input: a validated spec with every default resolved. */
+export interface JobInput {
+  script: string;
+  name: string;
+  image: string;
+  env: Record<string, string>;
+  timeoutSeconds: number;
+  cancelGraceSeconds: number;
+  labels: Record<string, string>;
+  resources: JobResources;
+}
+
+/** Default job name: the script's first meaningful line, shortened. */
+export function defaultJobName(script: string): string {
+  const line =
+    script
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '' && !l.startsWith('#')) ?? 'job';
+  return line.length > 60 ? `${line.slice(0, 57)}...` : line;
+}

@@ -1,0 +1,36 @@
+/**
+ * Names shared by the API, the workflow and the worker. Constants only: this module is bundled
+ * into the deterministic workflow sandbox.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/** Workflow type that runs one job. Workflow id = job id. */
+export const RUN_JOB_WORKFLOW = 'runJob';
+
+/** Docker label keys. The `hodei.` prefix is reserved for the platform. */
+export const LABEL_MANAGED = 'hodei.managed';
+export const LABEL_JOB_ID = 'hodei.job-id';
+export const LABEL_INSTANCE = 'hodei.instance';
+
+/**
+ * Custom search attributes, registered when the Temporal server starts (scripts/temporal.sh), so
+ * `temporal workflow list --query "HodeiState='RUNNING'"` and the Web UI filter jobs like the API.
+ */
+export const STATE_KEY = defineSearchAttributeKey('HodeiState', SearchAttributeType.KEYWORD);
+export const LABELS_KEY = defineSearchAttributeKey('HodeiLabels', SearchAttributeType.KEYWORD_LIST);
+export const HOST_KEY = defineSearchAttributeKey('HodeiHost', SearchAttributeType.KEYWORD);
+
+/** Where the job's script lands inside its container. */
+export const SCRIPT_DIR = '/hodei';
+export const SCRIPT_PATH = '/hodei/script';
+
+/** Failure types carried by the workflow's ApplicationFailures. */
+export const FAILURE_SCRIPT_FAILED = 'ScriptFailed';
+export const FAILURE_JOB_TIMED_OUT = 'JobTimedOut';
+export const FAILURE_IMAGE_NOT_FOUND = 'ImageNotFound';
+export const FAILURE_CONTAINER_LOST = 'ContainerLost';
+
+/** Name of the host-specific task queue for a Docker engine, stable across worker restarts. */
+export function hostTaskQueue(baseQueue: string, hostId: string): string {
+  return `${baseQueue}@${hostId}`;
+}

@@ -1,0 +1,34 @@
+/** Which output a log line came from; `system` marks the platform's own lines. */
+export type LogStream = 'stdout' | 'stderr' | 'system';
+
+/** One stored line of a job's output. */
+export interface LogLine {
+  /** 1-based position in the job's output; unique per job, the idempotency key of writes. */
+  seq: number;
+  stream: LogStream;
+  /** When the platform read the line, in ms since the epoch. */
+  ts: number;
+  /** The line's text, without its line break. */
+  line: string;
+  /** Which attempt of the job printed it (1 for the first). */
+  attempt: number;
+}
+
+export interface ReadLogOptions {
+  /** Only lines with seq greater than this. Default: 0 (from the start). */
+  afterSeq?: number;
+  /** At most this many lines. Default: all. */
+  limit?: number;
+}
+
+/**
+ * Durable store of job output, written by the worker while a job runs and read by the API.
+ * Writes are idempotent by (job id, seq), so a retried activity can write a line again safely.
+ */
+export interface LogStore {
+  append(jobId: string, lines: readonly LogLine[]): Promise<void>;
+  read(jobId: string, options?: ReadLogOptions): Promise<LogLine[]>;
+  /** Highest stored seq of the job, 0 when it has none. */
+  lastSeq(jobId: string): Promise<number>;
+  close(): Promise<void>;
+}

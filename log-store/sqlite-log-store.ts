@@ -1,0 +1,68 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { LogLine, LogStore, ReadLogOptions } from './log-store.js';
+
+/**
+ * The embedded log store: one SQLite file in WAL mode, so the worker writes while API processes
+ * read. Appends are synchronous transactions: the writer naturally slows to the disk's pace
+ * instead of buffering output in memory.
+ */
+export class SqliteLogStore implements LogStore {
+  private readonly db: Database.Database;
+  private readonly insert: Database.Statement;
+  private readonly selectAfter: Database.Statement;
+  private readonly selectLast: Database.Statement;
+  private readonly insertMany: (jobId: string, lines: readonly LogLine[]) => void;
+
+  constructor(file: string) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS log_lines (
+        job_id  TEXT    NOT NULL,
+        seq     INTEGER NOT NULL,
+        stream  TEXT    NOT NULL,
+        ts      INTEGER NOT NULL,
+        line    TEXT    NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (job_id, seq)
+      ) WITHOUT ROWID;
+    `);
+    this.insert = this.db.prepare(
+      'INSERT OR IGNORE INTO log_lines (job_id, seq, stream, ts, line, attempt) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    this.selectAfter = this.db.prepare(
+      'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+    );
+    this.selectLast = this.db.prepare('SELECT MAX(seq) AS seq FROM log_lines WHERE job_id = ?');
+    this.insertMany = this.db.transaction((jobId: string, lines: readonly LogLine[]) => {
+      for (const l of lines) this.insert.run(jobId, l.seq, l.stream, l.ts, l.line, l.attempt);
+    });
+  }
+
+  /** Opens the default store file under the data dir. */
+  static inDataDir(dataDir: string): SqliteLogStore {
+    return new SqliteLogStore(path.join(dataDir, 'logs.db'));
+  }
+
+  async append(jobId: string, lines: readonly LogLine[]): Promise<void> {
+    if (lines.length > 0) this.insertMany(jobId, lines);
+  }
+
+  async read(jobId: string, options: ReadLogOptions = {}): Promise<LogLine[]> {
+    return this.selectAfter.all(jobId, options.afterSeq ?? 0, options.limit ?? -1) as LogLine[];
+  }
+
+  async lastSeq(jobId: string): Promise<number> {
+    const row = this.selectLast.get(jobId) as { seq: number | null };
+    return row.seq ?? 0;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# `npm start`: installs what is missing, then runs the Temporal dev server, one worker bound to
+# the local Docker engine, and the HTTP API, in the foreground. Ctrl-C stops them (not Docker).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh
+
+export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+export HODEI_DATA_DIR="${HODEI_DATA_DIR:-$ROOT/data}"
+UI_PORT="${HODEI_TEMPORAL_UI_PORT:-8233}"
+API_PORT="${HODEI_API_PORT:-8080}"
+mkdir -p "$HODEI_DATA_DIR"
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo "[start] stopping" >&2
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait || true
+}
+trap stop INT TERM EXIT
+
+temporal_host="${TEMPORAL_ADDRESS%:*}"
+temporal_port="${TEMPORAL_ADDRESS##*:}"
+.tools/bin/temporal server start-dev \
+  --ip "$temporal_host" --port "$temporal_port" --ui-port "$UI_PORT" \
+  --db-filename "$HODEI_DATA_DIR/temporal.db" \
+  --search-attribute HodeiState=Keyword --search-attribute HodeiLabels=KeywordList \
+  --search-attribute HodeiHost=Keyword \
+  --log-level warn --ui-disable-news-fetch >>"$HODEI_DATA_DIR/temporal.log" 2>&1 &
+pids+=($!)
+bash scripts/temporal-init.sh
+
+node --import tsx worker/main.ts &
+pids+=($!)
+node --import tsx api/main.ts &
+pids+=($!)
+
+for _ in $(seq 1 240); do
+  curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "[start] a component exited during start-up" >&2; exit 1; }
+  done
+  sleep 0.5
+done
+cat >&2 <<MSG
+
+  Hodei Jobs is running.
+    API:              http://127.0.0.1:$API_PORT   (try: curl -s localhost:$API_PORT/readyz)
+    Temporal Web UI:  http://$temporal_host:$UI_PORT
+    temporal CLI:     $ROOT/.tools/bin/temporal   (reaches $TEMPORAL_ADDRESS with no flags)
+    Data:             $HODEI_DATA_DIR
+  Ctrl-C stops it.
+
+MSG
+# Ends when any part stops; the trap then stops the rest.
+wait -n "${pids[@]}"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Prepares a running Temporal server for Hodei: waits for it, registers the search attributes
+# jobs use, and sets the namespace's retention (HODEI_RETENTION_DAYS, the logs' retention too).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TEMPORAL="$ROOT/.tools/bin/temporal"
+ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
+RETENTION_DAYS="${HODEI_RETENTION_DAYS:-30}"
+t() { "$TEMPORAL" --address "$ADDRESS" "$@"; }
+
+for _ in $(seq 1 120); do
+  if t operator cluster health >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+t operator cluster health >/dev/null
+
+if ! t operator namespace describe -n "$NAMESPACE" >/dev/null 2>&1; then
+  t operator namespace create -n "$NAMESPACE" --retention "$((RETENTION_DAYS * 24))h" >/dev/null
+fi
+t operator namespace update -n "$NAMESPACE" --retention "$((RETENTION_DAYS * 24))h" >/dev/null
+
+existing="$(t operator search-attribute list -n "$NAMESPACE")"
+for attr in HodeiState=Keyword HodeiLabels=KeywordList HodeiHost=Keyword; do
+  name="${attr%%=*}"
+  if ! grep -qw "$name" <<<"$existing"; then
+    t operator search-attribute create -n "$NAMESPACE" --name "$name" --type "${attr#*=}" >/dev/null
+  fi
+done

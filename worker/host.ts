@@ -1,0 +1,13 @@
+import { createHash } from 'node:crypto';
+import type Docker from 'dockerode';
+
+/**
+ * Stable identity of a Docker host: its name plus a hash of the engine's id. It names the host's
+ * task queue, so a restarted worker serves the same queue and its jobs' activities find it again.
+ */
+export async function dockerHostId(docker: Docker): Promise<string> {
+  const info = (await docker.info()) as { ID: string; Name: string };
+  const name = info.Name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 40);
+  const digest = createHash('sha256').update(info.ID).digest('hex').slice(0, 8);
+  return `${name}-${digest}`;
+}

@@ -1,0 +1,92 @@
+import { fileURLToPath } from 'node:url';
+import Docker from 'dockerode';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { HostSlots } from '../activities/host-slots.js';
+import { loadConfig } from '../domain/config.js';
+import { hostTaskQueue } from '../domain/names.js';
+import { SqliteLogStore } from '../log-store/sqlite-log-store.js';
+import { createLogger } from '../domain/logger.js';
+import { dockerHostId } from './host.js';
+
+const config = loadConfig();
+const logger = createLogger('worker', config.HODEI_LOG_LEVEL);
+
+Runtime.install({
+  logger: new DefaultLogger(toSdkLevel(config.HODEI_LOG_LEVEL), (entry) => {
+    const level = entry.level.toLowerCase() as 'trace' | 'debug' | 'info' | 'warn' | 'error';
+    logger[level]({ ...entry.meta }, entry.message);
+  }),
+});
+
+const docker = new Docker();
+const hostId = await dockerHostId(docker);
+const taskQueue = hostTaskQueue(config.HODEI_TASK_QUEUE, hostId);
+
+try {
+  await docker.getImage(config.HODEI_WORKER_IMAGE).inspect();
+} catch {
+  logger.fatal({ image: config.HODEI_WORKER_IMAGE }, 'worker image missing: run `npm run setup` to build it');
+  process.exit(1);
+}
+
+const logStore = SqliteLogStore.inDataDir(config.HODEI_DATA_DIR);
+const activities = createActivities({
+  host: { docker, id: hostId, taskQueue, slots: new HostSlots(docker, config.HODEI_INSTANCE_ID, config.HODEI_WORKER_CAPACITY) },
+  logStore,
+  instanceId: config.HODEI_INSTANCE_ID,
+});
+
+const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+const common = { connection, namespace: config.TEMPORAL_NAMESPACE };
+
+// Shared queue: every job's workflow, and provisioning, which any host with a free slot may take.
+const jobsWorker = await Worker.create({
+  ...common,
+  taskQueue: config.HODEI_TASK_QUEUE,
+  workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+  activities: { provisionContainer: activities.provisionContainer },
+  // A provision that waits for a slot holds one of these; the rest stay queued in Temporal,
+  // free for another host to take.
+  maxConcurrentActivityTaskExecutions: 2,
+  // A queued job's provision activity learns of a cancel from its heartbeats.
+  maxHeartbeatThrottleInterval: '500 milliseconds',
+});
+
+// This host's queue: running and removing the containers it holds. Capacity is enforced on
+// containers at provisioning, so these slots never starve a running job or its cleanup.
+const hostWorker = await Worker.create({
+  ...common,
+  taskQueue,
+  activities: { runScript: activities.runScript, removeContainer: activities.removeContainer },
+  maxConcurrentActivityTaskExecutions: config.HODEI_WORKER_CAPACITY * 2 + 8,
+  // Cancellation reaches an activity with a heartbeat response: send heartbeats often.
+  maxHeartbeatThrottleInterval: '100 milliseconds',
+  defaultHeartbeatThrottleInterval: '100 milliseconds',
+});
+
+logger.info(
+  { taskQueue: config.HODEI_TASK_QUEUE, hostQueue: taskQueue, host: hostId, capacity: config.HODEI_WORKER_CAPACITY },
+  'worker started',
+);
+try {
+  await Promise.all([jobsWorker.run(), hostWorker.run()]);
+} finally {
+  await connection.close();
+  await logStore.close();
+}
+
+function toSdkLevel(level: string): LogLevel {
+  switch (level) {
+    case 'trace':
+      return 'TRACE';
+    case 'debug':
+      return 'DEBUG';
+    case 'info':
+      return 'INFO';
+    case 'warn':
+      return 'WARN';
+    default:
+      return 'ERROR';
+  }
+}

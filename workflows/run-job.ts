@@ -1,0 +1,168 @@
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  log,
+  proxyActivities,
+  sleep,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { JobResult, JobMemo, ProvisionedContainer, ScriptOutcome } from '../domain/job-result.js';
+import type { JobInput } from '../domain/job-spec.js';
+import type { JobState } from '../domain/job-state.js';
+import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED, HOST_KEY, STATE_KEY } from '../domain/names.js';
+
+// Runs on the shared queue: whichever host has a free slot takes the job.
+const { provisionContainer } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 day',
+  heartbeatTimeout: '10 seconds',
+  // A container created by a provision attempt that is being cancelled must be known before the
+  // workflow moves on, or it could not be cleaned up.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2 },
+});
+
+/** Host-bound activities: they must run on the worker whose Docker engine holds the container. */
+function hostActivities(container: ProvisionedContainer, input: JobInput) {
+  const run = proxyActivities<Activities>({
+    taskQueue: container.hostTaskQueue,
+    // Backstop only: the job's own timeout is the workflow timer below.
+    startToCloseTimeout: `${input.timeoutSeconds + input.cancelGraceSeconds + 300} seconds`,
+    // Short, so a dead worker is noticed quickly and the retry reattaches to the container.
+    heartbeatTimeout: '5 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 20 },
+  });
+  const cleanup = proxyActivities<Activities>({
+    taskQueue: container.hostTaskQueue,
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+  });
+  return { runScript: run.runScript, removeContainer: cleanup.removeContainer };
+}
+
+function setState(state: JobState, facts: Partial<JobMemo> = {}): void {
+  upsertMemo({ state, ...facts });
+  upsertSearchAttributes([{ key: STATE_KEY, value: state }]);
+}
+
+/**
+ * One job: provision its container, run the script with a timeout racing it, and always remove
+ * the container. Completes for exit code 0; fails with `ScriptFailed` for another exit code and
+ * `JobTimedOut` at the deadline; is cancelled (after its container is gone) when cancelled.
+ */
+export async function runJob(input: JobInput): Promise<JobResult> {
+  const jobId = workflowInfo().workflowId;
+  CancellationScope.current().cancelRequested.catch(() => setState('CANCELLING'));
+
+  try {
+    const container = await provisionContainer({
+      jobId,
+      image: input.image,
+      script: input.script,
+      env: input.env,
+      resources: input.resources,
+    });
+    upsertSearchAttributes([{ key: HOST_KEY, value: container.host }]);
+    const { runScript, removeContainer } = hostActivities(container, input);
+
+    let outcome: ScriptOutcome;
+    try {
+      // Cancelled while the container was being created: it is removed below, never started.
+      if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
+      setState('RUNNING', { host: container.host, containerId: container.containerId });
+      outcome = await runWithDeadline(input, () =>
+        runScript({
+          jobId,
+          containerId: container.containerId,
+          cancelGraceSeconds: input.cancelGraceSeconds,
+          attempt: 1,
+        }),
+      );
+    } finally {
+      // Whatever happened, and even when cancelled: the job only ends once its container is gone.
+      await CancellationScope.nonCancellable(() => removeContainer({ containerId: container.containerId }));
+    }
+    return finish(outcome, container);
+  } catch (err) {
+    if (isCancellation(err)) {
+      setState('CANCELLED', { finishedAt: new Date().toISOString(), reason: 'cancelled' });
+    } else if (!(err instanceof ApplicationFailure && err.type === FAILURE_SCRIPT_FAILED)) {
+      const timedOut = err instanceof ApplicationFailure && err.type === FAILURE_JOB_TIMED_OUT;
+      setState(timedOut ? 'TIMED_OUT' : 'FAILED', {
+        finishedAt: new Date().toISOString(),
+        reason: timedOut ? `timed out after ${input.timeoutSeconds}s` : failureReason(err),
+      });
+    }
+    throw err;
+  }
+}
+
+/** Runs the script, cancelling it (the same stop as a user's cancel) when the job's time is up. */
+async function runWithDeadline(input: JobInput, run: () => Promise<ScriptOutcome>): Promise<ScriptOutcome> {
+  const runScope = new CancellationScope();
+  const timerScope = new CancellationScope();
+  const running = runScope.run(run);
+  const deadline = timerScope.run(() => sleep(input.timeoutSeconds * 1000));
+  const first = await Promise.race([
+    running.then(
+      () => 'done' as const,
+      () => 'done' as const,
+    ),
+    deadline.then(
+      () => 'deadline' as const,
+      () => 'done' as const,
+    ),
+  ]);
+  if (first === 'done') {
+    timerScope.cancel();
+    return running;
+  }
+  log.info('job timed out, stopping it', { timeoutSeconds: input.timeoutSeconds });
+  runScope.cancel();
+  await running.catch(() => undefined);
+  throw ApplicationFailure.create({
+    type: FAILURE_JOB_TIMED_OUT,
+    message: `job timed out after ${input.timeoutSeconds}s`,
+    nonRetryable: true,
+  });
+}
+
+function finish(outcome: ScriptOutcome, container: ProvisionedContainer): JobResult {
+  const facts: Partial<JobMemo> = {
+    exitCode: outcome.exitCode,
+    startedAt: outcome.startedAt,
+    finishedAt: outcome.finishedAt,
+    oomKilled: outcome.oomKilled,
+  };
+  if (outcome.exitCode !== 0) {
+    const reason = outcome.oomKilled ? 'OOMKilled' : `exit code ${outcome.exitCode}`;
+    setState('FAILED', { ...facts, reason });
+    throw ApplicationFailure.create({
+      type: FAILURE_SCRIPT_FAILED,
+      message: `script failed: ${reason}`,
+      nonRetryable: true,
+      details: [{ exitCode: outcome.exitCode, oomKilled: outcome.oomKilled }],
+    });
+  }
+  setState('SUCCEEDED', facts);
+  return {
+    exitCode: 0,
+    containerId: container.containerId,
+    host: container.host,
+    startedAt: outcome.startedAt,
+    finishedAt: outcome.finishedAt,
+    durationMs: Date.parse(outcome.finishedAt) - Date.parse(outcome.startedAt),
+  };
+}
+
+function failureReason(err: unknown): string {
+  let cause: unknown = err;
+  // ActivityFailure wraps the activity's own error.
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+  return cause instanceof Error ? cause.message : String(err);
+}
