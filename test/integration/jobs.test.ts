@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { containersOf, getJob, logs, submit, waitForEnd } from '../support/api-client.js';
+
+describe('running jobs end to end (real Temporal, real Docker)', () => {
+  it('runs an echo job to SUCCEEDED, keeps its output and removes its container', async () => {
+    const job = await submit({ script: 'echo hello from hodei' });
+    expect(job.state).toBe('QUEUED');
+    // Readable at once, before any worker has touched it.
+    expect((await getJob(job.id)).id).toBe(job.id);
+
+    const done = await waitForEnd(job.id);
+    expect(done.state).toBe('SUCCEEDED');
+    expect(done.exitCode).toBe(0);
+    expect(done.workflow.status).toBe('COMPLETED');
+    expect(Date.parse(done.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(done.startedAt!));
+    expect(done.host).toBeTruthy();
+    expect(await logs(job.id)).toBe('hello from hodei\n');
+    expect(await containersOf(job.id)).toEqual([]);
+  });
+
+  it('passes env vars to the script', async () => {
+    const job = await submit({ script: 'echo "FOO=$FOO"', env: { FOO: 'bar baz' } });
+    expect((await waitForEnd(job.id)).state).toBe('SUCCEEDED');
+    expect(await logs(job.id)).toBe('FOO=bar baz\n');
+  });
+
+  it('reports a non-zero exit as FAILED with its exit code, keeping stdout and stderr', async () => {
+    const job = await submit({ script: 'echo x; echo oops >&2; exit 3' });
+    const done = await waitForEnd(job.id);
+    expect(done.state).toBe('FAILED');
+    expect(done.exitCode).toBe(3);
+    expect(done.reason).toBe('exit code 3');
+    expect(done.workflow.status).toBe('FAILED');
+    expect(await logs(job.id)).toBe('x\noops\n');
+    expect(await containersOf(job.id)).toEqual([]);
+  });
+
+  it('keeps every line of a multi-phase script in order and records its duration', async () => {
+    const script = [
+      'for i in 1 2 3 4 5; do echo "phase1 $i"; sleep 0.3; done',
+      'for i in 1 2 3 4 5; do echo "phase2 $i" >&2; sleep 0.3; done',
+      'for i in 1 2 3 4 5; do echo "phase3 $i"; sleep 0.4; done',
+    ].join('\n');
+    const job = await submit({ script });
+    const done = await waitForEnd(job.id);
+    expect(done.state).toBe('SUCCEEDED');
+    const expected = ['phase1', 'phase2', 'phase3'].flatMap((p) => [1, 2, 3, 4, 5].map((i) => `${p} ${i}`));
+    expect((await logs(job.id)).trimEnd().split('\n')).toEqual(expected);
+    const seconds = (Date.parse(done.finishedAt!) - Date.parse(done.startedAt!)) / 1000;
+    expect(seconds).toBeGreaterThan(4.5);
+    expect(seconds).toBeLessThan(8);
+  });
+
+  it('runs five 5-second jobs in parallel', async () => {
+    const started = Date.now();
+    const jobs = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => submit({ script: `echo start ${n}; sleep 5; echo end ${n}`, labels: { batch: 'parallel' } })),
+    );
+    const done = await Promise.all(jobs.map((j) => waitForEnd(j.id)));
+    const elapsed = (Date.now() - started) / 1000;
+    expect(done.map((j) => j.state)).toEqual(Array(5).fill('SUCCEEDED'));
+    // A serial run takes 25 s.
+    expect(elapsed).toBeLessThan(15);
+    for (const [i, j] of jobs.entries()) {
+      expect(await logs(j.id)).toBe(`start ${i + 1}\nend ${i + 1}\n`);
+      expect(await containersOf(j.id)).toEqual([]);
+    }
+  });
+
+  it('honours a #! interpreter line', async () => {
+    const job = await submit({ script: '#!/usr/bin/env python3\nimport sys\nprint("py", sys.version_info[0])\n' });
+    expect((await waitForEnd(job.id)).state).toBe('SUCCEEDED');
+    expect(await logs(job.id)).toBe('py 3\n');
+  });
+
+  it('runs the script as an unprivileged user with no network', async () => {
+    const job = await submit({ script: 'id -u; cat /sys/class/net/*/operstate 2>/dev/null | wc -l; ls /sys/class/net' });
+    expect((await waitForEnd(job.id)).state).toBe('SUCCEEDED');
+    const [uid, , interfaces] = (await logs(job.id)).trimEnd().split('\n');
+    expect(uid).toBe('10001');
+    expect(interfaces).toBe('lo');
+  });
+
+  it('times out: TIMED_OUT at the deadline, output kept, container gone', async () => {
+    const job = await submit({ script: 'echo before; sleep 600', timeoutSeconds: 2, cancelGraceSeconds: 1 });
+    const done = await waitForEnd(job.id, 30_000);
+    expect(done.state).toBe('TIMED_OUT');
+    expect(done.workflow.status).toBe('FAILED');
+    expect(await logs(job.id)).toBe('before\n');
+    expect(await containersOf(job.id)).toEqual([]);
+    const seconds = (Date.parse(done.finishedAt!) - Date.parse(done.createdAt)) / 1000;
+    expect(seconds).toBeLessThan(10);
+  });
+});

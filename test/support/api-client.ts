@@ -1,0 +1,97 @@
+import Docker from 'dockerode';
+import { inject } from 'vitest';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
+import type { JobState } from '../../domain/job-state.js';
+import { TERMINAL_STATES } from '../../domain/job-state.js';
+import { waitFor } from './wait.js';
+
+export const docker = new Docker();
+
+export interface Job {
+  id: string;
+  name: string;
+  state: JobState;
+  exitCode?: number;
+  reason?: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  host?: string;
+  attempt?: number;
+  workflow: { workflowId: string; runId: string; status: string };
+}
+
+export function stack() {
+  return inject('stack');
+}
+
+export async function api(path: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${stack().apiUrl}${path}`, init);
+}
+
+export async function submit(spec: Record<string, unknown>): Promise<Job> {
+  const res = await api('/jobs', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(spec),
+  });
+  if (res.status !== 201) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as Job;
+}
+
+export async function getJob(id: string): Promise<Job> {
+  const res = await api(`/jobs/${id}`);
+  if (res.status !== 200) throw new Error(`GET /jobs/${id} answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as Job;
+}
+
+export async function logs(id: string): Promise<string> {
+  const res = await api(`/jobs/${id}/logs`);
+  if (res.status !== 200) throw new Error(`GET /jobs/${id}/logs answered ${res.status}`);
+  return res.text();
+}
+
+export async function cancel(id: string): Promise<Response> {
+  return api(`/jobs/${id}/cancel`, { method: 'POST' });
+}
+
+export function waitForState(id: string, states: JobState[], timeoutMs = 60_000): Promise<Job> {
+  return waitFor(
+    `job ${id} to reach ${states.join('|')}`,
+    async () => {
+      const job = await getJob(id);
+      if (states.includes(job.state)) return job;
+      if (TERMINAL_STATES.includes(job.state)) {
+        throw new Error(`job ended ${job.state} (${job.reason ?? ''}), expected ${states.join('|')}`);
+      }
+      return undefined;
+    },
+    { timeoutMs },
+  );
+}
+
+export const waitForEnd = (id: string, timeoutMs = 60_000) => waitForState(id, [...TERMINAL_STATES], timeoutMs);
+
+/** The job's containers on the Docker engine, in any state. */
+export async function containersOf(jobId: string): Promise<Docker.ContainerInfo[]> {
+  return docker.listContainers({
+    all: true,
+    filters: { label: [`${LABEL_JOB_ID}=${jobId}`, `${LABEL_INSTANCE}=${stack().instanceId}`] },
+  });
+}
+
+export async function waitForRunningContainer(jobId: string, timeoutMs = 30_000): Promise<Docker.ContainerInfo> {
+  return waitFor(`a running container for job ${jobId}`, async () => {
+    const [container] = await containersOf(jobId);
+    return container?.State === 'running' ? container : undefined;
+  }, { timeoutMs, intervalMs: 20 });
+}
+
+export async function waitForNoContainer(jobId: string, timeoutMs = 30_000): Promise<number> {
+  const started = Date.now();
+  await waitFor(`job ${jobId}'s container to be gone`, async () => ((await containersOf(jobId)).length === 0 ? true : undefined), {
+    timeoutMs,
+    intervalMs: 20,
+  });
+  return Date.now() - started;
+}

@@ -1,0 +1,122 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { freePort } from './ports.js';
+import { waitFor } from './wait.js';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const TEMPORAL_BIN = path.join(ROOT, '.tools/bin/temporal');
+
+/** What the shared integration stack tells the tests (vitest `provide`/`inject`). */
+export interface StackInfo {
+  apiUrl: string;
+  temporalAddress: string;
+  temporalUiUrl: string;
+  namespace: string;
+  taskQueue: string;
+  instanceId: string;
+  dataDir: string;
+  workerPid: number;
+}
+
+export interface RunningStack {
+  info: StackInfo;
+  env: NodeJS.ProcessEnv;
+  stop(): Promise<void>;
+  startWorker(): Promise<number>;
+  stopWorker(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Starts a whole platform for tests: a real Temporal dev server (in memory), one worker bound to
+ * the real Docker engine, and the API, on free loopback ports, with its own installation id so
+ * its containers never mix with another stack's.
+ */
+export async function startStack(options: { capacity?: number } = {}): Promise<RunningStack> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'hodei-test-'));
+  const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const instanceId = `test-${randomUUID().slice(0, 8)}`;
+  const temporalAddress = `127.0.0.1:${temporalPort}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TEMPORAL_ADDRESS: temporalAddress,
+    TEMPORAL_NAMESPACE: 'default',
+    HODEI_TASK_QUEUE: `hodei-test-${instanceId}`,
+    HODEI_API_PORT: String(apiPort),
+    HODEI_DATA_DIR: dataDir,
+    HODEI_INSTANCE_ID: instanceId,
+    HODEI_WORKER_CAPACITY: String(options.capacity ?? 12),
+    HODEI_LOG_LEVEL: process.env.HODEI_LOG_LEVEL ?? 'info',
+  };
+  const children: ChildProcess[] = [];
+  const logFile = (name: string) => openSync(path.join(dataDir, `${name}.log`), 'a');
+  const launch = (name: string, command: string, args: string[]) => {
+    const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', logFile(name), logFile(name)] });
+    children.push(child);
+    return child;
+  };
+
+  launch('temporal', TEMPORAL_BIN, [
+    'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(temporalPort), '--ui-port', String(uiPort),
+    '--http-port', String(await freePort()), '--metrics-port', String(await freePort()),
+    '--log-level', 'warn', '--ui-disable-news-fetch',
+  ]);
+  execFileSync('bash', [path.join(ROOT, 'scripts/temporal-init.sh')], { env, stdio: 'inherit' });
+
+  let worker: ChildProcess | undefined;
+  const startWorker = async () => {
+    worker = launch('worker', process.execPath, ['--import', 'tsx', 'worker/main.ts']);
+    return worker.pid!;
+  };
+  const stopWorker = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    const w = worker;
+    if (!w || w.exitCode !== null) return;
+    const exited = new Promise((resolve) => w.once('exit', resolve));
+    w.kill(signal);
+    await exited;
+  };
+  await startWorker();
+  launch('api', process.execPath, ['--import', 'tsx', 'api/main.ts']);
+
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  await waitFor('the test stack to be ready', async () => {
+    for (const child of children) {
+      if (child.exitCode !== null) throw new Error(`${child.spawnargs.join(' ')} exited; logs in ${dataDir}`);
+    }
+    const res = await fetch(`${apiUrl}/readyz`);
+    return res.ok ? true : undefined;
+  }, { timeoutMs: 120_000, intervalMs: 250 });
+
+  return {
+    info: {
+      apiUrl,
+      temporalAddress,
+      temporalUiUrl: `http://127.0.0.1:${uiPort}`,
+      namespace: 'default',
+      taskQueue: env.HODEI_TASK_QUEUE!,
+      instanceId,
+      dataDir,
+      workerPid: worker!.pid!,
+    },
+    env,
+    startWorker,
+    stopWorker,
+    async stop() {
+      await Promise.all(
+        children.reverse().map(
+          (child) =>
+            new Promise<void>((resolve) => {
+              if (child.exitCode !== null || child.signalCode !== null) return resolve();
+              child.once('exit', () => resolve());
+              child.kill('SIGTERM');
+              setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+            }),
+        ),
+      );
+      if (!process.env.HODEI_KEEP_TEST_DATA) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
