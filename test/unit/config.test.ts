@@ -1,0 +1,35 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../domain/config.js';
+
+describe('loadConfig', () => {
+  it('has a default for every setting and keeps a generated installation id', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hodei-config-'));
+    try {
+      const config = loadConfig({ HODEI_DATA_DIR: dir });
+      expect(config).toMatchObject({
+        TEMPORAL_ADDRESS: '127.0.0.1:7233',
+        TEMPORAL_NAMESPACE: 'default',
+        HODEI_API_PORT: 8080,
+        HODEI_WORKER_CAPACITY: 8,
+        HODEI_RETENTION_DAYS: 30,
+      });
+      expect(config.HODEI_INSTANCE_ID).toMatch(/^hodei-/);
+      expect(loadConfig({ HODEI_DATA_DIR: dir }).HODEI_INSTANCE_ID).toBe(config.HODEI_INSTANCE_ID);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses bad values, naming each', () => {
+    expect(() => loadConfig({ HODEI_API_PORT: 'eighty', HODEI_WORKER_CAPACITY: '0', HODEI_INSTANCE_ID: 'x' })).toThrow(ConfigError);
+    try {
+      loadConfig({ HODEI_API_PORT: 'eighty', HODEI_WORKER_CAPACITY: '0', HODEI_INSTANCE_ID: 'x' });
+    } catch (err) {
+      expect((err as Error).message).toContain('HODEI_API_PORT');
+      expect((err as Error).message).toContain('HODEI_WORKER_CAPACITY');
+    }
+  });
+});

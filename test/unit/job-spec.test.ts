@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { defaultJobName, JobSpecSchema } from '../../domain/job-spec.js';
+import { scriptCommand } from '../../activities/script-archive.js';
+
+describe('JobSpecSchema', () => {
+  it('applies defaults', () => {
+    expect(JobSpecSchema.parse({ script: 'echo' })).toEqual({
+      script: 'echo',
+      env: {},
+      labels: {},
+      timeoutSeconds: 3600,
+      cancelGraceSeconds: 10,
+    });
+  });
+
+  it.each([
+    [{ script: 'x', env: { 'A-B': 'x' } }, 'env'],
+    [{ script: 'x', env: { A: 'nul\0' } }, 'env'],
+    [{ script: 'x', cancelGraceSeconds: 1.5 }, 'cancelGraceSeconds'],
+    [{ script: 'x', labels: { '-bad': 'x' } }, 'labels'],
+    [{ script: 'x', image: 'UPPER' }, 'image'],
+    [{ script: 'x', extra: true }, ''],
+  ])('refuses %j', (spec, field) => {
+    const result = JobSpecSchema.safeParse(spec);
+    expect(result.success).toBe(false);
+    expect(result.error!.issues[0]!.path.join('.')).toContain(field);
+  });
+
+  it('accepts image references with registry, tag and digest', () => {
+    for (const image of ['busybox', 'hodei-worker:latest', 'registry.local:5000/team/app:1.2', 'a/b@sha256:abc123']) {
+      expect(JobSpecSchema.safeParse({ script: 'x', image }).success, image).toBe(true);
+    }
+  });
+});
+
+describe('defaultJobName', () => {
+  it('uses the first command line, skipping comments and the shebang', () => {
+    expect(defaultJobName('#!/bin/bash\n# comment\n\n  make test  \nmore')).toBe('make test');
+    expect(defaultJobName('x'.repeat(100))).toHaveLength(60);
+  });
+});
+
+describe('scriptCommand', () => {
+  it('runs a #! script directly and anything else with bash', () => {
+    expect(scriptCommand('#!/usr/bin/env python3\nprint(1)')).toEqual(['/hodei/script']);
+    expect(scriptCommand('echo hi')).toEqual(['/bin/bash', '/hodei/script']);
+  });
+});

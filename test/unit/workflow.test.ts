@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { type ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Context } from '@temporalio/activity';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Activities } from '../../activities/index.js';
+import type { JobInput } from '../../domain/job-spec.js';
+import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED, HOST_KEY, LABELS_KEY, STATE_KEY } from '../../domain/names.js';
+import { ROOT, TEMPORAL_BIN } from '../support/stack.js';
+
+// Workflow logic on the real local Temporal binary, with the activities mocked as plain objects.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+
+beforeAll(async () => {
+  env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: TEMPORAL_BIN },
+      searchAttributes: [STATE_KEY, LABELS_KEY, HOST_KEY],
+    },
+  });
+  // Built once for the whole file.
+  bundle = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows/index.ts'), logger: silentLogger() });
+}, 120_000);
+
+afterAll(async () => {
+  await env?.teardown();
+});
+
+const input: JobInput = {
+  script: 'echo hi',
+  name: 'test',
+  image: 'hodei-worker:latest',
+  env: {},
+  timeoutSeconds: 30,
+  cancelGraceSeconds: 0,
+  labels: {},
+  resources: { memoryMb: 256, cpus: 1, pidsLimit: 64 },
+};
+
+interface Calls {
+  provisioned: number;
+  ran: number;
+  removed: string[];
+}
+
+/** Mocked activities; provisioning returns this test's own queue as the "host" queue. */
+function mockActivities(taskQueue: string, run: () => Promise<Awaited<ReturnType<Activities['runScript']>>>) {
+  const calls: Calls = { provisioned: 0, ran: 0, removed: [] };
+  const activities: Activities = {
+    async provisionContainer() {
+      calls.provisioned += 1;
+      return { containerId: 'c1', host: 'test-host', hostTaskQueue: taskQueue };
+    },
+    async runScript() {
+      calls.ran += 1;
+      return run();
+    },
+    async removeContainer({ containerId }) {
+      calls.removed.push(containerId);
+    },
+  };
+  return { activities, calls };
+}
+
+const outcome = (exitCode: number) => ({
+  exitCode,
+  oomKilled: false,
+  startedAt: '2026-01-01T00:00:00.000Z',
+  finishedAt: '2026-01-01T00:00:01.500Z',
+  lastSeq: 3,
+});
+
+/** A run activity that never ends by itself: it heartbeats until cancelled, like the real one. */
+async function runUntilCancelled(): Promise<never> {
+  const ctx = Context.current();
+  const beat = setInterval(() => ctx.heartbeat(), 50);
+  try {
+    return await ctx.cancelled;
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+async function withWorker<T>(activities: Activities, taskQueue: string, fn: () => Promise<T>): Promise<T> {
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities,
+    maxHeartbeatThrottleInterval: '50 milliseconds',
+  });
+  return worker.runUntil(fn);
+}
+
+describe('runJob workflow', () => {
+  it('completes with the exit code and timings, and removes the container', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    const { activities, calls } = mockActivities(taskQueue, async () => outcome(0));
+    const result = await withWorker(activities, taskQueue, () =>
+      env.client.workflow.execute('runJob', { workflowId: randomUUID(), taskQueue, args: [input] }),
+    );
+    expect(result).toMatchObject({ exitCode: 0, containerId: 'c1', host: 'test-host', durationMs: 1500 });
+    expect(calls.removed).toEqual(['c1']);
+  });
+
+  it('fails with ScriptFailed on a non-zero exit code, still removing the container', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    const { activities, calls } = mockActivities(taskQueue, async () => outcome(3));
+    const workflowId = randomUUID();
+    const err = await withWorker(activities, taskQueue, () =>
+      env.client.workflow.execute('runJob', { workflowId, taskQueue, args: [input] }).catch((e: unknown) => e),
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe(FAILURE_SCRIPT_FAILED);
+    expect(calls.removed).toEqual(['c1']);
+    const { memo } = await env.client.workflow.getHandle(workflowId).describe();
+    expect(memo).toMatchObject({ state: 'FAILED', exitCode: 3, reason: 'exit code 3' });
+  });
+
+  it('times out with JobTimedOut: the run is cancelled and the container removed', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    const { activities, calls } = mockActivities(taskQueue, runUntilCancelled);
+    const workflowId = randomUUID();
+    const err = await withWorker(activities, taskQueue, () =>
+      env.client.workflow
+        .execute('runJob', { workflowId, taskQueue, args: [{ ...input, timeoutSeconds: 1 }] })
+        .catch((e: unknown) => e),
+    );
+    expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe(FAILURE_JOB_TIMED_OUT);
+    expect(calls.ran).toBe(1);
+    expect(calls.removed).toEqual(['c1']);
+    const { memo, status } = await env.client.workflow.getHandle(workflowId).describe();
+    expect(status.name).toBe('FAILED');
+    expect(memo).toMatchObject({ state: 'TIMED_OUT' });
+  });
+
+  it('is cancelled only after the run stopped and the container was removed', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    const order: string[] = [];
+    const { activities, calls } = mockActivities(taskQueue, async () => {
+      try {
+        return await runUntilCancelled();
+      } finally {
+        order.push('run stopped');
+      }
+    });
+    const remove = activities.removeContainer;
+    activities.removeContainer = async (args) => {
+      order.push('removed');
+      return remove(args);
+    };
+    const workflowId = randomUUID();
+    const err = await withWorker(activities, taskQueue, async () => {
+      const handle = await env.client.workflow.start('runJob', { workflowId, taskQueue, args: [input] });
+      while (calls.ran === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      await handle.cancel();
+      return handle.result().catch((e: unknown) => e);
+    });
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(order).toEqual(['run stopped', 'removed']);
+    const { status, memo } = await env.client.workflow.getHandle(workflowId).describe();
+    expect(status.name).toBe('CANCELLED');
+    expect(memo).toMatchObject({ state: 'CANCELLED' });
+  });
+
+  it('cancelled while queued: never runs and creates nothing to remove', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    // No worker polls yet: the provision activity stays scheduled, like a job waiting for capacity.
+    const handle = await env.client.workflow.start('runJob', { workflowId: randomUUID(), taskQueue, args: [input] });
+    const { activities, calls } = mockActivities(taskQueue, async () => outcome(0));
+    await handle.cancel();
+    const err = await withWorker(activities, taskQueue, () => handle.result().catch((e: unknown) => e));
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(calls).toEqual({ provisioned: 0, ran: 0, removed: [] });
+  });
+});
+
+function silentLogger() {
+  const noop = () => undefined;
+  return { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
+}
