@@ -4,6 +4,7 @@ import type { JobResources } from '../domain/job-spec.js';
 import type { ProvisionedContainer, ProvisionProgress, ScriptOutcome } from '../domain/job-result.js';
 import {
   FAILURE_IMAGE_NOT_FOUND,
+  FAILURE_PROVISIONING_FAILED,
   LABEL_INSTANCE,
   LABEL_JOB_ID,
   LABEL_MANAGED,
@@ -30,6 +31,8 @@ export interface ActivityDeps {
   instanceId: string;
   /** How often the run activity heartbeats, ms. The worker throttles what reaches the server. */
   heartbeatIntervalMs?: number;
+  /** How long provisioning keeps retrying engine errors before the job fails, ms. */
+  provisionDeadlineMs: number;
 }
 
 export interface ProvisionInput {
@@ -72,9 +75,11 @@ export function createActivities(deps: ActivityDeps) {
      */
     async provisionContainer(input: ProvisionInput): Promise<ProvisionedContainer> {
       const ctx = Context.current();
-      const release = await waitForSlot(ctx, host.slots);
+      const prior = ctx.info.heartbeatDetails as ProvisionProgress | undefined;
+      let release: (() => void) | undefined;
       let created: Docker.Container | undefined;
       try {
+        release = await waitForSlot(ctx, host.slots);
         ctx.heartbeat({ phase: 'creating' } satisfies ProvisionProgress);
         await ensureImage(docker, input.image);
         created = await createJobContainer(docker, instanceId, input);
@@ -84,9 +89,21 @@ export function createActivities(deps: ActivityDeps) {
         return { containerId: created.id, host: host.id, hostTaskQueue: host.taskQueue };
       } catch (err) {
         if (created) await removeQuietly(created);
+        if (err instanceof ApplicationFailure || ctx.cancellationSignal.aborted) throw err;
+        // The engine failed (unreachable, overloaded…): Temporal retries with backoff, until the
+        // provisioning deadline, counted from the first failure, passes.
+        const firstFailureAt = prior?.firstFailureAt ?? Date.now();
+        ctx.heartbeat({ phase: 'retrying', firstFailureAt } satisfies ProvisionProgress);
+        if (Date.now() - firstFailureAt >= deps.provisionDeadlineMs) {
+          throw ApplicationFailure.create({
+            type: FAILURE_PROVISIONING_FAILED,
+            message: `could not provision a container for ${Math.round(deps.provisionDeadlineMs / 1000)}s: ${(err as Error).message}`,
+            nonRetryable: true,
+          });
+        }
         throw err;
       } finally {
-        release();
+        release?.();
       }
     },
 

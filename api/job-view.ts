@@ -23,6 +23,7 @@ export const JobViewSchema = z.object({
   finishedAt: z.string().optional(),
   host: z.string().optional(),
   attempt: z.number().int().optional(),
+  cleanupPending: z.boolean().optional(),
   workflow: z.object({ workflowId: z.string(), runId: z.string(), status: z.string() }),
 });
 export type JobView = z.infer<typeof JobViewSchema>;
@@ -61,6 +62,7 @@ export function toJobView(d: WorkflowExecutionDescription): JobView {
     finishedAt: isoOrUndefined(memo.finishedAt) ?? d.closeTime?.toISOString(),
     host: memo.host,
     attempt: memo.containerId ? 1 : undefined,
+    cleanupPending: memo.cleanupPending,
     workflow: { workflowId: d.workflowId, runId: d.runId, status: d.status.name },
   };
 }
@@ -84,12 +86,16 @@ function deriveState(d: WorkflowExecutionDescription, memo: Partial<JobMemo>): {
   if (d.raw.workflowExtendedInfo?.cancelRequested || memo.state === 'CANCELLING') return { state: 'CANCELLING' };
   if (memo.state === 'RUNNING') return { state: 'RUNNING' };
   const provision = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'provisionContainer');
-  if (provision?.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED) {
-    const payload = provision.heartbeatDetails?.payloads?.[0];
-    const progress = payload ? (defaultPayloadConverter.fromPayload(payload) as ProvisionProgress) : undefined;
-    if (progress?.phase !== 'waiting-for-slot') return { state: 'PROVISIONING' };
+  // Why provisioning keeps failing (engine unreachable, …), while it retries.
+  const reason = provision?.lastFailure?.message
+    ? `provisioning attempt ${Math.max(1, (provision.attempt ?? 1) - 1)} failed: ${provision.lastFailure.message}; retrying`
+    : undefined;
+  const payload = provision?.heartbeatDetails?.payloads?.[0];
+  const progress = payload ? (defaultPayloadConverter.fromPayload(payload) as ProvisionProgress) : undefined;
+  if (provision?.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED && progress?.phase !== 'waiting-for-slot') {
+    return { state: 'PROVISIONING', reason };
   }
-  return { state: 'QUEUED' };
+  return { state: 'QUEUED', reason };
 }
 
 function isoOrUndefined(value: string | undefined): string | undefined {

@@ -40,6 +40,14 @@ const ConfigSchema = z.object({
   HODEI_JOB_CPUS: z.coerce.number().positive().default(1),
   /** Process limit of a job container. */
   HODEI_JOB_PIDS_LIMIT: positiveInt.default(512),
+  /** How long provisioning retries an unreachable or failing Docker engine before the job fails, seconds. */
+  HODEI_PROVISION_DEADLINE_SECONDS: positiveInt.default(300),
+  /** Most seconds a job may ask for between SIGTERM and SIGKILL (`cancelGraceSeconds`). */
+  HODEI_MAX_CANCEL_GRACE_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
+  /** How often the reaper looks for containers whose job has ended, seconds. */
+  HODEI_REAPER_INTERVAL_SECONDS: positiveInt.default(30),
+  /** Age below which the reaper never touches a container (it may be provisioning), seconds. */
+  HODEI_REAPER_GRACE_SECONDS: z.coerce.number().int().min(0).default(60),
   /** Log level of the API and worker (pino levels). */
   HODEI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

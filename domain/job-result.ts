@@ -44,11 +44,15 @@ export interface JobMemo {
   host?: string;
   containerId?: string;
   oomKilled?: boolean;
+  /** The container could not be removed (Docker unreachable); the reaper removes it later. */
+  cleanupPending?: boolean;
 }
 
 /** Heartbeat details of the provision activity, shown as QUEUED vs PROVISIONING. */
 export interface ProvisionProgress {
-  phase: 'waiting-for-slot' | 'creating';
+  phase: 'waiting-for-slot' | 'creating' | 'retrying';
+  /** When the first failed attempt failed (ms since the epoch); carried across retries. */
+  firstFailureAt?: number;
 }
 
 /** Heartbeat details of the run activity: enough to reattach after a worker dies. */

@@ -29,6 +29,7 @@ export const FAILURE_SCRIPT_FAILED = 'ScriptFailed';
 export const FAILURE_JOB_TIMED_OUT = 'JobTimedOut';
 export const FAILURE_IMAGE_NOT_FOUND = 'ImageNotFound';
 export const FAILURE_CONTAINER_LOST = 'ContainerLost';
+export const FAILURE_PROVISIONING_FAILED = 'ProvisioningFailed';
 
 /** Name of the host-specific task queue for a Docker engine, stable across worker restarts. */
 export function hostTaskQueue(baseQueue: string, hostId: string): string {

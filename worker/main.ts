@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
+import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { HostSlots } from '../activities/host-slots.js';
@@ -8,6 +9,7 @@ import { hostTaskQueue } from '../domain/names.js';
 import { SqliteLogStore } from '../log-store/sqlite-log-store.js';
 import { createLogger } from '../domain/logger.js';
 import { dockerHostId } from './host.js';
+import { startReaper } from './reaper.js';
 
 const config = loadConfig();
 const logger = createLogger('worker', config.HODEI_LOG_LEVEL);
@@ -35,9 +37,12 @@ const activities = createActivities({
   host: { docker, id: hostId, taskQueue, slots: new HostSlots(docker, config.HODEI_INSTANCE_ID, config.HODEI_WORKER_CAPACITY) },
   logStore,
   instanceId: config.HODEI_INSTANCE_ID,
+  provisionDeadlineMs: config.HODEI_PROVISION_DEADLINE_SECONDS * 1000,
 });
 
 const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
 const common = { connection, namespace: config.TEMPORAL_NAMESPACE };
 
 // Shared queue: every job's workflow, and provisioning, which any host with a free slot may take.
@@ -69,9 +74,27 @@ logger.info(
   { taskQueue: config.HODEI_TASK_QUEUE, hostQueue: taskQueue, host: hostId, capacity: config.HODEI_WORKER_CAPACITY },
   'worker started',
 );
+const stopReaper = startReaper({
+  docker,
+  client,
+  instanceId: config.HODEI_INSTANCE_ID,
+  graceMs: config.HODEI_REAPER_GRACE_SECONDS * 1000,
+  intervalMs: config.HODEI_REAPER_INTERVAL_SECONDS * 1000,
+  logger,
+});
+
 try {
-  await Promise.all([jobsWorker.run(), hostWorker.run()]);
+  // If either worker stops (a signal, or a fatal error), stop the other too.
+  await Promise.all(
+    [jobsWorker, hostWorker].map((w) =>
+      w.run().finally(() => {
+        for (const other of [jobsWorker, hostWorker]) if (other.getState() === 'RUNNING') other.shutdown();
+      }),
+    ),
+  );
 } finally {
+  await stopReaper();
+  await clientConnection.close();
   await connection.close();
   await logStore.close();
 }

@@ -40,7 +40,9 @@ function hostActivities(container: ProvisionedContainer, input: JobInput) {
   const cleanup = proxyActivities<Activities>({
     taskQueue: container.hostTaskQueue,
     startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+    // The cleanup deadline: about two minutes of retries with backoff.
+    scheduleToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '20 seconds' },
   });
   return { runScript: run.runScript, removeContainer: cleanup.removeContainer };
 }
@@ -85,7 +87,16 @@ export async function runJob(input: JobInput): Promise<JobResult> {
       );
     } finally {
       // Whatever happened, and even when cancelled: the job only ends once its container is gone.
-      await CancellationScope.nonCancellable(() => removeContainer({ containerId: container.containerId }));
+      await CancellationScope.nonCancellable(async () => {
+        try {
+          await removeContainer({ containerId: container.containerId });
+        } catch (err) {
+          // Docker stayed unreachable past the cleanup deadline: end the job anyway; the reaper
+          // removes the container once the engine answers again.
+          log.warn('container not removed, left to the reaper', { error: String(err) });
+          upsertMemo({ cleanupPending: true });
+        }
+      });
     }
     return finish(outcome, container);
   } catch (err) {

@@ -50,6 +50,9 @@ export async function startStack(options: { capacity?: number } = {}): Promise<R
     HODEI_INSTANCE_ID: instanceId,
     HODEI_WORKER_CAPACITY: String(options.capacity ?? 12),
     HODEI_LOG_LEVEL: process.env.HODEI_LOG_LEVEL ?? 'info',
+    // A fast reaper, so tests see orphans go within seconds.
+    HODEI_REAPER_INTERVAL_SECONDS: '2',
+    HODEI_REAPER_GRACE_SECONDS: '3',
   };
   const children: ChildProcess[] = [];
   const logFile = (name: string) => openSync(path.join(dataDir, `${name}.log`), 'a');

@@ -1,0 +1,133 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEMPORAL_BIN, startStack, type RunningStack } from '../support/stack.js';
+import {
+  cancel,
+  containersOf,
+  docker,
+
+  logs,
+  stack,
+  submit,
+  waitForEnd,
+  waitForNoContainer,
+  waitForRunningContainer,
+} from '../support/api-client.js';
+import { waitFor } from '../support/wait.js';
+import { LABEL_JOB_ID } from '../../domain/names.js';
+import { TERMINAL_STATES } from '../../domain/job-state.js';
+
+const run = promisify(execFile);
+
+describe('graceful stop', () => {
+  it('kills a script that ignores SIGTERM once the grace period is over', async () => {
+    const grace = 2;
+    const job = await submit({
+      script: "trap '' TERM\necho ready\nwhile true; do sleep 0.1; done",
+      cancelGraceSeconds: grace,
+    });
+    await waitForRunningContainer(job.id);
+    await waitFor('ready', async () => ((await logs(job.id)).includes('ready') ? true : undefined));
+    const started = Date.now();
+    expect((await cancel(job.id)).status).toBe(202);
+    await waitForNoContainer(job.id, 15_000);
+    const elapsed = (Date.now() - started) / 1000;
+    // It had its grace period, and not much more.
+    expect(elapsed).toBeGreaterThanOrEqual(grace - 0.2);
+    expect(elapsed).toBeLessThan(grace + 1);
+    expect((await waitForEnd(job.id, 10_000)).state).toBe('CANCELLED');
+  });
+});
+
+describe('the reaper', () => {
+  it('removes the container of a terminated workflow (which ran no cleanup)', async () => {
+    const job = await submit({ script: 'while true; do echo tick; sleep 0.1; done' });
+    await waitForRunningContainer(job.id);
+    const { temporalAddress, namespace } = stack();
+    await run(TEMPORAL_BIN, [
+      'workflow', 'terminate', '--address', temporalAddress, '--namespace', namespace,
+      '--workflow-id', job.id, '--reason', 'test: terminate',
+    ]);
+    const ended = await waitForEnd(job.id, 10_000);
+    expect(ended).toMatchObject({ state: 'FAILED', reason: 'workflow terminated' });
+    // Reaper period 2 s and grace 3 s in the test stack.
+    await waitForNoContainer(job.id, 20_000);
+  });
+});
+
+describe('a cancel storm', () => {
+  it('50 jobs, each cancelled at a random moment: all end, no container left, none stuck', async () => {
+    const jobs = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        submit({ script: `echo start ${i}; sleep ${(1 + (i % 4) * 0.5).toFixed(1)}; echo end ${i}`, cancelGraceSeconds: 1 }),
+      ),
+    );
+    await Promise.all(
+      jobs.map(async (job) => {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 3000));
+        const res = await cancel(job.id);
+        expect([200, 202]).toContain(res.status);
+      }),
+    );
+    const ended = await Promise.all(jobs.map((job) => waitForEnd(job.id, 120_000)));
+    for (const job of ended) {
+      expect(TERMINAL_STATES).toContain(job.state);
+      expect(['CANCELLED', 'SUCCEEDED']).toContain(job.state);
+    }
+    for (const job of jobs) expect(await containersOf(job.id)).toEqual([]);
+  });
+});
+
+describe('cancel while queued (capacity 1)', () => {
+  let small: RunningStack;
+  beforeAll(async () => {
+    small = await startStack({ capacity: 1 });
+  });
+  afterAll(async () => {
+    await small?.stop();
+  });
+
+  const api = (path: string, init?: RequestInit) => fetch(`${small.info.apiUrl}${path}`, init);
+  const submitSmall = async (script: string) => {
+    const res = await api('/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ script, cancelGraceSeconds: 0 }) });
+    return ((await res.json()) as { id: string }).id;
+  };
+  const stateOf = async (id: string) => ((await (await api(`/jobs/${id}`)).json()) as { state: string }).state;
+
+  it('never creates a container for a job cancelled while it waits for capacity', async () => {
+    const since = Math.floor(Date.now() / 1000);
+    const blocker = await submitSmall('sleep 60');
+    await waitFor('the blocker to run', async () => ((await stateOf(blocker)) === 'RUNNING' ? true : undefined));
+    const queued = await submitSmall('echo should never run');
+    // It stays queued: the host is full.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await stateOf(queued)).toBe('QUEUED');
+
+    expect((await api(`/jobs/${queued}/cancel`, { method: 'POST' })).status).toBe(202);
+    await waitFor('the queued job to be CANCELLED', async () => ((await stateOf(queued)) === 'CANCELLED' ? true : undefined));
+
+    // Docker's own record: no container was ever created for it (while the blocker's was).
+    const until = Math.ceil(Date.now() / 1000) + 1;
+    expect(await containerEvents(queued, since, until)).toEqual([]);
+    expect(await containerEvents(blocker, since, until)).toContain('create');
+
+    await api(`/jobs/${blocker}/cancel`, { method: 'POST' });
+    await waitFor('the blocker to be CANCELLED', async () => ((await stateOf(blocker)) === 'CANCELLED' ? true : undefined));
+  });
+});
+
+/** The actions Docker recorded for a job's containers between two times (epoch seconds). */
+async function containerEvents(jobId: string, since: number, until: number): Promise<string[]> {
+  const events = (await docker.getEvents({
+    since,
+    until,
+    filters: { type: ['container'], label: [`${LABEL_JOB_ID}=${jobId}`] },
+  })) as unknown as NodeJS.ReadableStream;
+  let text = '';
+  for await (const chunk of events) text += String(chunk);
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => (JSON.parse(line) as { Action: string }).Action);
+}

@@ -1,0 +1,84 @@
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { isNotFound } from '../activities/docker-errors.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../domain/names.js';
+
+export interface ReaperOptions {
+  docker: Docker;
+  client: Client;
+  instanceId: string;
+  /** Containers younger than this are never touched: they may be in the middle of provisioning. */
+  graceMs: number;
+  logger: Logger;
+  /** Called with the number of containers each sweep removed. */
+  onRemoved?: (count: number) => void;
+}
+
+export interface SweepResult {
+  removed: string[];
+  /** False when Temporal could not be asked: then nothing was removed. */
+  complete: boolean;
+}
+
+/**
+ * Removes this installation's job containers whose workflow is closed, or that Temporal
+ * positively reports as not found — the containers of terminated workflows, of cleanups that
+ * could not reach Docker, of crashed provisioning. When Temporal cannot be reached it removes
+ * nothing: an unknown answer is never taken for "gone".
+ */
+export async function sweepOrphans(options: ReaperOptions): Promise<SweepResult> {
+  const { docker, client, instanceId, graceMs, logger } = options;
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${instanceId}`] },
+  });
+  const removed: string[] = [];
+  for (const container of containers) {
+    if (Date.now() - container.Created * 1000 < graceMs) continue;
+    const jobId = container.Labels[LABEL_JOB_ID];
+    let orphan: boolean;
+    if (!jobId) {
+      orphan = true;
+    } else {
+      try {
+        const description = await client.workflow.getHandle(jobId).describe();
+        orphan = description.status.name !== 'RUNNING';
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) {
+          logger.warn({ err }, 'reaper: Temporal unreachable, removing nothing this sweep');
+          return { removed, complete: false };
+        }
+        orphan = true;
+      }
+    }
+    if (!orphan) continue;
+    try {
+      await docker.getContainer(container.Id).remove({ force: true, v: true });
+      removed.push(container.Id);
+      logger.info({ jobId, containerId: container.Id }, 'reaper: removed orphaned container');
+    } catch (err) {
+      if (!isNotFound(err)) logger.warn({ err, jobId, containerId: container.Id }, 'reaper: could not remove container');
+    }
+  }
+  options.onRemoved?.(removed.length);
+  return { removed, complete: true };
+}
+
+/** Sweeps at start and then every `intervalMs` (never two sweeps at once); returns a stop function. */
+export function startReaper(options: ReaperOptions & { intervalMs: number }): () => Promise<void> {
+  let current: Promise<unknown> | undefined;
+  const sweep = () => {
+    if (current) return;
+    current = sweepOrphans(options)
+      .catch((err: unknown) => options.logger.warn({ err }, 'reaper: sweep failed'))
+      .finally(() => (current = undefined));
+  };
+  sweep();
+  const timer = setInterval(sweep, options.intervalMs);
+  return async () => {
+    clearInterval(timer);
+    await current;
+  };
+}
