@@ -6,6 +6,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
+# Browser tests drive Debian's Chromium (playwright cannot download its own browser here).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "[test] installing Debian's chromium for the browser tests" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 npx tsc --noEmit -p .
 npx eslint .
 mkdir -p test/artifacts
