@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `npm run bench`: installs what is missing (scripts/setup.sh), then runs each benchmark in bench/.
+# Every bench starts its own stack (Temporal dev server, worker, API) on free loopback ports,
+# measures its bare-Docker baseline in the same run, prints medians, p95 and ratios, and writes
+# JSON to bench/results/. A bench fails only on an error, never on a timing.
+#   BENCH_RUNS   samples per series (default 20)
+#   BENCH_BATCH  cancel bench: running jobs started at once per path (default 5)
+#   npm run bench -- cancel     runs only the named benches
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh
+benches=("$@")
+if [ ${#benches[@]} -eq 0 ]; then benches=(foundation cancel); fi
+status=0
+for bench in "${benches[@]}"; do
+  echo "=== bench/${bench}.ts ==="
+  node --import tsx "bench/${bench}.ts" || status=$?
+done
+exit "$status"
