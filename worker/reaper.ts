@@ -5,6 +5,9 @@ import type { Logger } from 'pino';
 import { isNotFound } from '../activities/docker-errors.js';
 import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../domain/names.js';
 
+// An unreachable Temporal must not stall a sweep for long.
+const DESCRIBE_DEADLINE_MS = 5_000;
+
 export interface ReaperOptions {
   docker: Docker;
   client: Client;
@@ -43,7 +46,9 @@ export async function sweepOrphans(options: ReaperOptions): Promise<SweepResult>
       orphan = true;
     } else {
       try {
-        const description = await client.workflow.getHandle(jobId).describe();
+        const description = await client.connection.withDeadline(Date.now() + DESCRIBE_DEADLINE_MS, () =>
+          client.workflow.getHandle(jobId).describe(),
+        );
         orphan = description.status.name !== 'RUNNING';
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) {

@@ -168,6 +168,30 @@ describe('runJob workflow', () => {
     expect(memo).toMatchObject({ state: 'CANCELLED' });
   });
 
+  it('cancelled while provisioning: waits for the provision to undo itself, never runs', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    const { activities, calls } = mockActivities(taskQueue, async () => outcome(0));
+    let provisionUndone = false;
+    activities.provisionContainer = async () => {
+      calls.provisioned += 1;
+      try {
+        return await runUntilCancelled();
+      } finally {
+        // The real activity removes the container it created before rethrowing.
+        provisionUndone = true;
+      }
+    };
+    const err = await withWorker(activities, taskQueue, async () => {
+      const handle = await env.client.workflow.start('runJob', { workflowId: randomUUID(), taskQueue, args: [input] });
+      while (calls.provisioned === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      await handle.cancel();
+      return handle.result().catch((e: unknown) => e);
+    });
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(provisionUndone).toBe(true);
+    expect(calls).toEqual({ provisioned: 1, ran: 0, removed: [] });
+  });
+
   it('cancelled while queued: never runs and creates nothing to remove', async () => {
     const taskQueue = `test-${randomUUID()}`;
     // No worker polls yet: the provision activity stays scheduled, like a job waiting for capacity.

@@ -1,0 +1,60 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../../domain/names.js';
+import { sweepOrphans } from '../../worker/reaper.js';
+import { docker, stack } from '../support/api-client.js';
+import { freePort } from '../support/ports.js';
+
+const logger = pino({ level: 'silent' });
+const instanceId = `reaper-${randomUUID().slice(0, 8)}`;
+const connections: Connection[] = [];
+
+afterEach(async () => {
+  await Promise.all(connections.splice(0).map((c) => c.close()));
+  const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } });
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+});
+
+/** A container labelled like a job's, for a job id no workflow has. */
+async function orphanContainer(): Promise<string> {
+  const container = await docker.createContainer({
+    Image: 'hodei-worker:latest',
+    Cmd: ['sleep', '60'],
+    Labels: { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceId, [LABEL_JOB_ID]: `missing-${randomUUID()}` },
+    HostConfig: { NetworkMode: 'none' },
+  });
+  return container.id;
+}
+
+async function clientFor(address: string): Promise<Client> {
+  const connection = await Connection.connect({ address, connectTimeout: 2000 });
+  connections.push(connection);
+  return new Client({ connection, namespace: stack().namespace });
+}
+
+describe('sweepOrphans', () => {
+  it('removes a container whose workflow Temporal reports as not found', async () => {
+    const id = await orphanContainer();
+    const result = await sweepOrphans({ docker, client: await clientFor(stack().temporalAddress), instanceId, graceMs: 0, logger });
+    expect(result).toEqual({ removed: [id], complete: true });
+  });
+
+  it('leaves a young container alone (it may be provisioning)', async () => {
+    await orphanContainer();
+    const result = await sweepOrphans({ docker, client: await clientFor(stack().temporalAddress), instanceId, graceMs: 60_000, logger });
+    expect(result.removed).toEqual([]);
+  });
+
+  it('removes nothing when Temporal cannot be reached', async () => {
+    await orphanContainer();
+    // A client whose server goes away: connect lazily to a port nothing listens on.
+    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}` });
+    connections.push(connection);
+    const client = new Client({ connection, namespace: 'default' });
+    const result = await sweepOrphans({ docker, client, instanceId, graceMs: 0, logger });
+    expect(result).toEqual({ removed: [], complete: false });
+    expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } })).toHaveLength(1);
+  });
+});
