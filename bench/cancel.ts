@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/names.js';
 import { startStack, TEMPORAL_BIN, type RunningStack } from '../test/support/stack.js';
 import {
-  ApiClient, bareStopAndRemove, BENCH_LABEL, ContainerEvents, environment, epochOf, goalLine, jobContainers, now, positiveInt, printTable, removeBenchContainers,
+  ApiClient, bareStopAndRemove, BENCH_LABEL, ContainerEvents, environment, epochOf, goalLine, jobContainers, now, positiveInt, printTable, progress, removeBenchContainers,
   RUNS, runBench, startBareContainer, summarize, timeProcess, waitForNoContainer, writeResults, type BareContainer, type Summary,
 } from './support.js';
 
@@ -69,7 +69,7 @@ async function main() {
   console.log(`cancel bench: ${RUNS} cancels per path and kind, batches of ${BATCH} per path, starting a stack…`);
   stack = await startStack({ capacity: 2 * BATCH + 2 });
   const { apiUrl, instanceId, temporalAddress, namespace } = stack.info;
-  const api = new ApiClient(apiUrl);
+  const api = new ApiClient(apiUrl, stack.info.apiToken);
   jobEvents = await ContainerEvents.watch(`${LABEL_INSTANCE}=${instanceId}`, LABEL_JOB_ID);
   bareEvents = await ContainerEvents.watch(`${BENCH_LABEL}=${runId}`, `${BENCH_LABEL}.id`);
   const breakdown = async (events: ContainerEvents, key: string, t0: number) => {
@@ -138,10 +138,9 @@ async function main() {
           samples[target.path].push(await cancel(kind, target));
         }
         round++;
-        process.stdout.write(`\r  ${samples.api.length}/${RUNS} per path`);
+        progress(`${samples.api.length}/${RUNS} per path`, samples.api.length === RUNS);
       }
     }
-    process.stdout.write('\n');
   }
 
   const summary: Record<string, Record<string, Summary>> = {};

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/names.js';
 import { startStack, type RunningStack } from '../test/support/stack.js';
 import {
-  ApiClient, bareStopAndRemove, ContainerEvents, environment, epochOf, goalLine, jobContainers, now, printTable, removeBenchContainers, RUNS,
+  ApiClient, bareStopAndRemove, ContainerEvents, environment, epochOf, goalLine, progress, jobContainers, now, printTable, removeBenchContainers, RUNS,
   runBench, startBareContainer, summarize, timeProcess, waitForNoContainer, WORKER_IMAGE, writeResults,
 } from './support.js';
 
@@ -49,7 +49,7 @@ const samples = {
 async function main() {
   console.log(`foundation bench: ${RUNS} runs (+${WARMUP} warm-up), image ${WORKER_IMAGE}, starting a stack…`);
   stack = await startStack();
-  const api = new ApiClient(stack.info.apiUrl);
+  const api = new ApiClient(stack.info.apiUrl, stack.info.apiToken);
   const instanceId = stack.info.instanceId;
   events = await ContainerEvents.watch(`${LABEL_INSTANCE}=${instanceId}`, LABEL_JOB_ID);
   const ev = events;
@@ -98,9 +98,8 @@ async function main() {
     const record = i >= WARMUP;
     // Rotate the order each round so no series always runs first (or right after a cancel).
     for (let k = 0; k < steps.length; k++) await steps[(i + k) % steps.length]!(record);
-    if (record) process.stdout.write(`\r  run ${i - WARMUP + 1}/${RUNS}`);
+    if (record) progress(`run ${i - WARMUP + 1}/${RUNS}`, i === WARMUP + RUNS - 1);
   }
-  process.stdout.write('\n');
 
   const firstLine = summarize(samples.hodei.map((s) => s.firstLineMs));
   const succeeded = summarize(samples.hodei.map((s) => s.succeededMs));

@@ -37,10 +37,17 @@ export interface JobView {
 
 /** The platform's HTTP API, by URL. */
 export class ApiClient {
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string,
+  ) {}
+
+  private fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(`${this.baseUrl}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${this.token}` } });
+  }
 
   async submit(spec: Record<string, unknown>): Promise<JobView> {
-    const res = await fetch(`${this.baseUrl}/jobs`, {
+    const res = await this.fetch('/jobs', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(spec),
@@ -50,19 +57,19 @@ export class ApiClient {
   }
 
   async job(id: string): Promise<JobView> {
-    const res = await fetch(`${this.baseUrl}/jobs/${id}`);
+    const res = await this.fetch(`/jobs/${id}`);
     if (res.status !== 200) throw new Error(`GET /jobs/${id} answered ${res.status}: ${await res.text()}`);
     return (await res.json()) as JobView;
   }
 
   async logs(id: string): Promise<string> {
-    const res = await fetch(`${this.baseUrl}/jobs/${id}/logs`);
+    const res = await this.fetch(`/jobs/${id}/logs`);
     if (res.status !== 200) throw new Error(`GET /jobs/${id}/logs answered ${res.status}: ${await res.text()}`);
     return res.text();
   }
 
   async cancel(id: string): Promise<void> {
-    const res = await fetch(`${this.baseUrl}/jobs/${id}/cancel`, { method: 'POST' });
+    const res = await this.fetch(`/jobs/${id}/cancel`, { method: 'POST' });
     if (res.status !== 202) throw new Error(`POST /jobs/${id}/cancel answered ${res.status}: ${await res.text()}`);
     await res.body?.cancel();
   }
@@ -340,4 +347,10 @@ export class ContainerEvents {
   close(): void {
     this.stream?.destroy?.();
   }
+}
+
+/** A progress note overwritten in place on a terminal; silent when output goes to a file. */
+export function progress(text: string, done = false): void {
+  if (!process.stdout.isTTY) return;
+  process.stdout.write(`\r  ${text}${done ? '\n' : ''}`);
 }
