@@ -10,6 +10,7 @@ export class HostSlots {
   private reserved = 0;
   private lock: Promise<void> = Promise.resolve();
   private waiters = new Set<() => void>();
+  private queue: symbol[] = [];
 
   constructor(
     private readonly docker: Docker,
@@ -49,6 +50,31 @@ export class HostSlots {
       };
     } finally {
       unlock();
+    }
+  }
+
+  /**
+   * Waits for a slot, first come first served: only the longest-waiting caller tries, so a newly
+   * arrived job never overtakes one that has been waiting. `onWait` runs while it waits (to
+   * heartbeat); `signal` aborts the wait.
+   */
+  async acquire(signal: AbortSignal, onWait: () => void): Promise<() => void> {
+    const ticket = Symbol('waiter');
+    this.queue.push(ticket);
+    try {
+      for (;;) {
+        if (this.queue[0] === ticket) {
+          const release = await this.tryAcquire();
+          if (release) return release;
+        }
+        onWait();
+        await this.waitForChange(1000, signal);
+        if (signal.aborted) throw signal.reason;
+      }
+    } finally {
+      this.queue.splice(this.queue.indexOf(ticket), 1);
+      // The next in line may go now.
+      this.notify();
     }
   }
 

@@ -4,6 +4,7 @@ import type { JobResources } from '../domain/job-spec.js';
 import type { ProvisionedContainer, ProvisionProgress, ScriptOutcome } from '../domain/job-result.js';
 import {
   FAILURE_IMAGE_NOT_FOUND,
+  LABEL_ATTEMPT,
   FAILURE_PROVISIONING_FAILED,
   LABEL_INSTANCE,
   LABEL_JOB_ID,
@@ -31,12 +32,16 @@ export interface ActivityDeps {
   instanceId: string;
   /** How often the run activity heartbeats, ms. The worker throttles what reaches the server. */
   heartbeatIntervalMs?: number;
+  /** Most bytes of output stored per job (`HODEI_LOG_MAX_BYTES`). Default: 100 MiB. */
+  logMaxBytes?: number;
   /** How long provisioning keeps retrying engine errors before the job fails, ms. */
   provisionDeadlineMs: number;
 }
 
 export interface ProvisionInput {
   jobId: string;
+  /** Which attempt of the job this container is for; each attempt gets a fresh container. */
+  attempt: number;
   image: string;
   script: string;
   env: Record<string, string>;
@@ -55,7 +60,20 @@ export interface RemoveContainerInput {
 }
 
 // Unprivileged uid/gid the script runs as (the worker image's `hodei` user).
-const JOB_USER = '10001:10001';
+const JOB_UID = 10001;
+const JOB_USER = `${JOB_UID}:${JOB_UID}`;
+/** The job's working directory (and HOME): scratch space. */
+const WORK_DIR = '/work';
+
+function scratchMounts(scratchMb: number): Record<string, string> {
+  const opts = 'rw,nosuid,nodev';
+  return {
+    [WORK_DIR]: `${opts},size=${scratchMb}m,uid=${JOB_UID},gid=${JOB_UID},mode=0755`,
+    '/tmp': `${opts},size=${scratchMb}m,mode=1777`,
+    '/var/tmp': `${opts},size=64m,mode=1777`,
+    '/run/lock': `${opts},size=1m,mode=1777`,
+  };
+}
 
 /** Env every job gets unless it sets the variable itself. */
 const DEFAULT_ENV: Record<string, string> = {
@@ -121,6 +139,7 @@ export function createActivities(deps: ActivityDeps) {
         attempt: input.attempt,
         cancelGraceSeconds: input.cancelGraceSeconds,
         heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 100,
+        logMaxBytes: deps.logMaxBytes ?? 100 * 1024 * 1024,
       });
     },
 
@@ -140,14 +159,8 @@ export function createActivities(deps: ActivityDeps) {
 
 export type Activities = ReturnType<typeof createActivities>;
 
-async function waitForSlot(ctx: Context, slots: HostSlots): Promise<() => void> {
-  for (;;) {
-    const release = await slots.tryAcquire();
-    if (release) return release;
-    ctx.heartbeat({ phase: 'waiting-for-slot' } satisfies ProvisionProgress);
-    await slots.waitForChange(1000, ctx.cancellationSignal);
-    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-  }
+function waitForSlot(ctx: Context, slots: HostSlots): Promise<() => void> {
+  return slots.acquire(ctx.cancellationSignal, () => ctx.heartbeat({ phase: 'waiting-for-slot' } satisfies ProvisionProgress));
 }
 
 async function ensureImage(docker: Docker, image: string): Promise<void> {
@@ -164,8 +177,8 @@ async function ensureImage(docker: Docker, image: string): Promise<void> {
 }
 
 async function createJobContainer(docker: Docker, instanceId: string, input: ProvisionInput): Promise<Docker.Container> {
-  const name = `hodei-${input.jobId}`;
-  const env = { ...DEFAULT_ENV, ...input.env };
+  const name = `hodei-${input.jobId}-${input.attempt}`;
+  const env = { ...DEFAULT_ENV, HOME: WORK_DIR, ...input.env };
   try {
     return await docker.createContainer({
       name,
@@ -177,10 +190,14 @@ async function createJobContainer(docker: Docker, instanceId: string, input: Pro
         'TINI_KILL_PROCESS_GROUP=1',
       ],
       User: JOB_USER,
+      // The scratch space: the working directory and temp dirs live in size-limited tmpfs, so a
+      // job that fills its disk fails alone (the user cannot write anywhere else).
+      WorkingDir: WORK_DIR,
       Labels: {
         [LABEL_MANAGED]: 'true',
         [LABEL_JOB_ID]: input.jobId,
         [LABEL_INSTANCE]: instanceId,
+        [LABEL_ATTEMPT]: String(input.attempt),
       },
       AttachStdin: false,
       AttachStdout: false,
@@ -198,6 +215,7 @@ async function createJobContainer(docker: Docker, instanceId: string, input: Pro
         MemorySwap: input.resources.memoryMb * 1024 * 1024,
         NanoCpus: Math.round(input.resources.cpus * 1e9),
         PidsLimit: input.resources.pidsLimit,
+        Tmpfs: scratchMounts(input.resources.scratchMb),
         AutoRemove: false,
       },
     });
@@ -206,7 +224,8 @@ async function createJobContainer(docker: Docker, instanceId: string, input: Pro
     // A container of this name exists: an earlier attempt of this activity created it.
     const existing = docker.getContainer(name);
     const info = await existing.inspect();
-    if (info.Config.Labels?.[LABEL_JOB_ID] !== input.jobId) throw err;
+    const labels = info.Config.Labels ?? {};
+    if (labels[LABEL_JOB_ID] !== input.jobId || labels[LABEL_ATTEMPT] !== String(input.attempt)) throw err;
     return docker.getContainer(info.Id);
   }
 }

@@ -1,6 +1,6 @@
 import type { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import { Writable, type Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import type { RunProgress, ScriptOutcome } from '../domain/job-result.js';
 import type { LogLine, LogStore, LogStream } from '../log-store/log-store.js';
 import { containerLost, isNotFound } from './docker-errors.js';
@@ -14,17 +14,29 @@ export interface RunScriptDeps {
   attempt: number;
   cancelGraceSeconds: number;
   heartbeatIntervalMs: number;
+  /** Most bytes of output stored per job; the rest is read and dropped. */
+  logMaxBytes: number;
 }
 
 /**
  * The run activity's body. Output is read through Docker's log endpoint rather than attach, so
  * a retried activity (after its worker died) reads the same output again from the start and
  * skips the lines already stored: line numbering is the same on every read.
+ *
+ * Seq n is always the n-th line of output. Past the log cap lines are still read (the container
+ * never blocks on a full pipe) and counted, but not stored; the one `system` line saying how much
+ * was dropped takes the seq of the first dropped line, written once the output has ended. So the
+ * numbering never depends on when a worker died, and a job's lines become readable in seq order.
  */
 export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): Promise<ScriptOutcome> {
   const { container, logStore, jobId, attempt } = deps;
   const prior = ctx.info.heartbeatDetails as RunProgress | undefined;
+  // A later attempt continues the job's numbering, after a system line that marks its start.
+  const seqBase = prior?.seqBase ?? (attempt > 1 ? await attemptSeqBase(logStore, jobId, attempt) : 0);
+  if (attempt > 1) await logStore.append(jobId, [attemptMarker(seqBase, attempt)]);
   const alreadyStored = Math.max(prior?.lastSeq ?? 0, await logStore.lastSeq(jobId));
+  // Recorded before the container starts, so a retry of this run reuses the same numbering.
+  ctx.heartbeat({ containerId: container.id, lastSeq: alreadyStored, seqBase } satisfies RunProgress);
 
   const state = await inspect(container);
   if (state.State.Status === 'created') {
@@ -33,16 +45,18 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
     ctx.log.info('reattaching to container', { jobId, containerId: container.id, alreadyStored });
   }
 
-  let seq = 0;
+  let seq = attempt > 1 ? seqBase + 1 : 0;
   let lastSeq = alreadyStored;
   let batch: LogLine[] = [];
+  const cap = new LogCap(deps.logMaxBytes);
   const lineSink = (stream: LogStream) =>
     new LineSplitter((line) => {
       seq += 1;
-      if (seq > alreadyStored) batch.push({ seq, stream, ts: Date.now(), line, attempt });
+      if (cap.keep(seq, line) && seq > alreadyStored) batch.push({ seq, stream, ts: Date.now(), line, attempt });
     });
   const stdout = lineSink('stdout');
   const stderr = lineSink('stderr');
+  const position = new LogPosition();
   const flush = async () => {
     if (batch.length === 0) return;
     const lines = batch;
@@ -51,7 +65,7 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
     lastSeq = lines[lines.length - 1]!.seq;
   };
 
-  const heartbeat = () => ctx.heartbeat({ containerId: container.id, lastSeq } satisfies RunProgress);
+  const heartbeat = () => ctx.heartbeat({ containerId: container.id, lastSeq, seqBase } satisfies RunProgress);
   heartbeat();
   const heartbeats = setInterval(heartbeat, deps.heartbeatIntervalMs);
 
@@ -74,17 +88,31 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
   ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
 
   try {
-    const output = (await container.logs({ follow: true, stdout: true, stderr: true })) as unknown as Readable;
-    await pumpOutput(output, deps.modem, stdout, stderr, flush, detach.signal);
+    const output = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true })) as unknown as Readable;
+    await pumpOutput(output, deps.modem, position.sinks(stdout, stderr), flush, detach.signal);
+    if (detach.signal.aborted) {
+      await flush();
+      heartbeat();
+      throw ctx.cancellationSignal.reason;
+    }
+    if (stopping) await stopping;
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    // A follow read can end before Docker has written a stopped container's last messages (a
+    // late stderr line, a final line without newline): read again what came after it.
+    const { since, skip } = position.resumePoint();
+    const rest = (await container.logs({ follow: false, stdout: true, stderr: true, timestamps: true, since })) as unknown as Buffer;
+    position.skip(skip);
+    await pumpOutput(Readable.from([rest]), deps.modem, position.sinks(stdout, stderr), flush, detach.signal);
+    // The output has ended: the last lines and the cap marker are final.
     stdout.flush();
     stderr.flush();
+    const marker = cap.marker(attempt);
+    if (marker) batch.push(marker);
     await flush();
-    if (stopping) await stopping;
     if (ctx.cancellationSignal.aborted) {
       heartbeat();
       throw ctx.cancellationSignal.reason;
     }
-    const { StatusCode } = (await container.wait()) as { StatusCode: number };
     const finished = await inspect(container);
     return {
       exitCode: StatusCode,
@@ -100,6 +128,101 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
 }
 
 /**
+ * Where a read of the container's log has got to, from Docker's per-message timestamps (second
+ * precision is enough): messages seen per second of their timestamp, for the last few seconds.
+ * A second read `since` a little before the last one seen returns, in the log's order, first the
+ * messages already seen there (the first read saw a prefix of the log), then the new ones.
+ */
+export class LogPosition {
+  private readonly perSecond = new Map<number, number>();
+  private latest = 0;
+  private toSkip = 0;
+
+  /** Writables for demuxed frames (one frame = one timestamped message) feeding the splitters. */
+  sinks(stdout: LineSplitter, stderr: LineSplitter): { stdout: Writable; stderr: Writable } {
+    const sink = (splitter: LineSplitter) =>
+      new Writable({
+        write: (frame: Buffer, _encoding, callback) => {
+          const content = this.message(frame);
+          if (content) splitter.push(content);
+          callback();
+        },
+      });
+    return { stdout: sink(stdout), stderr: sink(stderr) };
+  }
+
+  /** Where to read from again, and how many messages there were seen already. */
+  resumePoint(): { since: number; skip: number } {
+    if (this.latest === 0) return { since: 0, skip: 0 };
+    // Two seconds back: stdout and stderr are logged by separate copiers, so timestamps in the
+    // log are not quite in order.
+    const since = this.latest - 2;
+    let skip = 0;
+    for (const [second, count] of this.perSecond) if (second >= since) skip += count;
+    return { since, skip };
+  }
+
+  /** The next `count` messages were seen before: drop them. */
+  skip(count: number): void {
+    this.toSkip = count;
+  }
+
+  /** The message's content without its timestamp; undefined for a message to skip. */
+  private message(frame: Buffer): Buffer | undefined {
+    if (this.toSkip > 0) {
+      this.toSkip -= 1;
+      return undefined;
+    }
+    const space = frame.indexOf(0x20);
+    const second = space > 0 ? Math.floor(Date.parse(`${frame.toString('latin1', 0, 19)}Z`) / 1000) : NaN;
+    if (Number.isNaN(second)) return frame;
+    this.perSecond.set(second, (this.perSecond.get(second) ?? 0) + 1);
+    if (second > this.latest) {
+      this.latest = second;
+      for (const s of this.perSecond.keys()) if (s < second - 10) this.perSecond.delete(s);
+    }
+    return frame.subarray(space + 1);
+  }
+}
+
+/** Counts stored bytes against the per-job cap and what is dropped past it. */
+export class LogCap {
+  private storedBytes = 0;
+  private firstDropped = 0;
+  private droppedLines = 0;
+  private droppedBytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** Whether line `seq` is within the cap. */
+  keep(seq: number, line: string): boolean {
+    const bytes = Buffer.byteLength(line) + 1;
+    if (this.firstDropped === 0 && this.storedBytes + bytes <= this.maxBytes) {
+      this.storedBytes += bytes;
+      return true;
+    }
+    if (this.firstDropped === 0) this.firstDropped = seq;
+    this.droppedLines += 1;
+    this.droppedBytes += bytes;
+    return false;
+  }
+
+  /** The line that says what was dropped, in the first dropped line's place; none under the cap. */
+  marker(attempt: number): LogLine | undefined {
+    if (this.firstDropped === 0) return undefined;
+    return {
+      seq: this.firstDropped,
+      stream: 'system',
+      ts: Date.now(),
+      line:
+        `[hodei] log truncated: output over the ${this.maxBytes}-byte log cap was not stored ` +
+        `(${this.droppedLines} lines, ${this.droppedBytes} bytes dropped)`,
+      attempt,
+    };
+  }
+}
+
+/**
  * Demultiplexes Docker's stdout/stderr frames into the two line splitters, storing each chunk's
  * complete lines before reading on. Resolves when the container's output ends (it stopped), or
  * on `detach`, when the activity lets go of a container that goes on running.
@@ -107,20 +230,12 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
 function pumpOutput(
   output: Readable,
   modem: Docker['modem'],
-  stdout: LineSplitter,
-  stderr: LineSplitter,
+  sinks: { stdout: Writable; stderr: Writable },
   flush: () => Promise<void>,
   detach: AbortSignal,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const sink = (splitter: LineSplitter) =>
-      new Writable({
-        write(chunk: Buffer, _encoding, callback) {
-          splitter.push(chunk);
-          callback();
-        },
-      });
-    modem.demuxStream(output, sink(stdout), sink(stderr));
+    modem.demuxStream(output, sinks.stdout, sinks.stderr);
     // Registered after demuxStream's own listener, so each chunk is split before it is stored.
     output.on('data', () => {
       output.pause();
@@ -164,4 +279,18 @@ async function inspect(container: Docker.Container): Promise<Docker.ContainerIns
     if (isNotFound(err)) throw containerLost(container.id);
     throw err;
   }
+}
+
+const attemptMarkerText = (attempt: number) => `[hodei] attempt ${attempt} started`;
+
+function attemptMarker(seqBase: number, attempt: number): LogLine {
+  return { seq: seqBase + 1, stream: 'system', ts: Date.now(), line: attemptMarkerText(attempt), attempt };
+}
+
+/** Where a later attempt's lines start: after everything stored so far (its own marker excepted). */
+async function attemptSeqBase(logStore: LogStore, jobId: string, attempt: number): Promise<number> {
+  const last = await logStore.lastSeq(jobId);
+  const [line] = await logStore.read(jobId, { afterSeq: last - 1, limit: 1 });
+  const ownMarker = line?.stream === 'system' && line.attempt === attempt && line.line === attemptMarkerText(attempt);
+  return ownMarker ? last - 1 : last;
 }

@@ -61,7 +61,7 @@ export function toJobView(d: WorkflowExecutionDescription): JobView {
     startedAt: isoOrUndefined(memo.startedAt),
     finishedAt: isoOrUndefined(memo.finishedAt) ?? d.closeTime?.toISOString(),
     host: memo.host,
-    attempt: memo.containerId ? 1 : undefined,
+    attempt: memo.attempt ?? (memo.containerId ? 1 : undefined),
     cleanupPending: memo.cleanupPending,
     workflow: { workflowId: d.workflowId, runId: d.runId, status: d.status.name },
   };

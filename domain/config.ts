@@ -21,6 +21,16 @@ const ConfigSchema = z.object({
   HODEI_API_PORT: port.default(8080),
   /** Address the HTTP API listens on. */
   HODEI_API_HOST: z.string().min(1).default('127.0.0.1'),
+  /**
+   * API tokens, comma-separated: each a token or `sha256:<hex>` of one. Every route but
+   * `/healthz` and `/readyz` needs `Authorization: Bearer <token>`. Default: none configured, so
+   * the API uses (and on first start creates) the token in `<data dir>/api-token`.
+   */
+  HODEI_API_TOKENS: z
+    .string()
+    .default('')
+    .transform((value) => value.split(',').map((t) => t.trim()).filter((t) => t.length > 0))
+    .refine((tokens) => tokens.every((t) => /^[\x21-\x7e]{16,}$/.test(t)), 'each token must be at least 16 printable characters, no spaces'),
   /** Where logs and the installation id live. */
   HODEI_DATA_DIR: z.string().min(1).default('./data'),
   /** Id of this installation, put on every container as `hodei.instance`. Default: generated once, kept in the data dir. */
@@ -34,12 +44,31 @@ const ConfigSchema = z.object({
   HODEI_WORKER_IMAGE: z.string().min(1).default('hodei-worker:latest'),
   /** Days a finished job's record (Temporal retention) and logs are kept. */
   HODEI_RETENTION_DAYS: positiveInt.default(30),
+  /** Images jobs may name: comma-separated, `*` matches anything. Default: the worker image only. */
+  HODEI_ALLOWED_IMAGES: z
+    .string()
+    .optional()
+    .transform((value) => value?.split(',').map((s) => s.trim()).filter(Boolean)),
   /** Memory limit of a job container, MiB. */
   HODEI_JOB_MEMORY_MB: positiveInt.default(1024),
   /** CPU limit of a job container, cores. */
   HODEI_JOB_CPUS: z.coerce.number().positive().default(1),
   /** Process limit of a job container. */
   HODEI_JOB_PIDS_LIMIT: positiveInt.default(512),
+  /** Size of a job's in-memory scratch space (/tmp, /var/tmp, working directory), MiB. */
+  HODEI_JOB_SCRATCH_MB: positiveInt.default(512),
+  /** Most memory a job may ask for, MiB. */
+  HODEI_MAX_JOB_MEMORY_MB: positiveInt.default(8192),
+  /** Most CPUs a job may ask for. */
+  HODEI_MAX_JOB_CPUS: z.coerce.number().positive().default(4),
+  /** Most processes a job may ask for. */
+  HODEI_MAX_JOB_PIDS_LIMIT: positiveInt.default(4096),
+  /** Most scratch space a job may ask for, MiB. */
+  HODEI_MAX_JOB_SCRATCH_MB: positiveInt.default(4096),
+  /** How many times a job that lost its host (worker and engine gone) is run again elsewhere. */
+  HODEI_INFRA_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  /** Seconds a host may stay silent before its running jobs count as lost. */
+  HODEI_HOST_LOSS_SECONDS: positiveInt.default(60),
   /** How long provisioning retries an unreachable or failing Docker engine before the job fails, seconds. */
   HODEI_PROVISION_DEADLINE_SECONDS: positiveInt.default(300),
   /** Most seconds a job may ask for between SIGTERM and SIGKILL (`cancelGraceSeconds`). */
@@ -48,12 +77,20 @@ const ConfigSchema = z.object({
   HODEI_REAPER_INTERVAL_SECONDS: positiveInt.default(30),
   /** Age below which the reaper never touches a container (it may be provisioning), seconds. */
   HODEI_REAPER_GRACE_SECONDS: z.coerce.number().int().min(0).default(60),
+  /**
+   * Most bytes of output stored per job (100 MiB). Past it the job runs on and its output is
+   * read but dropped, with one `system` line saying how much.
+   */
+  HODEI_LOG_MAX_BYTES: positiveInt.default(100 * 1024 * 1024),
+  /** A live log stream (SSE) quiet this long gets a keep-alive comment, seconds. */
+  HODEI_SSE_KEEPALIVE_SECONDS: positiveInt.default(15),
   /** Log level of the API and worker (pino levels). */
   HODEI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-export type Config = Omit<z.infer<typeof ConfigSchema>, 'HODEI_INSTANCE_ID'> & {
+export type Config = Omit<z.infer<typeof ConfigSchema>, 'HODEI_INSTANCE_ID' | 'HODEI_ALLOWED_IMAGES'> & {
   HODEI_INSTANCE_ID: string;
+  HODEI_ALLOWED_IMAGES: string[];
 };
 
 /** Thrown when a setting has a bad value; the message names every bad setting. */
@@ -70,7 +107,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const config = parsed.data;
   config.HODEI_DATA_DIR = path.resolve(config.HODEI_DATA_DIR);
-  return { ...config, HODEI_INSTANCE_ID: config.HODEI_INSTANCE_ID ?? loadInstanceId(config.HODEI_DATA_DIR) };
+  return {
+    ...config,
+    HODEI_INSTANCE_ID: config.HODEI_INSTANCE_ID ?? loadInstanceId(config.HODEI_DATA_DIR),
+    HODEI_ALLOWED_IMAGES: config.HODEI_ALLOWED_IMAGES?.length ? config.HODEI_ALLOWED_IMAGES : [config.HODEI_WORKER_IMAGE],
+  };
 }
 
 /** The installation id kept in the data dir, created on first use. */

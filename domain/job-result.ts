@@ -44,6 +44,8 @@ export interface JobMemo {
   host?: string;
   containerId?: string;
   oomKilled?: boolean;
+  /** Which attempt the job is on (1 for the first). */
+  attempt?: number;
   /** The container could not be removed (Docker unreachable); the reaper removes it later. */
   cleanupPending?: boolean;
 }
@@ -59,4 +61,6 @@ export interface ProvisionProgress {
 export interface RunProgress {
   containerId: string;
   lastSeq: number;
+  /** Seq after which this attempt's lines are numbered (0 for the first attempt). */
+  seqBase?: number;
 }

@@ -33,6 +33,26 @@ export const JobSpecSchema = z
     timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
     /** Seconds between SIGTERM and SIGKILL when the job is cancelled or times out. Default: 10. */
     cancelGraceSeconds: z.number().int().min(0).max(300).default(10),
+    /** Container limits, each within the operator's maximum. Default: the operator's defaults. */
+    resources: z
+      .strictObject({
+        /** CPU limit in cores (fractions allowed). */
+        cpus: z.number().positive().max(256).optional(),
+        /** Memory limit in MiB. */
+        memoryMb: z.number().int().min(16).optional(),
+        /** Maximum number of processes. */
+        pidsLimit: z.number().int().min(8).optional(),
+        /** Size of the scratch space (/tmp and the working directory, in memory), MiB. */
+        scratchMb: z.number().int().min(1).optional(),
+      })
+      .default({}),
+    /** How many times a script that exits non-zero is run again from the start. Default: 0. */
+    retries: z.number().int().min(0).max(10).default(0),
+    /**
+     * How many times the job is run again from the start, on any host, after losing its host
+     * (worker and Docker engine gone). Default: `HODEI_INFRA_RETRIES` (2).
+     */
+    infraRetries: z.number().int().min(0).max(10).optional(),
     /** Free-form labels for finding jobs later. Default: none. */
     labels: z
       .record(
@@ -45,7 +65,7 @@ export const JobSpecSchema = z
 
 export type JobSpec = z.infer<typeof JobSpecSchema>;
 
-/** Container limits applied to every job (operator settings). */
+/** A job's container limits, resolved against the operator's defaults and maxima. */
 export interface JobResources {
   /** Memory limit in MiB. */
   memoryMb: number;
@@ -53,6 +73,8 @@ export interface JobResources {
   cpus: number;
   /** Maximum number of processes. */
   pidsLimit: number;
+  /** Size of the in-memory scratch space (/tmp, /var/tmp and the working directory), MiB. */
+  scratchMb: number;
 }
 
 /** The workflow's input: a validated spec with every default resolved. */
@@ -65,6 +87,12 @@ export interface JobInput {
   cancelGraceSeconds: number;
   labels: Record<string, string>;
   resources: JobResources;
+  /** Runs again after a non-zero exit. */
+  retries: number;
+  /** Runs again from the start on another host after losing its host. */
+  infraRetries: number;
+  /** Seconds a host's worker may take to pick up the job's next task before the host counts as lost. */
+  hostLossSeconds: number;
 }
 
 /** Default job name: the script's first meaningful line, shortened. */

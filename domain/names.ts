@@ -11,6 +11,7 @@ export const RUN_JOB_WORKFLOW = 'runJob';
 export const LABEL_MANAGED = 'hodei.managed';
 export const LABEL_JOB_ID = 'hodei.job-id';
 export const LABEL_INSTANCE = 'hodei.instance';
+export const LABEL_ATTEMPT = 'hodei.attempt';
 
 /**
  * Custom search attributes, registered when the Temporal server starts (scripts/temporal.sh), so
@@ -30,6 +31,7 @@ export const FAILURE_JOB_TIMED_OUT = 'JobTimedOut';
 export const FAILURE_IMAGE_NOT_FOUND = 'ImageNotFound';
 export const FAILURE_CONTAINER_LOST = 'ContainerLost';
 export const FAILURE_PROVISIONING_FAILED = 'ProvisioningFailed';
+export const FAILURE_HOST_LOST = 'HostLost';
 
 /** Name of the host-specific task queue for a Docker engine, stable across worker restarts. */
 export function hostTaskQueue(baseQueue: string, hostId: string): string {

@@ -28,6 +28,8 @@ temporal_port="${TEMPORAL_ADDRESS##*:}"
   --db-filename "$HODEI_DATA_DIR/temporal.db" \
   --search-attribute HodeiState=Keyword --search-attribute HodeiLabels=KeywordList \
   --search-attribute HodeiHost=Keyword \
+  --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
+  --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
   --log-level warn --ui-disable-news-fetch >>"$HODEI_DATA_DIR/temporal.log" 2>&1 &
 pids+=($!)
 bash scripts/temporal-init.sh
@@ -44,10 +46,18 @@ for _ in $(seq 1 240); do
   done
   sleep 0.5
 done
+# With no HODEI_API_TOKENS the API uses (and on first start creates) the token in the data dir.
+if [ -n "${HODEI_API_TOKENS:-}" ]; then
+  token_line="API token:        one of HODEI_API_TOKENS"
+else
+  token_line="API token:        $(cat "$HODEI_DATA_DIR/api-token")   (kept in $HODEI_DATA_DIR/api-token)"
+fi
 cat >&2 <<MSG
 
   Hodei Jobs is running.
     API:              http://127.0.0.1:$API_PORT   (try: curl -s localhost:$API_PORT/readyz)
+    $token_line
+      (try: curl -s -H "Authorization: Bearer \$(cat $HODEI_DATA_DIR/api-token)" localhost:$API_PORT/jobs)
     Temporal Web UI:  http://$temporal_host:$UI_PORT
     temporal CLI:     $ROOT/.tools/bin/temporal   (reaches $TEMPORAL_ADDRESS with no flags)
     Data:             $HODEI_DATA_DIR

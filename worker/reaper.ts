@@ -3,7 +3,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { isNotFound } from '../activities/docker-errors.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../domain/names.js';
+import { LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../domain/names.js';
 
 // An unreachable Temporal must not stall a sweep for long.
 const DESCRIBE_DEADLINE_MS = 5_000;
@@ -49,7 +49,10 @@ export async function sweepOrphans(options: ReaperOptions): Promise<SweepResult>
         const description = await client.connection.withDeadline(Date.now() + DESCRIBE_DEADLINE_MS, () =>
           client.workflow.getHandle(jobId).describe(),
         );
-        orphan = description.status.name !== 'RUNNING';
+        const currentAttempt = (description.memo as { attempt?: number } | undefined)?.attempt ?? 1;
+        const containerAttempt = Number(container.Labels[LABEL_ATTEMPT] ?? 1);
+        // Closed, or still running but on a later attempt (this container's host was lost).
+        orphan = description.status.name !== 'RUNNING' || containerAttempt < currentAttempt;
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) {
           logger.warn({ err }, 'reaper: Temporal unreachable, removing nothing this sweep');

@@ -1,20 +1,30 @@
 import {
   ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   isCancellation,
   log,
   proxyActivities,
   sleep,
+  TimeoutFailure,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import type { JobResult, JobMemo, ProvisionedContainer, ScriptOutcome } from '../domain/job-result.js';
 import type { JobInput } from '../domain/job-spec.js';
 import type { JobState } from '../domain/job-state.js';
-import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED, HOST_KEY, STATE_KEY } from '../domain/names.js';
+import {
+  FAILURE_CONTAINER_LOST,
+  FAILURE_HOST_LOST,
+  FAILURE_JOB_TIMED_OUT,
+  FAILURE_SCRIPT_FAILED,
+  HOST_KEY,
+  STATE_KEY,
+} from '../domain/names.js';
 
 // Runs on the shared queue: whichever host has a free slot takes the job.
 const { provisionContainer } = proxyActivities<Activities>({
@@ -28,8 +38,12 @@ const { provisionContainer } = proxyActivities<Activities>({
 
 /** Host-bound activities: they must run on the worker whose Docker engine holds the container. */
 function hostActivities(container: ProvisionedContainer, input: JobInput) {
+  // A host whose worker does not pick up its task within this time is lost (worker and engine
+  // gone): the job moves on instead of waiting forever on a queue nobody serves.
+  const scheduleToStartTimeout = `${input.hostLossSeconds} seconds`;
   const run = proxyActivities<Activities>({
     taskQueue: container.hostTaskQueue,
+    scheduleToStartTimeout,
     // Backstop only: the job's own timeout is the workflow timer below.
     startToCloseTimeout: `${input.timeoutSeconds + input.cancelGraceSeconds + 300} seconds`,
     // Short, so a dead worker is noticed quickly and the retry reattaches to the container.
@@ -39,6 +53,7 @@ function hostActivities(container: ProvisionedContainer, input: JobInput) {
   });
   const cleanup = proxyActivities<Activities>({
     taskQueue: container.hostTaskQueue,
+    scheduleToStartTimeout,
     startToCloseTimeout: '1 minute',
     // The cleanup deadline: about two minutes of retries with backoff.
     scheduleToCloseTimeout: '2 minutes',
@@ -52,53 +67,55 @@ function setState(state: JobState, facts: Partial<JobMemo> = {}): void {
   upsertSearchAttributes([{ key: STATE_KEY, value: state }]);
 }
 
+/** The run failed because its host went away (or its container with it), not the script. */
+function isHostLoss(err: unknown): boolean {
+  if (!(err instanceof ActivityFailure)) return false;
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure) return cause.type === FAILURE_CONTAINER_LOST;
+  // Not picked up by the host's worker in time, or its worker kept dying mid-run.
+  return cause instanceof TimeoutFailure && cause.timeoutType !== TimeoutType.START_TO_CLOSE;
+}
+
+interface AttemptResult {
+  outcome: ScriptOutcome;
+  container: ProvisionedContainer;
+}
+
 /**
  * One job: provision its container, run the script with a timeout racing it, and always remove
  * the container. Completes for exit code 0; fails with `ScriptFailed` for another exit code and
  * `JobTimedOut` at the deadline; is cancelled (after its container is gone) when cancelled.
+ * A non-zero exit is run again up to `retries` times; a lost host, up to `infraRetries` times,
+ * on any host: each attempt is a fresh container.
  */
 export async function runJob(input: JobInput): Promise<JobResult> {
   const jobId = workflowInfo().workflowId;
   CancellationScope.current().cancelRequested.catch(() => setState('CANCELLING'));
 
+  let scriptRetries = 0;
+  let hostLosses = 0;
   try {
-    const container = await provisionContainer({
-      jobId,
-      image: input.image,
-      script: input.script,
-      env: input.env,
-      resources: input.resources,
-    });
-    upsertSearchAttributes([{ key: HOST_KEY, value: container.host }]);
-    const { runScript, removeContainer } = hostActivities(container, input);
-
-    let outcome: ScriptOutcome;
-    try {
-      // Cancelled while the container was being created: it is removed below, never started.
-      if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
-      setState('RUNNING', { host: container.host, containerId: container.containerId });
-      outcome = await runWithDeadline(input, () =>
-        runScript({
-          jobId,
-          containerId: container.containerId,
-          cancelGraceSeconds: input.cancelGraceSeconds,
-          attempt: 1,
-        }),
-      );
-    } finally {
-      // Whatever happened, and even when cancelled: the job only ends once its container is gone.
-      await CancellationScope.nonCancellable(async () => {
-        try {
-          await removeContainer({ containerId: container.containerId });
-        } catch (err) {
-          // Docker stayed unreachable past the cleanup deadline: end the job anyway; the reaper
-          // removes the container once the engine answers again.
-          log.warn('container not removed, left to the reaper', { error: String(err) });
-          upsertMemo({ cleanupPending: true });
+    for (let attempt = 1; ; attempt += 1) {
+      let result: AttemptResult;
+      try {
+        result = await runAttempt(jobId, input, attempt);
+      } catch (err) {
+        if (!isHostLoss(err)) throw err;
+        log.warn('host lost', { attempt, error: String(err) });
+        if (hostLosses >= input.infraRetries) {
+          throw ApplicationFailure.create({ type: FAILURE_HOST_LOST, message: 'host lost', nonRetryable: true, cause: err as Error });
         }
-      });
+        hostLosses += 1;
+        setState('QUEUED', { reason: `host lost during attempt ${attempt}; running again` });
+        continue;
+      }
+      if (result.outcome.exitCode !== 0 && scriptRetries < input.retries) {
+        scriptRetries += 1;
+        setState('QUEUED', { reason: `attempt ${attempt} exited ${result.outcome.exitCode}; running again` });
+        continue;
+      }
+      return finish(result.outcome, result.container);
     }
-    return finish(outcome, container);
   } catch (err) {
     if (isCancellation(err)) {
       setState('CANCELLED', { finishedAt: new Date().toISOString(), reason: 'cancelled' });
@@ -110,6 +127,51 @@ export async function runJob(input: JobInput): Promise<JobResult> {
       });
     }
     throw err;
+  }
+}
+
+/** Provisions a fresh container, runs the script in it, and removes it (unless its host is lost). */
+async function runAttempt(jobId: string, input: JobInput, attempt: number): Promise<AttemptResult> {
+  const container = await provisionContainer({
+    jobId,
+    attempt,
+    image: input.image,
+    script: input.script,
+    env: input.env,
+    resources: input.resources,
+  });
+  upsertSearchAttributes([{ key: HOST_KEY, value: container.host }]);
+  const { runScript, removeContainer } = hostActivities(container, input);
+
+  let hostLost = false;
+  try {
+    // Cancelled while the container was being created: it is removed below, never started.
+    if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
+    setState('RUNNING', { host: container.host, containerId: container.containerId, attempt, reason: undefined });
+    const outcome = await runWithDeadline(input, () =>
+      runScript({ jobId, containerId: container.containerId, cancelGraceSeconds: input.cancelGraceSeconds, attempt }),
+    );
+    return { outcome, container };
+  } catch (err) {
+    hostLost = isHostLoss(err);
+    throw err;
+  } finally {
+    if (hostLost) {
+      // Its worker is gone: the reaper removes the container if the host ever comes back.
+      upsertMemo({ cleanupPending: true });
+    } else {
+      // Whatever happened, and even when cancelled: the attempt only ends once its container is gone.
+      await CancellationScope.nonCancellable(async () => {
+        try {
+          await removeContainer({ containerId: container.containerId });
+        } catch (err) {
+          // Docker stayed unreachable past the cleanup deadline: end the job anyway; the reaper
+          // removes the container once the engine answers again.
+          log.warn('container not removed, left to the reaper', { error: String(err) });
+          upsertMemo({ cleanupPending: true });
+        }
+      });
+    }
   }
 }
 
@@ -160,7 +222,7 @@ function finish(outcome: ScriptOutcome, container: ProvisionedContainer): JobRes
       details: [{ exitCode: outcome.exitCode, oomKilled: outcome.oomKilled }],
     });
   }
-  setState('SUCCEEDED', facts);
+  setState('SUCCEEDED', { ...facts, reason: undefined });
   return {
     exitCode: 0,
     containerId: container.containerId,
@@ -173,7 +235,7 @@ function finish(outcome: ScriptOutcome, container: ProvisionedContainer): JobRes
 
 function failureReason(err: unknown): string {
   let cause: unknown = err;
-  // ActivityFailure wraps the activity's own error.
-  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+  // An ActivityFailure wraps the activity's own error: that one says what happened.
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
   return cause instanceof Error ? cause.message : String(err);
 }

@@ -39,7 +39,10 @@ const input: JobInput = {
   timeoutSeconds: 30,
   cancelGraceSeconds: 0,
   labels: {},
-  resources: { memoryMb: 256, cpus: 1, pidsLimit: 64 },
+  resources: { memoryMb: 256, cpus: 1, pidsLimit: 64, scratchMb: 64 },
+  retries: 0,
+  infraRetries: 0,
+  hostLossSeconds: 30,
 };
 
 interface Calls {

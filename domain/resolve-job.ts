@@ -1,0 +1,61 @@
+import type { Config } from './config.js';
+import { defaultJobName, type JobInput, type JobSpec } from './job-spec.js';
+
+export interface SpecIssue {
+  path: string;
+  message: string;
+}
+
+/** Glob match of an image against one allowlist entry (`*` matches any run of characters). */
+export function imageAllowed(image: string, allowlist: readonly string[]): boolean {
+  return allowlist.some((pattern) => {
+    const regex = new RegExp(`^${pattern.split('*').map(escapeRegex).join('.*')}$`);
+    return regex.test(image);
+  });
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+/**
+ * Turns a valid spec into the workflow's input: defaults from the operator's settings, and the
+ * operator's limits (image allowlist, resource maxima, grace maximum) enforced. Returns the
+ * issues instead when the spec asks for more than the operator allows.
+ */
+export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInput } | { issues: SpecIssue[] } {
+  const issues: SpecIssue[] = [];
+  const image = spec.image ?? config.HODEI_WORKER_IMAGE;
+  if (!imageAllowed(image, config.HODEI_ALLOWED_IMAGES)) {
+    issues.push({ path: 'image', message: `image ${image} is not allowed (HODEI_ALLOWED_IMAGES)` });
+  }
+  const atMost = (path: string, value: number | undefined, max: number, setting: string) => {
+    if (value !== undefined && value > max) issues.push({ path, message: `must be at most ${max} (${setting})` });
+  };
+  atMost('cancelGraceSeconds', spec.cancelGraceSeconds, config.HODEI_MAX_CANCEL_GRACE_SECONDS, 'HODEI_MAX_CANCEL_GRACE_SECONDS');
+  atMost('resources.cpus', spec.resources.cpus, config.HODEI_MAX_JOB_CPUS, 'HODEI_MAX_JOB_CPUS');
+  atMost('resources.memoryMb', spec.resources.memoryMb, config.HODEI_MAX_JOB_MEMORY_MB, 'HODEI_MAX_JOB_MEMORY_MB');
+  atMost('resources.pidsLimit', spec.resources.pidsLimit, config.HODEI_MAX_JOB_PIDS_LIMIT, 'HODEI_MAX_JOB_PIDS_LIMIT');
+  atMost('resources.scratchMb', spec.resources.scratchMb, config.HODEI_MAX_JOB_SCRATCH_MB, 'HODEI_MAX_JOB_SCRATCH_MB');
+  if (issues.length > 0) return { issues };
+  return {
+    input: {
+      script: spec.script,
+      name: spec.name ?? defaultJobName(spec.script),
+      image,
+      env: spec.env,
+      timeoutSeconds: spec.timeoutSeconds,
+      cancelGraceSeconds: spec.cancelGraceSeconds,
+      labels: spec.labels,
+      resources: {
+        cpus: spec.resources.cpus ?? Math.min(config.HODEI_JOB_CPUS, config.HODEI_MAX_JOB_CPUS),
+        memoryMb: spec.resources.memoryMb ?? Math.min(config.HODEI_JOB_MEMORY_MB, config.HODEI_MAX_JOB_MEMORY_MB),
+        pidsLimit: spec.resources.pidsLimit ?? Math.min(config.HODEI_JOB_PIDS_LIMIT, config.HODEI_MAX_JOB_PIDS_LIMIT),
+        scratchMb: spec.resources.scratchMb ?? Math.min(config.HODEI_JOB_SCRATCH_MB, config.HODEI_MAX_JOB_SCRATCH_MB),
+      },
+      retries: spec.retries,
+      infraRetries: spec.infraRetries ?? config.HODEI_INFRA_RETRIES,
+      hostLossSeconds: config.HODEI_HOST_LOSS_SECONDS,
+    },
+  };
+}
