@@ -13,6 +13,8 @@ export const TEMPORAL_BIN = path.join(ROOT, '.tools/bin/temporal');
 /** What the shared integration stack tells the tests (vitest `provide`/`inject`). */
 export interface StackInfo {
   apiUrl: string;
+  /** Bearer token the API accepts (`HODEI_API_TOKENS`). */
+  apiToken: string;
   temporalAddress: string;
   temporalUiUrl: string;
   namespace: string;
@@ -35,24 +37,32 @@ export interface RunningStack {
  * the real Docker engine, and the API, on free loopback ports, with its own installation id so
  * its containers never mix with another stack's.
  */
-export async function startStack(options: { capacity?: number } = {}): Promise<RunningStack> {
+export async function startStack(options: { capacity?: number; env?: Record<string, string> } = {}): Promise<RunningStack> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'hodei-test-'));
   const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const instanceId = `test-${randomUUID().slice(0, 8)}`;
   const temporalAddress = `127.0.0.1:${temporalPort}`;
+  const apiToken = `test-token-${randomUUID()}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     TEMPORAL_ADDRESS: temporalAddress,
     TEMPORAL_NAMESPACE: 'default',
     HODEI_TASK_QUEUE: `hodei-test-${instanceId}`,
     HODEI_API_PORT: String(apiPort),
+    HODEI_API_TOKENS: apiToken,
     HODEI_DATA_DIR: dataDir,
     HODEI_INSTANCE_ID: instanceId,
     HODEI_WORKER_CAPACITY: String(options.capacity ?? 12),
     HODEI_LOG_LEVEL: process.env.HODEI_LOG_LEVEL ?? 'info',
+    // Quiet log streams get a keep-alive comment every second, so tests see them.
+    HODEI_SSE_KEEPALIVE_SECONDS: '1',
     // A fast reaper, so tests see orphans go within seconds.
     HODEI_REAPER_INTERVAL_SECONDS: '2',
     HODEI_REAPER_GRACE_SECONDS: '3',
+    // Allowed but never built: jobs naming it show how a missing image fails.
+    HODEI_ALLOWED_IMAGES: 'hodei-worker:latest,hodei-test-missing:*',
+    // Settings a test's own stack overrides.
+    ...options.env,
   };
   const children: ChildProcess[] = [];
   const logFile = (name: string) => openSync(path.join(dataDir, `${name}.log`), 'a');
@@ -66,6 +76,9 @@ export async function startStack(options: { capacity?: number } = {}): Promise<R
     'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(temporalPort), '--ui-port', String(uiPort),
     '--http-port', String(await freePort()), '--metrics-port', String(await freePort()),
     '--log-level', 'warn', '--ui-disable-news-fetch',
+    // One partition per task queue: queued jobs are dispatched in the order they were queued.
+    '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
+    '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
   ]);
   execFileSync('bash', [path.join(ROOT, 'scripts/temporal-init.sh')], { env, stdio: 'inherit' });
 
@@ -96,6 +109,7 @@ export async function startStack(options: { capacity?: number } = {}): Promise<R
   return {
     info: {
       apiUrl,
+      apiToken,
       temporalAddress,
       temporalUiUrl: `http://127.0.0.1:${uiPort}`,
       namespace: 'default',
