@@ -33,10 +33,13 @@ export class LineSplitter {
     let rest = bytes;
     while (this.pendingBytes + rest.length > this.maxLineBytes) {
       const room = this.maxLineBytes - this.pendingBytes;
-      this.pending.push(rest.subarray(0, room));
-      this.pendingBytes += room;
-      this.emitPending();
-      rest = rest.subarray(room);
+      const piece = Buffer.concat([...this.pending, rest.subarray(0, room)], this.maxLineBytes);
+      // Cut before a character that would straddle the cut, so both pieces decode intact.
+      const cut = utf8Boundary(piece);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.onLine(piece.subarray(0, cut).toString('utf8'));
+      rest = Buffer.concat([piece.subarray(cut), rest.subarray(room)]);
     }
     if (rest.length > 0) {
       this.pending.push(Buffer.from(rest));
@@ -50,4 +53,19 @@ export class LineSplitter {
     this.pendingBytes = 0;
     this.onLine(line);
   }
+}
+
+/**
+ * The length of `buf` without a trailing incomplete UTF-8 sequence. Bytes that are not valid
+ * UTF-8 anyway are left in place (they decode to U+FFFD wherever they are cut).
+ */
+function utf8Boundary(buf: Buffer): number {
+  for (let back = 1; back <= 3 && back <= buf.length; back++) {
+    const byte = buf[buf.length - back]!;
+    if ((byte & 0xc0) === 0x80) continue; // continuation byte: look further back
+    const length = byte >= 0xf8 ? 1 : byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    if (length > back && buf.length > back) return buf.length - back;
+    return buf.length;
+  }
+  return buf.length;
 }

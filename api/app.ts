@@ -8,6 +8,7 @@ import type { LogStore } from '../log-store/log-store.js';
 import { errorBody, onError } from './errors.js';
 import { healthApp } from './health.js';
 import { jobsApp } from './jobs.js';
+import { logsApp } from './logs.js';
 
 export interface AppDeps {
   client: Client;
@@ -28,6 +29,7 @@ export function createApp(deps: AppDeps) {
   );
   app.route('/', healthApp(deps));
   app.route('/jobs', jobsApp(deps));
+  app.route('/jobs', logsApp({ ...deps, onError: (err) => deps.logger.error({ err }, 'log tail failed') }));
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'Hodei Jobs API', version: '0.1.0' },

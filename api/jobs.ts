@@ -4,7 +4,6 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { HTTPException } from 'hono/http-exception';
-import { stream } from 'hono/streaming';
 import type { Config } from '../domain/config.js';
 import type { JobMemo } from '../domain/job-result.js';
 import { defaultJobName, JobSpecSchema, type JobInput } from '../domain/job-spec.js';
@@ -49,17 +48,6 @@ const getJob = createRoute({
   },
 });
 
-const getLogs = createRoute({
-  method: 'get',
-  path: '/{id}/logs',
-  summary: "The job's output so far, stdout and stderr interleaved in the order printed",
-  request: { params: JobIdParams },
-  responses: {
-    200: { content: { 'text/plain': { schema: z.string() } }, description: 'The output' },
-    404: errorResponse('No such job'),
-  },
-});
-
 const CancelResponseSchema = JobViewSchema.extend({ message: z.string() });
 const cancelJob = createRoute({
   method: 'post',
@@ -73,9 +61,7 @@ const cancelJob = createRoute({
   },
 });
 
-const LOG_PAGE = 5000;
-
-export function jobsApp({ client, logStore, config }: JobsDeps) {
+export function jobsApp({ client, config }: JobsDeps) {
   const app = new OpenAPIHono({
     defaultHook: (result, c) => (result.success ? undefined : validationError(c, result.error)),
   });
@@ -124,23 +110,6 @@ export function jobsApp({ client, logStore, config }: JobsDeps) {
   });
 
   app.openapi(getJob, async (c) => c.json(await findJob(c.req.valid('param').id), 200));
-
-  app.openapi(getLogs, async (c) => {
-    const { id } = c.req.valid('param');
-    await findJob(id);
-    c.header('Content-Type', 'text/plain; charset=utf-8');
-    // Page through the store so a huge log is never held in memory whole.
-    return stream(c, async (out) => {
-      let afterSeq = 0;
-      for (;;) {
-        const lines = await logStore.read(id, { afterSeq, limit: LOG_PAGE });
-        if (lines.length === 0) break;
-        await out.write(lines.map((l) => `${l.line}\n`).join(''));
-        afterSeq = lines[lines.length - 1]!.seq;
-        if (lines.length < LOG_PAGE) break;
-      }
-    }) as never;
-  });
 
   app.openapi(cancelJob, async (c) => {
     const { id } = c.req.valid('param');

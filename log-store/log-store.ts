@@ -19,15 +19,27 @@ export interface ReadLogOptions {
   afterSeq?: number;
   /** At most this many lines. Default: all. */
   limit?: number;
+  /** Only lines of this stream. Default: every stream. */
+  stream?: LogStream;
+}
+
+export interface TailLogOptions {
+  /** Only lines of this stream. Default: every stream. */
+  stream?: LogStream;
 }
 
 /**
  * Durable store of job output, written by the worker while a job runs and read by the API.
  * Writes are idempotent by (job id, seq), so a retried activity can write a line again safely.
+ * One job's lines are appended in seq order, so once a line is readable every line before it
+ * is too (live tails rely on this: see log-tail.ts).
  */
 export interface LogStore {
   append(jobId: string, lines: readonly LogLine[]): Promise<void>;
+  /** Lines in seq order. */
   read(jobId: string, options?: ReadLogOptions): Promise<LogLine[]>;
+  /** The last `count` lines, in seq order. */
+  tail(jobId: string, count: number, options?: TailLogOptions): Promise<LogLine[]>;
   /** Highest stored seq of the job, 0 when it has none. */
   lastSeq(jobId: string): Promise<number>;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { LogLine, LogStore, ReadLogOptions } from './log-store.js';
+import type { LogLine, LogStore, ReadLogOptions, TailLogOptions } from './log-store.js';
 
 /**
  * The embedded log store: one SQLite file in WAL mode, so the worker writes while API processes
@@ -12,6 +12,9 @@ export class SqliteLogStore implements LogStore {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
   private readonly selectAfter: Database.Statement;
+  private readonly selectAfterOfStream: Database.Statement;
+  private readonly selectTail: Database.Statement;
+  private readonly selectTailOfStream: Database.Statement;
   private readonly selectLast: Database.Statement;
   private readonly insertMany: (jobId: string, lines: readonly LogLine[]) => void;
 
@@ -38,6 +41,15 @@ export class SqliteLogStore implements LogStore {
     this.selectAfter = this.db.prepare(
       'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?',
     );
+    this.selectAfterOfStream = this.db.prepare(
+      'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? AND seq > ? AND stream = ? ORDER BY seq LIMIT ?',
+    );
+    this.selectTail = this.db.prepare(
+      'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? ORDER BY seq DESC LIMIT ?',
+    );
+    this.selectTailOfStream = this.db.prepare(
+      'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? AND stream = ? ORDER BY seq DESC LIMIT ?',
+    );
     this.selectLast = this.db.prepare('SELECT MAX(seq) AS seq FROM log_lines WHERE job_id = ?');
     this.insertMany = this.db.transaction((jobId: string, lines: readonly LogLine[]) => {
       for (const l of lines) this.insert.run(jobId, l.seq, l.stream, l.ts, l.line, l.attempt);
@@ -54,7 +66,17 @@ export class SqliteLogStore implements LogStore {
   }
 
   async read(jobId: string, options: ReadLogOptions = {}): Promise<LogLine[]> {
-    return this.selectAfter.all(jobId, options.afterSeq ?? 0, options.limit ?? -1) as LogLine[];
+    const afterSeq = options.afterSeq ?? 0;
+    const limit = options.limit ?? -1;
+    if (options.stream) return this.selectAfterOfStream.all(jobId, afterSeq, options.stream, limit) as LogLine[];
+    return this.selectAfter.all(jobId, afterSeq, limit) as LogLine[];
+  }
+
+  async tail(jobId: string, count: number, options: TailLogOptions = {}): Promise<LogLine[]> {
+    const rows = options.stream
+      ? (this.selectTailOfStream.all(jobId, options.stream, count) as LogLine[])
+      : (this.selectTail.all(jobId, count) as LogLine[]);
+    return rows.reverse();
   }
 
   async lastSeq(jobId: string): Promise<number> {

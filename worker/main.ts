@@ -38,6 +38,7 @@ const activities = createActivities({
   logStore,
   instanceId: config.HODEI_INSTANCE_ID,
   provisionDeadlineMs: config.HODEI_PROVISION_DEADLINE_SECONDS * 1000,
+  logMaxBytes: config.HODEI_LOG_MAX_BYTES,
 });
 
 const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });

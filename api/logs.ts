@@ -1,0 +1,169 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { HTTPException } from 'hono/http-exception';
+import { stream, streamSSE } from 'hono/streaming';
+import type { Config } from '../domain/config.js';
+import { JOB_STATES } from '../domain/job-state.js';
+import type { LogLine, LogStore } from '../log-store/log-store.js';
+import { LogTails, type LogTailsOptions } from '../log-store/log-tail.js';
+import { ErrorSchema, validationError } from './errors.js';
+import { describeJob, type JobView } from './job-view.js';
+
+export interface LogsDeps {
+  client: Client;
+  logStore: LogStore;
+  config: Pick<Config, 'HODEI_SSE_KEEPALIVE_SECONDS'>;
+  /** Tuning of live tails (poll interval…); defaults suit production. */
+  tail?: Partial<Omit<LogTailsOptions<JobEnd>, 'watchEnd'>>;
+  onError?: (err: unknown) => void;
+}
+
+/** The data of the final SSE event. */
+export const JobEndSchema = z.object({
+  state: z.enum(JOB_STATES),
+  exitCode: z.number().int().optional(),
+});
+export type JobEnd = z.infer<typeof JobEndSchema>;
+
+/** The data of each line's SSE event (its `id` is `seq`). */
+export const LogEventSchema = z.object({
+  seq: z.number().int(),
+  stream: z.enum(['stdout', 'stderr', 'system']),
+  ts: z.number().int().describe('when the platform read the line, ms since the epoch'),
+  line: z.string(),
+  attempt: z.number().int(),
+});
+
+const JobIdParams = z.object({ id: z.string().min(1).max(200) });
+const Seq = z.coerce.number().int().min(0);
+const errorResponse = (description: string) => ({
+  content: { 'application/json': { schema: ErrorSchema } },
+  description,
+});
+
+const getLogs = createRoute({
+  method: 'get',
+  path: '/{id}/logs',
+  summary: "The job's output so far, stdout and stderr interleaved in the order printed",
+  request: {
+    params: JobIdParams,
+    query: z.object({
+      stream: z.enum(['stdout', 'stderr', 'system']).optional().describe('only this stream'),
+      tail: z.coerce.number().int().min(1).max(1_000_000).optional().describe('only the last N lines'),
+    }),
+  },
+  responses: {
+    200: { content: { 'text/plain': { schema: z.string() } }, description: 'The output, one line per line' },
+    400: errorResponse('Bad query'),
+    404: errorResponse('No such job'),
+  },
+});
+
+const streamLogs = createRoute({
+  method: 'get',
+  path: '/{id}/logs/stream',
+  summary: 'Follow the output live (Server-Sent Events)',
+  description:
+    'Stored lines first, then live lines as printed, then one `end` event with the final state, then the stream ' +
+    'closes. Each line is an event whose `id` is its seq and whose data is a LogEvent; reconnect with ' +
+    '`Last-Event-ID` (or `?after=SEQ`) to get every later line exactly once. Comments keep a quiet stream alive.',
+  request: {
+    params: JobIdParams,
+    query: z.object({ after: Seq.optional().describe('only lines with a greater seq') }),
+    headers: z.object({ 'last-event-id': Seq.optional().describe('as `after`; wins over it') }),
+  },
+  responses: {
+    200: {
+      content: { 'text/event-stream': { schema: z.string().describe('events: (default) LogEvent, `end` JobEnd') } },
+      description: 'The event stream',
+    },
+    400: errorResponse('Bad query'),
+    404: errorResponse('No such job'),
+  },
+});
+
+const LOG_PAGE = 5000;
+
+/** The log routes, mounted under /jobs. */
+export function logsApp({ client, logStore, config, tail, onError }: LogsDeps) {
+  const app = new OpenAPIHono({
+    defaultHook: (result, c) => (result.success ? undefined : validationError(c, result.error)),
+  });
+  app.openAPIRegistry.register('LogEvent', LogEventSchema);
+  app.openAPIRegistry.register('JobEnd', JobEndSchema);
+
+  const tails = new LogTails<JobEnd>(
+    logStore,
+    { idleMs: config.HODEI_SSE_KEEPALIVE_SECONDS * 1000, ...tail, watchEnd: (id, signal) => watchEnd(client, id, signal) },
+    onError,
+  );
+
+  const findJob = async (id: string): Promise<JobView> => {
+    const job = await describeJob(client, id);
+    if (!job) throw new HTTPException(404, { message: `job ${id} not found` });
+    return job;
+  };
+
+  app.openapi(getLogs, async (c) => {
+    const { id } = c.req.valid('param');
+    const query = c.req.valid('query');
+    await findJob(id);
+    const text = (lines: LogLine[]) => lines.map((l) => `${l.line}\n`).join('');
+    if (query.tail !== undefined) return c.text(text(await logStore.tail(id, query.tail, { stream: query.stream })), 200);
+    c.header('Content-Type', 'text/plain; charset=utf-8');
+    // Page through the store so a huge log is never held in memory whole.
+    return stream(c, async (out) => {
+      let afterSeq = 0;
+      for (;;) {
+        const lines = await logStore.read(id, { afterSeq, limit: LOG_PAGE, stream: query.stream });
+        if (lines.length === 0) break;
+        await out.write(text(lines));
+        afterSeq = lines[lines.length - 1]!.seq;
+        if (lines.length < LOG_PAGE) break;
+      }
+    }) as never;
+  });
+
+  app.openapi(streamLogs, async (c) => {
+    const { id } = c.req.valid('param');
+    const after = c.req.valid('header')['last-event-id'] ?? c.req.valid('query').after ?? 0;
+    await findJob(id);
+    return streamSSE(c, async (sse) => {
+      const stop = new AbortController();
+      sse.onAbort(() => stop.abort());
+      for await (const event of tails.follow(id, after, stop.signal)) {
+        if (sse.aborted) break;
+        if ('lines' in event) {
+          for (const l of event.lines) {
+            await sse.writeSSE({ id: String(l.seq), data: JSON.stringify(l satisfies z.infer<typeof LogEventSchema>) });
+          }
+        } else if ('idle' in event) {
+          await sse.write(': keep-alive\n\n');
+        } else {
+          await sse.writeSSE({ event: 'end', data: JSON.stringify(event.end) });
+          break;
+        }
+      }
+    }) as never;
+  });
+
+  return app;
+}
+
+/** Resolves once the job's workflow has closed (so its run activity stored every line). */
+async function watchEnd(client: Client, id: string, signal: AbortSignal): Promise<JobEnd> {
+  const handle = client.workflow.getHandle(id);
+  for (;;) {
+    try {
+      await client.withAbortSignal(signal, () => handle.result());
+      break;
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) break;
+      if (signal.aborted) throw err;
+      // Temporal unreachable for a moment: ask again.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+  const job = await describeJob(client, id);
+  return { state: job?.state ?? 'FAILED', exitCode: job?.exitCode };
+}

@@ -1,0 +1,205 @@
+import type { LogLine, LogStore } from './log-store.js';
+
+/** What a follower receives: lines in seq order, a keep-alive tick while quiet, or the end. */
+export type TailEvent<End> = { lines: LogLine[] } | { idle: true } | { end: End };
+
+export interface LogTailsOptions<End> {
+  /**
+   * Resolves once the job has ended and all its lines are stored (e.g. its workflow closed),
+   * with what the final event carries. Called once per followed job, not per follower.
+   */
+  watchEnd: (jobId: string, signal: AbortSignal) => Promise<End>;
+  /** How often a followed job's store is polled for new lines, ms. Default: 20. */
+  pollMs?: number;
+  /** Lines per store read. Default: 1000. */
+  pageSize?: number;
+  /** A follower quiet this long gets an `idle` event (a keep-alive), ms. Default: 15000. */
+  idleMs?: number;
+  /**
+   * Live lines a follower may have waiting before it falls back to reading the store at its
+   * own pace (a slow client never makes the API buffer without bound). Default: 10000.
+   */
+  maxQueuedLines?: number;
+}
+
+interface Follower {
+  queue: LogLine[];
+  /** The queue was dropped since this was last cleared: lines must be read from the store. */
+  overflowed: boolean;
+  wake?: () => void;
+}
+
+/** One followed job: a single store poller whose lines fan out to every follower. */
+class JobTail<End> {
+  readonly followers = new Set<Follower>();
+  /** Highest seq the poller has read; every line up to it was readable before it was read. */
+  cursor = 0;
+  /** Set once the job ended and the poller has read every line. */
+  ended: { value: End } | undefined;
+  private endKnown: { value: End } | undefined;
+  private readonly stop = new AbortController();
+  private wakePoller?: () => void;
+  readonly ready: Promise<void>;
+
+  constructor(
+    private readonly jobId: string,
+    private readonly store: LogStore,
+    private readonly options: Required<Omit<LogTailsOptions<End>, 'watchEnd'>> & Pick<LogTailsOptions<End>, 'watchEnd'>,
+    onError: (err: unknown) => void,
+  ) {
+    this.ready = store.lastSeq(jobId).then((seq) => {
+      this.cursor = seq;
+    });
+    options.watchEnd(jobId, this.stop.signal).then(
+      (value) => {
+        this.endKnown = { value };
+        this.wakePoller?.();
+      },
+      (err: unknown) => {
+        if (!this.stop.signal.aborted) onError(err);
+      },
+    );
+    this.ready.then(() => this.poll()).catch(onError);
+  }
+
+  close(): void {
+    this.stop.abort();
+    this.wakePoller?.();
+  }
+
+  private async poll(): Promise<void> {
+    const { pageSize, pollMs, maxQueuedLines } = this.options;
+    while (!this.stop.signal.aborted) {
+      // Captured before the read: the end only counts once a read that began after it was short.
+      const endKnown = this.endKnown;
+      const lines = await this.store.read(this.jobId, { afterSeq: this.cursor, limit: pageSize });
+      if (lines.length > 0) {
+        this.cursor = lines[lines.length - 1]!.seq;
+        for (const f of this.followers) {
+          if (f.overflowed) continue;
+          if (f.queue.length + lines.length > maxQueuedLines) {
+            f.queue = [];
+            f.overflowed = true;
+          } else {
+            f.queue.push(...lines);
+          }
+          f.wake?.();
+        }
+      }
+      if (lines.length === pageSize) continue;
+      if (endKnown) {
+        this.ended = endKnown;
+        for (const f of this.followers) f.wake?.();
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, pollMs);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.wakePoller = done;
+      });
+      this.wakePoller = undefined;
+    }
+  }
+}
+
+/**
+ * Live tails of job logs for the API. All followers of one job share one store poller (and one
+ * end watcher), so a thousand viewers cost the store what one does. A follower first reads what
+ * is stored from its own position, page by page, then takes lines from the shared poller; one
+ * that falls too far behind goes back to reading pages. Every line reaches a follower exactly
+ * once and in order, which relies on the store's guarantee that a job's lines become readable
+ * in seq order.
+ */
+export class LogTails<End> {
+  private readonly tails = new Map<string, JobTail<End>>();
+  private readonly options: Required<Omit<LogTailsOptions<End>, 'watchEnd'>> & Pick<LogTailsOptions<End>, 'watchEnd'>;
+
+  constructor(
+    private readonly store: LogStore,
+    options: LogTailsOptions<End>,
+    private readonly onError: (err: unknown) => void = () => undefined,
+  ) {
+    this.options = { pollMs: 20, pageSize: 1000, idleMs: 15_000, maxQueuedLines: 10_000, ...options };
+  }
+
+  /** Jobs with a live poller right now (for tests and metrics). */
+  get activeJobs(): number {
+    return this.tails.size;
+  }
+
+  /**
+   * Follows a job's log from after `afterSeq` until the job ends (the last event is `end`) or
+   * `signal` aborts.
+   */
+  async *follow(jobId: string, afterSeq: number, signal: AbortSignal): AsyncGenerator<TailEvent<End>> {
+    let tail = this.tails.get(jobId);
+    if (!tail) {
+      tail = new JobTail(jobId, this.store, this.options, this.onError);
+      this.tails.set(jobId, tail);
+    }
+    const follower: Follower = { queue: [], overflowed: false };
+    tail.followers.add(follower);
+    const onAbort = () => follower.wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      // From here on the poller hands this follower every line above its cursor; the lines up to
+      // the cursor were readable before, so the page reads below find them.
+      await tail.ready;
+      let last = afterSeq;
+      let live = false;
+      while (!signal.aborted) {
+        if (!live) {
+          follower.overflowed = false;
+          const page = await this.store.read(jobId, { afterSeq: last, limit: this.options.pageSize });
+          if (page.length > 0) {
+            last = page[page.length - 1]!.seq;
+            yield { lines: page };
+          }
+          // A short page: everything readable when it began has been sent; the rest is queued.
+          if (page.length < this.options.pageSize && !follower.overflowed) live = true;
+          continue;
+        }
+        if (follower.overflowed) {
+          live = false;
+          continue;
+        }
+        const fresh = follower.queue.filter((l) => l.seq > last);
+        follower.queue = [];
+        if (fresh.length > 0) {
+          last = fresh[fresh.length - 1]!.seq;
+          yield { lines: fresh };
+          continue;
+        }
+        if (tail.ended) {
+          yield { end: tail.ended.value };
+          return;
+        }
+        const woken = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), this.options.idleMs);
+          follower.wake = () => {
+            clearTimeout(timer);
+            resolve(true);
+          };
+        });
+        follower.wake = undefined;
+        if (!woken && !signal.aborted) yield { idle: true };
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      tail.followers.delete(follower);
+      if (tail.followers.size === 0 && this.tails.get(jobId) === tail) {
+        this.tails.delete(jobId);
+        tail.close();
+      }
+    }
+  }
+
+  /** Stops every poller. */
+  close(): void {
+    for (const tail of this.tails.values()) tail.close();
+    this.tails.clear();
+  }
+}
