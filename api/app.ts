@@ -5,21 +5,29 @@ import type { Logger } from 'pino';
 import type { Config } from '../domain/config.js';
 import { MAX_SUBMIT_BYTES } from '../domain/job-spec.js';
 import type { LogStore } from '../log-store/log-store.js';
+import { requireToken } from './auth.js';
 import { errorBody, onError } from './errors.js';
 import { healthApp } from './health.js';
 import { jobsApp } from './jobs.js';
 import { logsApp } from './logs.js';
+import { webApp } from './web.js';
 
 export interface AppDeps {
   client: Client;
   logStore: LogStore;
   config: Config;
   logger: Logger;
+  /** SHA-256 hashes of the accepted API tokens (`apiTokenHashes(config)`). */
+  tokenHashes: readonly Buffer[];
 }
 
 /** The HTTP API, testable with `app.request(...)` and no open port. */
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono();
+  // The web page and its assets are public (it asks for a token and sends it on every API call);
+  // registered before the token check, so their handlers answer first.
+  app.route('/', webApp(deps));
+  app.use('*', requireToken(deps.tokenHashes));
   app.use(
     '/jobs',
     bodyLimit({
@@ -30,9 +38,11 @@ export function createApp(deps: AppDeps) {
   app.route('/', healthApp(deps));
   app.route('/jobs', jobsApp(deps));
   app.route('/jobs', logsApp({ ...deps, onError: (err) => deps.logger.error({ err }, 'log tail failed') }));
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'Hodei Jobs API', version: '0.1.0' },
+    security: [{ bearerAuth: [] }],
   });
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404));
   app.onError((err, c) => onError(err, c, (e) => deps.logger.error({ err: e }, 'request failed')));

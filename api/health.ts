@@ -11,6 +11,7 @@ const healthz = createRoute({
   method: 'get',
   path: '/healthz',
   summary: 'The API is up and reaches Temporal',
+  security: [],
   responses: {
     200: { content: { 'application/json': { schema: HealthSchema } }, description: 'Healthy' },
     503: { content: { 'application/json': { schema: HealthSchema } }, description: 'Temporal unreachable' },
@@ -21,6 +22,7 @@ const readyz = createRoute({
   method: 'get',
   path: '/readyz',
   summary: 'A job submitted now would run: a worker polls the job queue',
+  security: [],
   responses: {
     200: { content: { 'application/json': { schema: HealthSchema } }, description: 'Ready' },
     503: { content: { 'application/json': { schema: HealthSchema } }, description: 'Not ready' },

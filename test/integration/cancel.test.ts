@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { TEMPORAL_BIN } from '../support/stack.js';
 import {
+  api,
   cancel,
   containersOf,
 
@@ -87,7 +88,7 @@ describe('cancellation stops the container for real', () => {
 
   it('answers 404 for an unknown job', async () => {
     expect((await cancel('no-such-job')).status).toBe(404);
-    const res = await fetch(`${stack().apiUrl}/jobs/no-such-job`);
+    const res = await api('/jobs/no-such-job');
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ error: { code: 'not_found' } });
   });

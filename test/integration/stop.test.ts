@@ -88,7 +88,8 @@ describe('cancel while queued (capacity 1)', () => {
     await small?.stop();
   });
 
-  const api = (path: string, init?: RequestInit) => fetch(`${small.info.apiUrl}${path}`, init);
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(`${small.info.apiUrl}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${small.info.apiToken}` } });
   const submitSmall = async (script: string) => {
     const res = await api('/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ script, cancelGraceSeconds: 0 }) });
     return ((await res.json()) as { id: string }).id;

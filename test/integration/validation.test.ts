@@ -2,6 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../api/app.js';
+import { hashToken } from '../../api/auth.js';
 import { loadConfig } from '../../domain/config.js';
 import { MAX_SUBMIT_BYTES } from '../../domain/job-spec.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
@@ -19,8 +20,12 @@ beforeAll(async () => {
   client = new Client({ connection, namespace: s.namespace });
   logStore = SqliteLogStore.inDataDir(s.dataDir);
   const config = loadConfig({ HODEI_DATA_DIR: s.dataDir, HODEI_INSTANCE_ID: s.instanceId, HODEI_TASK_QUEUE: s.taskQueue });
-  app = createApp({ client, logStore, config, logger: pino({ level: 'silent' }) });
+  app = createApp({ client, logStore, config, logger: pino({ level: 'silent' }), tokenHashes: [hashToken(s.apiToken)] });
 });
+
+/** `app.request` with the stack's token. */
+const request = (path: string, init: RequestInit = {}) =>
+  app.request(path, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${stack().apiToken}` } });
 
 afterAll(async () => {
   await connection?.close();
@@ -28,7 +33,7 @@ afterAll(async () => {
 });
 
 const post = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
-  app.request('/jobs', { method: 'POST', headers, body });
+  request('/jobs', { method: 'POST', headers, body });
 
 describe('bad requests are refused with a clear error and start nothing', () => {
   const cases: Array<[string, string, string]> = [
@@ -81,7 +86,7 @@ describe('bad requests are refused with a clear error and start nothing', () => 
       ['GET', '/jobs/nope/logs'],
       ['POST', '/jobs/nope/cancel'],
     ] as const) {
-      const res = await app.request(path, { method });
+      const res = await request(path, { method });
       expect(res.status, `${method} ${path}`).toBe(404);
       expect(await res.json()).toMatchObject({ error: { code: 'not_found' } });
     }
@@ -92,7 +97,7 @@ describe('bad requests are refused with a clear error and start nothing', () => 
     expect(res.status).toBe(201);
     const job = (await res.json()) as { id: string; name: string; state: string; labels: Record<string, string> };
     expect(job).toMatchObject({ name: 'echo ok', state: 'QUEUED', labels: { team: 'a' } });
-    const got = await app.request(`/jobs/${job.id}`);
+    const got = await request(`/jobs/${job.id}`);
     expect(got.status).toBe(200);
   });
 });

@@ -25,8 +25,16 @@ export function stack() {
   return inject('stack');
 }
 
+/** The `Authorization` header the shared stack's API accepts. */
+export function authHeaders(token = stack().apiToken): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+/** A request to the shared stack's API, with its token unless `init.headers` sets `authorization`. */
 export async function api(path: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${stack().apiUrl}${path}`, init);
+  const headers = new Headers(init.headers);
+  if (!headers.has('authorization')) headers.set('authorization', `Bearer ${stack().apiToken}`);
+  return fetch(`${stack().apiUrl}${path}`, { ...init, headers });
 }
 
 export async function submit(spec: Record<string, unknown>): Promise<Job> {
