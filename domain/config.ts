@@ -67,6 +67,8 @@ const ConfigSchema = z.object({
   HODEI_MAX_JOB_SCRATCH_MB: positiveInt.default(4096),
   /** How many times a job that lost its host (worker and engine gone) is run again elsewhere. */
   HODEI_INFRA_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  /** How long removing a job's container keeps retrying (Docker unreachable) before the job ends anyway, seconds. */
+  HODEI_CLEANUP_DEADLINE_SECONDS: positiveInt.default(120),
   /** Seconds a host may stay silent before its running jobs count as lost. */
   HODEI_HOST_LOSS_SECONDS: positiveInt.default(60),
   /** How long provisioning retries an unreachable or failing Docker engine before the job fails, seconds. */
@@ -84,6 +86,8 @@ const ConfigSchema = z.object({
   HODEI_LOG_MAX_BYTES: positiveInt.default(100 * 1024 * 1024),
   /** A live log stream (SSE) quiet this long gets a keep-alive comment, seconds. */
   HODEI_SSE_KEEPALIVE_SECONDS: positiveInt.default(15),
+  /** Base URL of the Temporal Web UI; the web page links each job to its workflow there. */
+  HODEI_TEMPORAL_UI_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8233'),
   /** Log level of the API and worker (pino levels). */
   HODEI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

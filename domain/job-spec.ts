@@ -93,6 +93,8 @@ export interface JobInput {
   infraRetries: number;
   /** Seconds a host's worker may take to pick up the job's next task before the host counts as lost. */
   hostLossSeconds: number;
+  /** Seconds cleanup keeps retrying before the job ends with its container left to the reaper. */
+  cleanupDeadlineSeconds: number;
 }
 
 /** Default job name: the script's first meaningful line, shortened. */

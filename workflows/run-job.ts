@@ -55,8 +55,8 @@ function hostActivities(container: ProvisionedContainer, input: JobInput) {
     taskQueue: container.hostTaskQueue,
     scheduleToStartTimeout,
     startToCloseTimeout: '1 minute',
-    // The cleanup deadline: about two minutes of retries with backoff.
-    scheduleToCloseTimeout: '2 minutes',
+    // The cleanup deadline: retries with backoff until then.
+    scheduleToCloseTimeout: `${input.cleanupDeadlineSeconds} seconds`,
     retry: { initialInterval: '1 second', maximumInterval: '20 seconds' },
   });
   return { runScript: run.runScript, removeContainer: cleanup.removeContainer };

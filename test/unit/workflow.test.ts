@@ -43,6 +43,7 @@ const input: JobInput = {
   retries: 0,
   infraRetries: 0,
   hostLossSeconds: 30,
+  cleanupDeadlineSeconds: 3,
 };
 
 interface Calls {
@@ -169,6 +170,24 @@ describe('runJob workflow', () => {
     const { status, memo } = await env.client.workflow.getHandle(workflowId).describe();
     expect(status.name).toBe('CANCELLED');
     expect(memo).toMatchObject({ state: 'CANCELLED' });
+  });
+
+  it('ends the job anyway when the container cannot be removed, flagging cleanupPending', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    const { activities } = mockActivities(taskQueue, async () => outcome(0));
+    let removeAttempts = 0;
+    activities.removeContainer = async () => {
+      removeAttempts += 1;
+      throw new Error('connect ENOENT /var/run/docker.sock');
+    };
+    const workflowId = randomUUID();
+    const result = await withWorker(activities, taskQueue, () =>
+      env.client.workflow.execute('runJob', { workflowId, taskQueue, args: [input] }),
+    );
+    expect(result.exitCode).toBe(0);
+    expect(removeAttempts).toBeGreaterThan(1);
+    const { memo } = await env.client.workflow.getHandle(workflowId).describe();
+    expect(memo).toMatchObject({ state: 'SUCCEEDED', cleanupPending: true });
   });
 
   it('cancelled while provisioning: waits for the provision to undo itself, never runs', async () => {
