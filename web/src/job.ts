@@ -1,0 +1,189 @@
+import { ApiError, cancelJob, getJob, pageConfig, request, TERMINAL, type Job } from './api.js';
+import { alertBox, badge, formatDate, formatDuration, h, labelList } from './dom.js';
+import { followLog, type FollowStatus } from './live.js';
+import { LogView } from './log-view.js';
+
+const REFRESH_MS = 1000;
+
+function temporalUrl(job: Job): string | undefined {
+  const { temporalUiUrl, namespace = 'default' } = pageConfig();
+  if (!temporalUiUrl) return undefined;
+  const base = temporalUiUrl.replace(/\/+$/, '');
+  const wf = job.workflow;
+  return `${base}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(wf.workflowId)}/${encodeURIComponent(wf.runId)}/history`;
+}
+
+const STATUS_TEXT: Record<FollowStatus, string> = {
+  connecting: 'connecting…',
+  live: 'live',
+  reconnecting: 'reconnecting…',
+  ended: 'complete',
+  failed: 'unavailable',
+};
+
+/** One job: details refreshed while it runs, its live log, cancel. */
+export function jobView(main: HTMLElement, id: string): () => void {
+  const stop = new AbortController();
+  let job: Job | undefined;
+  let timer = 0;
+
+  const title = h('h1', { className: 'job-title' }, id);
+  const stateSlot = h('span', { id: 'job-state', 'aria-live': 'polite' });
+  const cancelButton = h('button', { type: 'button', className: 'danger', hidden: true }, 'Cancel job');
+  const temporalLink = h('a', { className: 'button', target: '_blank', rel: 'noopener', hidden: true }, 'Open in Temporal UI');
+  const details = h('dl', { className: 'details' });
+  const message = h('div');
+
+  const log = new LogView();
+  const lineCount = h('span', { className: 'muted', id: 'line-count' }, '0 lines');
+  const followStatus = h('span', { className: 'follow', id: 'follow-status' }, STATUS_TEXT.connecting);
+  const tsToggle = h('input', { type: 'checkbox', id: 'show-ts' });
+  tsToggle.addEventListener('change', () => log.setTimestamps(tsToggle.checked));
+  const jumpButton = h('button', { type: 'button', id: 'jump-end', hidden: true }, 'Jump to end ↓');
+  jumpButton.addEventListener('click', () => { log.jumpToEnd(); log.element.focus(); });
+  log.onFollowChange = (following) => { jumpButton.hidden = following; };
+  const downloadButton = h('button', { type: 'button', id: 'download' }, 'Download raw log');
+  downloadButton.addEventListener('click', () => void download());
+
+  // Confirmation for cancel: a modal <dialog> traps focus and closes on Escape.
+  const dialog = h(
+    'dialog',
+    { 'aria-labelledby': 'cancel-title' },
+    h('form', { method: 'dialog' },
+      h('h2', { id: 'cancel-title' }, 'Cancel this job?'),
+      h('p', {}, 'The script gets SIGTERM, then SIGKILL after its grace period, and its container is removed.'),
+      h('div', { className: 'actions' },
+        h('button', { value: 'keep', autofocus: true }, 'Keep running'),
+        h('button', { value: 'cancel', className: 'danger' }, 'Cancel job'),
+      ),
+    ),
+  );
+  cancelButton.addEventListener('click', () => dialog.showModal());
+  dialog.addEventListener('close', () => {
+    if (dialog.returnValue === 'cancel') void doCancel();
+    dialog.returnValue = '';
+  });
+
+  main.replaceChildren(
+    h('p', { className: 'crumbs' }, h('a', { href: '#/' }, '← Jobs')),
+    h('div', { className: 'page-head' }, title, stateSlot, h('div', { className: 'head-actions' }, temporalLink, cancelButton)),
+    message,
+    details,
+    h(
+      'section',
+      { className: 'log-section', 'aria-label': 'Output' },
+      h('div', { className: 'log-bar' },
+        h('h2', {}, 'Output'),
+        followStatus,
+        lineCount,
+        h('span', { className: 'spacer' }),
+        h('label', { className: 'check' }, tsToggle, ' Timestamps'),
+        jumpButton,
+        downloadButton,
+      ),
+      log.element,
+      h('p', { className: 'legend muted' }, h('span', { className: 'key stderr' }, 'err'), ' stderr  ', h('span', { className: 'key system' }, 'sys'), ' platform message'),
+    ),
+    dialog,
+  );
+
+  const renderJob = (j: Job) => {
+    job = j;
+    title.textContent = j.name;
+    document.title = `${j.name} · ${j.state} · Hodei Jobs`;
+    stateSlot.replaceChildren(badge(j.state));
+    cancelButton.hidden = TERMINAL.includes(j.state) || j.state === 'CANCELLING';
+    const url = temporalUrl(j);
+    if (url) { temporalLink.href = url; temporalLink.hidden = false; }
+    const row = (term: string, value: Node | string) => [h('dt', {}, term), h('dd', {}, value)];
+    details.replaceChildren(
+      ...row('State', badge(j.state)),
+      ...row('Exit code', j.exitCode === undefined ? '—' : String(j.exitCode)),
+      ...(j.reason ? row('Reason', j.reason) : []),
+      ...row('Created', formatDate(j.createdAt)),
+      ...row('Started', formatDate(j.startedAt)),
+      ...row('Finished', formatDate(j.finishedAt)),
+      ...row('Run time', formatDuration(j.startedAt, j.finishedAt)),
+      ...row('Queued for', formatDuration(j.createdAt, j.startedAt ?? j.finishedAt)),
+      ...row('Host', j.host ?? '—'),
+      ...row('Attempt', j.attempt === undefined ? '—' : String(j.attempt)),
+      ...row('Image', j.image ?? '—'),
+      ...row('Labels', labelList(j.labels)),
+      ...row('Job id', h('code', {}, j.id)),
+    );
+  };
+
+  const refresh = async () => {
+    clearTimeout(timer);
+    try {
+      renderJob(await getJob(id));
+      message.replaceChildren();
+    } catch (err) {
+      if (stop.signal.aborted) return;
+      if (err instanceof ApiError && err.status === 404) {
+        message.replaceChildren(alertBox(`No job ${id}.`));
+        return;
+      }
+      message.replaceChildren(alertBox(`Could not load the job: ${(err as Error).message}`));
+    }
+    if (!stop.signal.aborted && !(job && TERMINAL.includes(job.state))) timer = window.setTimeout(() => void refresh(), REFRESH_MS);
+  };
+
+  const doCancel = async () => {
+    cancelButton.disabled = true;
+    try {
+      renderJob(await cancelJob(id));
+      message.replaceChildren(alertBox('Cancellation requested.', 'info'));
+    } catch (err) {
+      message.replaceChildren(alertBox(`Cancel failed: ${(err as Error).message}`));
+    } finally {
+      cancelButton.disabled = false;
+    }
+    void refresh();
+  };
+
+  const download = async () => {
+    downloadButton.disabled = true;
+    try {
+      const res = await request(`/jobs/${encodeURIComponent(id)}/logs`);
+      if (!res.ok) throw new Error(`${res.status}`);
+      const url = URL.createObjectURL(await res.blob());
+      const a = h('a', { href: url, download: `${id}.log` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      message.replaceChildren(alertBox(`Download failed: ${(err as Error).message}`));
+    } finally {
+      downloadButton.disabled = false;
+    }
+  };
+
+  const numberFormat = new Intl.NumberFormat();
+  void followLog(
+    id,
+    {
+      onLines(lines) {
+        log.append(lines);
+        lineCount.textContent = `${numberFormat.format(log.length)} lines`;
+      },
+      onEnd() {
+        void refresh();
+      },
+      onStatus(status, detail) {
+        followStatus.textContent = STATUS_TEXT[status] + (detail ? `: ${detail}` : '');
+        followStatus.dataset.status = status;
+      },
+    },
+    stop.signal,
+  );
+  void refresh();
+
+  return () => {
+    stop.abort();
+    clearTimeout(timer);
+    log.destroy();
+    if (dialog.open) dialog.close();
+  };
+}

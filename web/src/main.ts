@@ -1,0 +1,46 @@
+import './style.css';
+import { clearToken, getToken, UNAUTHORIZED_EVENT } from './api.js';
+import { jobView } from './job.js';
+import { listView } from './list.js';
+import { submitView } from './submit.js';
+import { tokenView } from './token.js';
+
+/**
+ * Hash routes, so the page is one document at `/` and never collides with the JSON API's paths:
+ * `#/` (list, `?state=&label=`), `#/new` (submit), `#/jobs/<id>` (one job).
+ */
+const main = document.getElementById('main')!;
+const signOut = document.getElementById('sign-out')!;
+let cleanup: () => void = () => undefined;
+
+function route(message?: string): void {
+  cleanup();
+  signOut.hidden = !getToken();
+  if (!getToken()) {
+    cleanup = tokenView(main, () => route(), message);
+    return;
+  }
+  const hash = location.hash.replace(/^#/, '') || '/';
+  const [path = '/', search = ''] = hash.split('?', 2);
+  const job = /^\/jobs\/([^/]+)$/.exec(path);
+  if (job) cleanup = jobView(main, decodeURIComponent(job[1]!));
+  else if (path === '/new') cleanup = submitView(main);
+  else cleanup = listView(main, new URLSearchParams(search));
+  document.title = job ? 'Job · Hodei Jobs' : path === '/new' ? 'New job · Hodei Jobs' : 'Jobs · Hodei Jobs';
+}
+
+// The skip link must not change the hash: the hash is the route.
+document.querySelector('a.skip')?.addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
+window.addEventListener('hashchange', () => {
+  route();
+  main.focus({ preventScroll: true });
+});
+window.addEventListener(UNAUTHORIZED_EVENT, () => route('The API refused that token. Enter a valid one.'));
+signOut.addEventListener('click', () => {
+  clearToken();
+  route();
+});
+route();
