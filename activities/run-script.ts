@@ -1,6 +1,6 @@
 import type { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { RunProgress, ScriptOutcome } from '../domain/job-result.js';
 import type { LogLine, LogStore, LogStream } from '../log-store/log-store.js';
 import { containerLost, isNotFound } from './docker-errors.js';
@@ -89,7 +89,7 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
 
   try {
     const output = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true })) as unknown as Readable;
-    await pumpOutput(output, deps.modem, position.sinks(stdout, stderr), flush, detach.signal);
+    await pumpOutput(output, position.reader(stdout, stderr), flush, detach.signal);
     if (detach.signal.aborted) {
       await flush();
       heartbeat();
@@ -100,9 +100,10 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
     // A follow read can end before Docker has written a stopped container's last messages (a
     // late stderr line, a final line without newline): read again what came after it.
     const { since, skip } = position.resumePoint();
-    const rest = (await container.logs({ follow: false, stdout: true, stderr: true, timestamps: true, since })) as unknown as Buffer;
+    // (A follow read of a stopped container ends at the end of its log, and streams.)
+    const rest = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true, since })) as unknown as Readable;
     position.skip(skip);
-    await pumpOutput(Readable.from([rest]), deps.modem, position.sinks(stdout, stderr), flush, detach.signal);
+    await pumpOutput(rest, position.reader(stdout, stderr), flush, detach.signal);
     // The output has ended: the last lines and the cap marker are final.
     stdout.flush();
     stderr.flush();
@@ -137,18 +138,15 @@ export class LogPosition {
   private readonly perSecond = new Map<number, number>();
   private latest = 0;
   private toSkip = 0;
+  private lastStamp = '';
+  private lastSecond = NaN;
 
-  /** Writables for demuxed frames (one frame = one timestamped message) feeding the splitters. */
-  sinks(stdout: LineSplitter, stderr: LineSplitter): { stdout: Writable; stderr: Writable } {
-    const sink = (splitter: LineSplitter) =>
-      new Writable({
-        write: (frame: Buffer, _encoding, callback) => {
-          const content = this.message(frame);
-          if (content) splitter.push(content);
-          callback();
-        },
-      });
-    return { stdout: sink(stdout), stderr: sink(stderr) };
+  /** Takes demuxed frames (one frame = one timestamped message) to the splitters. */
+  reader(stdout: LineSplitter, stderr: LineSplitter): (streamType: number, frame: Buffer) => void {
+    return (streamType, frame) => {
+      const content = this.message(frame);
+      if (content) (streamType === 2 ? stderr : stdout).push(content);
+    };
   }
 
   /** Where to read from again, and how many messages there were seen already. */
@@ -174,7 +172,13 @@ export class LogPosition {
       return undefined;
     }
     const space = frame.indexOf(0x20);
-    const second = space > 0 ? Math.floor(Date.parse(`${frame.toString('latin1', 0, 19)}Z`) / 1000) : NaN;
+    if (space <= 0) return frame;
+    const stamp = frame.toString('latin1', 0, 19);
+    if (stamp !== this.lastStamp) {
+      this.lastStamp = stamp;
+      this.lastSecond = Math.floor(Date.parse(`${stamp}Z`) / 1000);
+    }
+    const second = this.lastSecond;
     if (Number.isNaN(second)) return frame;
     this.perSecond.set(second, (this.perSecond.get(second) ?? 0) + 1);
     if (second > this.latest) {
@@ -223,21 +227,32 @@ export class LogCap {
 }
 
 /**
- * Demultiplexes Docker's stdout/stderr frames into the two line splitters, storing each chunk's
- * complete lines before reading on. Resolves when the container's output ends (it stopped), or
- * on `detach`, when the activity lets go of a container that goes on running.
+ * Reads Docker's multiplexed log stream (frames of an 8-byte header — stream type, 3 zero bytes,
+ * big-endian length — then the payload) and hands each frame to `onFrame`, storing each chunk's
+ * complete lines before reading on, so memory stays bounded whatever the output's size. Resolves
+ * when the output ends (the container stopped), or on `detach`, when the activity lets go of a
+ * container that goes on running. (dockerode's demuxStream copies the rest of its buffer for
+ * every frame, quadratic in a chunk's frame count: far too slow for a million short lines.)
  */
 function pumpOutput(
   output: Readable,
-  modem: Docker['modem'],
-  sinks: { stdout: Writable; stderr: Writable },
+  onFrame: (streamType: number, payload: Buffer) => void,
   flush: () => Promise<void>,
   detach: AbortSignal,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    modem.demuxStream(output, sinks.stdout, sinks.stderr);
-    // Registered after demuxStream's own listener, so each chunk is split before it is stored.
-    output.on('data', () => {
+    let pending: Buffer = Buffer.alloc(0);
+    output.on('data', (chunk: Buffer) => {
+      const buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
+      let offset = 0;
+      while (buf.length - offset >= 8) {
+        const size = buf.readUInt32BE(offset + 4);
+        if (buf.length - offset - 8 < size) break;
+        onFrame(buf[offset]!, buf.subarray(offset + 8, offset + 8 + size));
+        offset += 8 + size;
+      }
+      // Copied, so a small remainder never pins a whole chunk.
+      pending = Buffer.from(buf.subarray(offset));
       output.pause();
       flush().then(
         () => output.resume(),

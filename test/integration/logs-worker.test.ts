@@ -1,0 +1,159 @@
+import { readFileSync } from 'node:fs';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
+import type { Job } from '../support/api-client.js';
+import { startStack, type RunningStack } from '../support/stack.js';
+import { openSse } from '../support/sse.js';
+import { waitFor } from '../support/wait.js';
+
+/**
+ * The worker side of logs, on a stack of this file's own (its worker is killed here, which
+ * must not disturb the shared stack's jobs), with a log cap of 4 MiB.
+ */
+const LOG_CAP = 4 * 1024 * 1024;
+const docker = new Docker();
+let stack: RunningStack;
+let workerPid: number;
+
+beforeAll(async () => {
+  stack = await startStack({ env: { HODEI_LOG_MAX_BYTES: String(LOG_CAP) } });
+  workerPid = stack.info.workerPid;
+}, 180_000);
+
+afterAll(async () => {
+  if (!stack) return;
+  await stack.stop();
+  const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`] } });
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+}, 60_000);
+
+/** Headers this stack's API wants. */
+function authHeaders(): Record<string, string> {
+  return { authorization: `Bearer ${stack.info.apiToken}` };
+}
+
+async function api(route: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${stack.info.apiUrl}${route}`, { ...init, headers: { ...authHeaders(), ...(init.headers as Record<string, string>) } });
+}
+
+async function submit(spec: Record<string, unknown>): Promise<Job> {
+  const res = await api('/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+  if (res.status !== 201) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as Job;
+}
+
+async function job(id: string): Promise<Job> {
+  return (await (await api(`/jobs/${id}`)).json()) as Job;
+}
+
+const TERMINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
+const waitForEnd = (id: string, timeoutMs = 120_000) =>
+  waitFor(`job ${id} to end`, async () => {
+    const j = await job(id);
+    return TERMINAL.includes(j.state) ? j : undefined;
+  }, { timeoutMs, intervalMs: 200 });
+
+async function storedLines(id: string): Promise<string[]> {
+  const text = await (await api(`/jobs/${id}/logs`)).text();
+  return text === '' ? [] : text.replace(/\n$/, '').split('\n');
+}
+
+const waitForStored = (id: string, count: number) =>
+  waitFor(`${count} stored lines of job ${id}`, async () => ((await storedLines(id)).length >= count ? true : undefined), {
+    timeoutMs: 60_000,
+    intervalMs: 25,
+  });
+
+async function containerState(id: string): Promise<string | undefined> {
+  const [c] = await docker.listContainers({
+    all: true,
+    filters: { label: [`${LABEL_JOB_ID}=${id}`, `${LABEL_INSTANCE}=${stack.info.instanceId}`] },
+  });
+  return c?.State;
+}
+
+/** Kills the worker like a crash (SIGKILL), then starts a fresh one: never two at once. */
+async function crashWorker(beforeRestart?: () => Promise<unknown>): Promise<void> {
+  await stack.stopWorker('SIGKILL');
+  await beforeRestart?.();
+  workerPid = await stack.startWorker();
+}
+
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
+}
+
+describe('worker crash and reattach (kill -9, real Temporal, real Docker)', () => {
+  it('loses and duplicates nothing when the worker dies three times at different moments', async () => {
+    const count = 1500;
+    const j = await submit({ script: `for i in $(seq 1 ${count}); do echo "n $i"; sleep 0.01; done; exit 7`, timeoutSeconds: 300 });
+
+    // 1: while the job prints, early on.
+    await waitForStored(j.id, 100);
+    await crashWorker();
+    // 2: just after the new worker reattached, while it stores the backlog it re-read.
+    const afterFirst = (await storedLines(j.id)).length;
+    await waitForStored(j.id, afterFirst + 20);
+    await crashWorker();
+    // 3: the script ends while no worker runs; the next one finds a stopped container.
+    const afterSecond = (await storedLines(j.id)).length;
+    await waitForStored(j.id, afterSecond + 20);
+    await crashWorker(() =>
+      waitFor('the job container to exit', async () => ((await containerState(j.id)) === 'exited' ? true : undefined), {
+        timeoutMs: 90_000,
+        intervalMs: 100,
+      }),
+    );
+
+    const done = await waitForEnd(j.id);
+    expect(done.state).toBe('FAILED');
+    expect(done.exitCode).toBe(7);
+    const expected = Array.from({ length: count }, (_, i) => `n ${i + 1}`);
+    expect(await storedLines(j.id)).toEqual(expected);
+    // The SSE numbering agrees: seq 1..count, one event each.
+    const sse = await openSse(`${stack.info.apiUrl}/jobs/${j.id}/logs/stream`, { token: stack.info.apiToken });
+    await sse.closed;
+    expect(sse.lines().map((l) => l.seq)).toEqual(expected.map((_, i) => i + 1));
+    expect(sse.end()).toEqual({ state: 'FAILED', exitCode: 7 });
+  }, 240_000);
+});
+
+describe('bounded resources', () => {
+  it('100 MB of output completes, the worker stays small, and the log is capped with one marker line', async () => {
+    // 1,000,000 lines of 100 bytes (99 characters and a newline), then 5 bytes on stderr.
+    const script = `yes ${'0123456789'.repeat(10).slice(0, 99)} | head -n 1000000\necho done >&2`;
+    const before = rssKiB(workerPid);
+    const j = await submit({ script, timeoutSeconds: 600 });
+    let peak = before;
+    let state = '';
+    while (!TERMINAL.includes(state)) {
+      peak = Math.max(peak, rssKiB(workerPid));
+      state = (await job(j.id)).state;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const done = await job(j.id);
+    expect(done.state).toBe('SUCCEEDED');
+    expect(done.exitCode).toBe(0);
+    // Stated bound: the worker's resident memory grows by less than 150 MiB while it reads
+    // 100 MB (it never holds the output, only what it is storing).
+    console.log(`worker RSS: ${Math.round(before / 1024)} MiB before, ${Math.round(peak / 1024)} MiB peak`);
+    expect(peak - before).toBeLessThan(150 * 1024);
+
+    const res = await api(`/jobs/${j.id}/logs?tail=3`);
+    const tail = (await res.text()).replace(/\n$/, '').split('\n');
+    const stored = await storedLines(j.id);
+    const marker = stored.find((l) => l.startsWith('[hodei] log truncated'));
+    expect(marker).toBeDefined();
+    expect(stored.filter((l) => l.startsWith('[hodei]'))).toHaveLength(1);
+    // Everything up to the cap is stored, then the marker; nothing after it.
+    expect(stored.at(-1)).toBe(marker);
+    expect(tail.at(-1)).toBe(marker);
+    const keptBytes = stored.slice(0, -1).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+    expect(keptBytes).toBeLessThanOrEqual(LOG_CAP);
+    expect(keptBytes).toBeGreaterThan(LOG_CAP - 100);
+    const kept = stored.length - 1;
+    expect(marker).toContain(`(${1_000_001 - kept} lines, ${100_000_000 + 5 - kept * 100} bytes dropped)`);
+  }, 300_000);
+});
