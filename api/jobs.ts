@@ -1,17 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Client } from '@temporalio/client';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { HTTPException } from 'hono/http-exception';
 import type { Config } from '../domain/config.js';
 import type { JobMemo } from '../domain/job-result.js';
-import { defaultJobName, JobSpecSchema, type JobInput } from '../domain/job-spec.js';
+import { JobSpecSchema } from '../domain/job-spec.js';
+import { resolveJobInput } from '../domain/resolve-job.js';
 import { isTerminal } from '../domain/job-state.js';
 import { LABELS_KEY, RUN_JOB_WORKFLOW, STATE_KEY } from '../domain/names.js';
 import type { LogStore } from '../log-store/log-store.js';
-import { ErrorSchema, validationError } from './errors.js';
+import { errorBody, ErrorSchema, validationError } from './errors.js';
+import { IdempotencyHeaders, idempotentJobId, specFingerprint } from './idempotency.js';
 import { describeJob, JobViewSchema, type JobView } from './job-view.js';
+import { BadCursorError, listJobs, listJobsRoute } from './jobs-list.js';
 
 export interface JobsDeps {
   client: Client;
@@ -29,10 +32,18 @@ const submitJob = createRoute({
   method: 'post',
   path: '/',
   summary: 'Submit a job',
-  request: { body: { content: { 'application/json': { schema: JobSpecSchema } }, required: true } },
+  request: {
+    headers: IdempotencyHeaders,
+    body: { content: { 'application/json': { schema: JobSpecSchema } }, required: true },
+  },
   responses: {
     201: { content: { 'application/json': { schema: JobViewSchema } }, description: 'The job, queued' },
+    200: {
+      content: { 'application/json': { schema: JobViewSchema } },
+      description: 'The job submitted earlier with this Idempotency-Key (header `Idempotent-Replayed: true`)',
+    },
     400: errorResponse('Invalid job spec'),
+    409: errorResponse('The Idempotency-Key was used for another job spec'),
     413: errorResponse('Body too large'),
   },
 });
@@ -73,29 +84,47 @@ export function jobsApp({ client, config }: JobsDeps) {
   };
 
   app.openapi(submitJob, async (c) => {
-    const spec = c.req.valid('json');
-    const id = randomUUID();
-    const input: JobInput = {
-      ...spec,
-      name: spec.name ?? defaultJobName(spec.script),
-      image: spec.image ?? config.HODEI_WORKER_IMAGE,
-      resources: {
-        memoryMb: config.HODEI_JOB_MEMORY_MB,
-        cpus: config.HODEI_JOB_CPUS,
-        pidsLimit: config.HODEI_JOB_PIDS_LIMIT,
-      },
-    };
+    const resolved = resolveJobInput(c.req.valid('json'), config);
+    if ('issues' in resolved) {
+      const message = resolved.issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+      return c.json(errorBody('invalid_request', message, resolved.issues), 400);
+    }
+    const { input } = resolved;
+    const key = c.req.valid('header')['idempotency-key'];
+    const id = key ? idempotentJobId(key) : randomUUID();
     const memo: JobMemo = { name: input.name, image: input.image, labels: input.labels, state: 'QUEUED' };
-    const handle = await client.workflow.start(RUN_JOB_WORKFLOW, {
-      workflowId: id,
-      taskQueue: config.HODEI_TASK_QUEUE,
-      args: [input],
-      memo: { ...memo },
-      typedSearchAttributes: new TypedSearchAttributes([
-        { key: STATE_KEY, value: 'QUEUED' },
-        { key: LABELS_KEY, value: Object.entries(input.labels).map(([k, v]) => `${k}:${v}`) },
-      ]),
-    });
+    // With a key: which request created the job, and what it asked for.
+    const submission = key ? { requestId: randomUUID(), fingerprint: specFingerprint(c.req.valid('json')) } : undefined;
+    let handle;
+    try {
+      handle = await client.workflow.start(RUN_JOB_WORKFLOW, {
+        workflowId: id,
+        taskQueue: config.HODEI_TASK_QUEUE,
+        args: [input],
+        memo: { ...memo, ...(submission ? { submission } : {}) },
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: STATE_KEY, value: 'QUEUED' },
+          { key: LABELS_KEY, value: Object.entries(input.labels).map(([k, v]) => `${k}:${v}`) },
+        ]),
+        // Same key while the job runs: the running one; after it ended: refused, answered below.
+        ...(key ? { workflowIdConflictPolicy: 'USE_EXISTING' as const, workflowIdReusePolicy: 'REJECT_DUPLICATE' as const } : {}),
+      });
+    } catch (err) {
+      if (!(key && err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    if (submission) {
+      const description = await client.workflow.getHandle(id).describe();
+      const earlier = (description.memo as { submission?: typeof submission } | undefined)?.submission;
+      if (earlier?.requestId !== submission.requestId) {
+        if (earlier?.fingerprint !== submission.fingerprint) {
+          const message = 'this Idempotency-Key was used for another job spec';
+          return c.json(errorBody('idempotency_key_reused', message), 409);
+        }
+        c.header('Location', `/jobs/${id}`);
+        c.header('Idempotent-Replayed', 'true');
+        return c.json(await findJob(id), 200);
+      }
+    }
     const job: JobView = {
       id,
       name: input.name,
@@ -103,10 +132,19 @@ export function jobsApp({ client, config }: JobsDeps) {
       image: input.image,
       labels: input.labels,
       createdAt: new Date().toISOString(),
-      workflow: { workflowId: id, runId: handle.firstExecutionRunId, status: 'RUNNING' },
+      workflow: { workflowId: id, runId: handle!.firstExecutionRunId, status: 'RUNNING' },
     };
     c.header('Location', `/jobs/${id}`);
     return c.json(job, 201);
+  });
+
+  app.openapi(listJobsRoute, async (c) => {
+    try {
+      return c.json(await listJobs(client, config.TEMPORAL_NAMESPACE, c.req.valid('query')), 200);
+    } catch (err) {
+      if (err instanceof BadCursorError) return c.json(errorBody('invalid_request', `cursor: ${err.message}`, [{ path: 'cursor', message: err.message }]), 400);
+      throw err;
+    }
   });
 
   app.openapi(getJob, async (c) => c.json(await findJob(c.req.valid('param').id), 200));

@@ -11,6 +11,7 @@ export interface Job {
   id: string;
   name: string;
   state: JobState;
+  labels: Record<string, string>;
   exitCode?: number;
   reason?: string;
   createdAt: string;

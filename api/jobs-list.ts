@@ -1,0 +1,136 @@
+import { createHash } from 'node:crypto';
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
+import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
+import { JOB_STATES, type JobState } from '../domain/job-state.js';
+import { RUN_JOB_WORKFLOW } from '../domain/names.js';
+import { ErrorSchema } from './errors.js';
+import { JobViewSchema, toJobView } from './job-view.js';
+
+/**
+ * States a list can filter on. PROVISIONING is not among them: the workflow keeps `HodeiState`
+ * at QUEUED while its container is created (`GET /jobs/:id` tells the two apart from the
+ * pending activity), so a QUEUED filter finds both.
+ */
+export const LISTABLE_STATES = JOB_STATES.filter((s) => s !== 'PROVISIONING') as Exclude<JobState, 'PROVISIONING'>[];
+
+const LABEL_FILTER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}:.{0,256}$/s;
+
+export const ListQuerySchema = z.object({
+  state: z
+    .enum(LISTABLE_STATES as [string, ...string[]])
+    .optional()
+    .openapi({ description: 'Only jobs in this state (QUEUED includes jobs being provisioned).' }),
+  label: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .transform((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]))
+    .pipe(z.array(z.string().regex(LABEL_FILTER, 'labels are key:value')).max(32))
+    .openapi({ description: 'key:value; repeat for jobs carrying every one of them.' }),
+  limit: z.coerce.number().int().min(1).max(100).default(20).openapi({ description: 'Jobs per page (1-100, default 20).' }),
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'not a cursor from this API')
+    .max(4096)
+    .optional()
+    .openapi({ description: '`nextCursor` of the previous page.' }),
+});
+export type ListQuery = z.infer<typeof ListQuerySchema>;
+
+export const JobListSchema = z.object({
+  jobs: z.array(JobViewSchema),
+  nextCursor: z.string().optional().openapi({ description: 'Absent on the last page.' }),
+});
+
+export const listJobsRoute = createRoute({
+  method: 'get',
+  path: '/',
+  summary: 'Jobs, newest first (open ones by start, then ended ones by end), filtered by state and labels',
+  request: { query: ListQuerySchema },
+  responses: {
+    200: { content: { 'application/json': { schema: JobListSchema } }, description: 'A page of jobs' },
+    400: { content: { 'application/json': { schema: ErrorSchema } }, description: 'Bad filter or cursor' },
+  },
+});
+
+/** A string literal of Temporal's list query language. */
+function literal(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** How each state reads in Temporal visibility: the workflow status and the `HodeiState` it keeps. */
+const STATE_QUERIES: Record<Exclude<JobState, 'PROVISIONING'>, string> = {
+  QUEUED: "ExecutionStatus = 'Running' AND HodeiState = 'QUEUED'",
+  RUNNING: "ExecutionStatus = 'Running' AND HodeiState = 'RUNNING'",
+  CANCELLING: "ExecutionStatus = 'Running' AND HodeiState = 'CANCELLING'",
+  SUCCEEDED: "ExecutionStatus = 'Completed'",
+  CANCELLED: "ExecutionStatus = 'Canceled'",
+  FAILED: "((ExecutionStatus = 'Failed' AND HodeiState != 'TIMED_OUT') OR ExecutionStatus = 'Terminated')",
+  TIMED_OUT: "((ExecutionStatus = 'Failed' AND HodeiState = 'TIMED_OUT') OR ExecutionStatus = 'TimedOut')",
+};
+
+/** The visibility query for a filter; the same text works in `temporal workflow list --query`. */
+export function listQuery(filter: Pick<ListQuery, 'state' | 'label'>): string {
+  const parts = [`WorkflowType = ${literal(RUN_JOB_WORKFLOW)}`];
+  if (filter.state) parts.push(STATE_QUERIES[filter.state as keyof typeof STATE_QUERIES]);
+  for (const label of filter.label) parts.push(`HodeiLabels = ${literal(label)}`);
+  return parts.join(' AND ');
+}
+
+/** Thrown for a cursor that is not one this API gave for this filter. */
+export class BadCursorError extends Error {
+  override name = 'BadCursorError';
+}
+
+/** A page token from Temporal, tied to the query it pages through. */
+function encodeCursor(query: string, token: Uint8Array): string {
+  return Buffer.from(JSON.stringify({ q: queryTag(query), t: Buffer.from(token).toString('base64') })).toString('base64url');
+}
+
+function decodeCursor(query: string, cursor: string): Buffer {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new BadCursorError('not a cursor from this API');
+  }
+  const { q, t } = (parsed ?? {}) as { q?: unknown; t?: unknown };
+  if (typeof t !== 'string' || typeof q !== 'string') throw new BadCursorError('not a cursor from this API');
+  if (q !== queryTag(query)) throw new BadCursorError('the cursor belongs to another filter');
+  return Buffer.from(t, 'base64');
+}
+
+const queryTag = (query: string) => createHash('sha256').update(query).digest('base64url').slice(0, 16);
+
+// A token Temporal cannot read fails as UNKNOWN, which the client retries: bound the wait.
+const LIST_TIMEOUT_MS = 10_000;
+
+/**
+ * One page of jobs from Temporal's visibility store, in its order, newest first: jobs still open
+ * by start time, then ended jobs by end time (the order of the Web UI; the SQL visibility store
+ * has no ORDER BY). The cursor wraps Temporal's next page token with a tag of the filter.
+ */
+export async function listJobs(client: Client, namespace: string, q: ListQuery) {
+  const query = listQuery(q);
+  const nextPageToken = q.cursor ? decodeCursor(query, q.cursor) : undefined;
+  let response;
+  try {
+    response = await client.connection.withDeadline(Date.now() + LIST_TIMEOUT_MS, () =>
+      client.workflowService.listWorkflowExecutions({ namespace, query, pageSize: q.limit, nextPageToken }),
+    );
+  } catch (err) {
+    // A forged token inside a well-formed cursor: INVALID_ARGUMENT, UNKNOWN or the deadline.
+    const code = (err as { code?: number }).code;
+    if (nextPageToken && (code === 2 || code === 3 || code === 4)) throw new BadCursorError('not a cursor from this API');
+    throw err;
+  }
+  const converter = client.workflow.options.loadedDataConverter;
+  const jobs = await Promise.all(
+    (response.executions ?? []).map(async (raw) => {
+      const info = await executionInfoFromRaw(raw, converter, { workflowExecutionInfo: raw }, namespace);
+      return toJobView(info as unknown as WorkflowExecutionDescription);
+    }),
+  );
+  const token = response.nextPageToken;
+  return { jobs, nextCursor: token && token.length > 0 ? encodeCursor(query, token) : undefined };
+}
