@@ -33,7 +33,9 @@ export function formatDate(iso: string | undefined): string {
 export function formatDuration(fromIso: string | undefined, toIso: string | undefined, now = Date.now()): string {
   if (!fromIso) return '—';
   const ms = (toIso ? Date.parse(toIso) : now) - Date.parse(fromIso);
-  if (!Number.isFinite(ms) || ms < 0) return '—';
+  if (!Number.isFinite(ms)) return '—';
+  // Start and end come from different clocks (Docker's, the worker's): a very short run can read as negative.
+  if (ms < 0) return ms > -1000 ? '< 1 s' : '—';
   if (ms < 1000) return `${ms} ms`;
   const s = Math.floor(ms / 1000);
   if (s < 60) return `${(ms / 1000).toFixed(1)} s`;

@@ -161,6 +161,7 @@ export function jobView(main: HTMLElement, id: string): () => void {
   };
 
   const numberFormat = new Intl.NumberFormat();
+  let reconnects = 0;
   void followLog(
     id,
     {
@@ -172,6 +173,11 @@ export function jobView(main: HTMLElement, id: string): () => void {
         void refresh();
       },
       onStatus(status, detail) {
+        if (status === 'reconnecting' && followStatus.dataset.status !== 'reconnecting') {
+          reconnects += 1;
+          followStatus.dataset.reconnects = String(reconnects);
+          followStatus.title = `connection lost ${reconnects}× and resumed after the last line received`;
+        }
         followStatus.textContent = STATUS_TEXT[status] + (detail ? `: ${detail}` : '');
         followStatus.dataset.status = status;
       },

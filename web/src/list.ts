@@ -1,4 +1,7 @@
 import { JOB_STATES, listJobs, type Job } from './api.js';
+
+/** The list cannot tell PROVISIONING from QUEUED (Temporal visibility keeps QUEUED until the script runs). */
+const FILTER_STATES = JOB_STATES.filter((s) => s !== 'PROVISIONING');
 import { alertBox, badge, formatDate, formatDuration, h, labelList } from './dom.js';
 
 const PAGE_SIZE = 20;
@@ -16,7 +19,7 @@ export function listView(main: HTMLElement, query: URLSearchParams): () => void 
   let timer = 0;
   let stopped = false;
 
-  const stateSelect = h('select', { id: 'f-state', name: 'state' }, h('option', { value: '' }, 'any state'), ...JOB_STATES.map((s) => h('option', { value: s }, s)));
+  const stateSelect = h('select', { id: 'f-state', name: 'state' }, h('option', { value: '' }, 'any state'), ...FILTER_STATES.map((s) => h('option', { value: s }, s === 'QUEUED' ? 'QUEUED (incl. provisioning)' : s)));
   stateSelect.value = state;
   const labelInput = h('input', { id: 'f-label', name: 'label', placeholder: 'key:value', value: label, autocomplete: 'off' });
   const filters = h(

@@ -32,6 +32,7 @@ export class LogView {
   private following = true;
   private frame = 0;
   private timestamps = false;
+  private renderedMaxScroll = 0;
   /** Called when following starts or stops (the reader scrolled up, or back to the bottom). */
   onFollowChange: (following: boolean) => void = () => undefined;
 
@@ -112,8 +113,9 @@ export class LogView {
   }
 
   private isAtBottom(): boolean {
-    // Against the content's own height: the rendered rows may overhang it by a row or two.
-    return this.element.scrollTop >= this.geometry().maxScroll - this.rowHeight;
+    // Against the height last rendered, not the lines appended since (a scroll event arrives after
+    // the render that caused it), nor scrollHeight (the rows may overhang the content by a row).
+    return this.element.scrollTop >= this.renderedMaxScroll - this.rowHeight;
   }
 
   private schedule(): void {
@@ -135,6 +137,7 @@ export class LogView {
     if (measured && Math.abs(measured - this.rowHeight) > 0.5) this.rowHeight = measured;
     const { contentHeight, maxScroll, visibleRows } = this.geometry();
     this.spacer.style.height = `${contentHeight}px`;
+    this.renderedMaxScroll = maxScroll;
     if (this.following) this.element.scrollTop = maxScroll;
     const scrollTop = Math.min(this.element.scrollTop, maxScroll);
     // Which line is at the top: proportional, so a log taller than MAX_SCROLL_PX still reaches every line.
