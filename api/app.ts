@@ -6,6 +6,7 @@ import type { Config } from '../domain/config.js';
 import { MAX_SUBMIT_BYTES } from '../domain/job-spec.js';
 import type { LogStore } from '../log-store/log-store.js';
 import { requireToken } from './auth.js';
+import { createMetrics } from './metrics.js';
 import { errorBody, onError } from './errors.js';
 import { healthApp } from './health.js';
 import { jobsApp } from './jobs.js';
@@ -24,6 +25,8 @@ export interface AppDeps {
 /** The HTTP API, testable with `app.request(...)` and no open port. */
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono();
+  const metrics = createMetrics(deps);
+  app.use('*', metrics.middleware);
   // The web page and its assets are public (it asks for a token and sends it on every API call);
   // registered before the token check, so their handlers answer first.
   app.route('/', webApp(deps));
@@ -36,6 +39,7 @@ export function createApp(deps: AppDeps) {
     }),
   );
   app.route('/', healthApp(deps));
+  app.route('/', metrics.app);
   app.route('/jobs', jobsApp(deps));
   app.route('/jobs', logsApp({ ...deps, onError: (err) => deps.logger.error({ err }, 'log tail failed') }));
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });

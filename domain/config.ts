@@ -40,6 +40,10 @@ const ConfigSchema = z.object({
     .optional(),
   /** Most job containers (created or running) one worker's Docker host holds at once. */
   HODEI_WORKER_CAPACITY: positiveInt.default(8),
+  /** Port of the worker's Prometheus `/metrics`. Default: none (the worker serves no HTTP). */
+  HODEI_WORKER_METRICS_PORT: port.optional(),
+  /** Address the worker's `/metrics` listens on. */
+  HODEI_WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   /** Image jobs run in when they name none. Built by `npm start` from Dockerfile.worker. */
   HODEI_WORKER_IMAGE: z.string().min(1).default('hodei-worker:latest'),
   /** Days a finished job's record (Temporal retention) and logs are kept. */

@@ -10,6 +10,7 @@ import { SqliteLogStore } from '../log-store/sqlite-log-store.js';
 import { createLogger } from '../domain/logger.js';
 import { dockerHostId } from './host.js';
 import { startReaper } from './reaper.js';
+import { serveMetrics, WorkerMetrics } from './metrics.js';
 
 const config = loadConfig();
 const logger = createLogger('worker', config.HODEI_LOG_LEVEL);
@@ -33,9 +34,10 @@ try {
 }
 
 const logStore = SqliteLogStore.inDataDir(config.HODEI_DATA_DIR);
+const metrics = new WorkerMetrics({ docker, host: hostId, instanceId: config.HODEI_INSTANCE_ID });
 const activities = createActivities({
   host: { docker, id: hostId, taskQueue, slots: new HostSlots(docker, config.HODEI_INSTANCE_ID, config.HODEI_WORKER_CAPACITY) },
-  logStore,
+  logStore: metrics.meterLogStore(logStore),
   instanceId: config.HODEI_INSTANCE_ID,
   provisionDeadlineMs: config.HODEI_PROVISION_DEADLINE_SECONDS * 1000,
   logMaxBytes: config.HODEI_LOG_MAX_BYTES,
@@ -52,6 +54,7 @@ const jobsWorker = await Worker.create({
   taskQueue: config.HODEI_TASK_QUEUE,
   workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
   activities: { provisionContainer: activities.provisionContainer },
+  interceptors: { activity: [metrics.interceptor] },
   // A provision that waits for a slot holds one of these; the rest stay queued in Temporal,
   // free for another host to take.
   maxConcurrentActivityTaskExecutions: 2,
@@ -65,6 +68,7 @@ const hostWorker = await Worker.create({
   ...common,
   taskQueue,
   activities: { runScript: activities.runScript, removeContainer: activities.removeContainer },
+  interceptors: { activity: [metrics.interceptor] },
   maxConcurrentActivityTaskExecutions: config.HODEI_WORKER_CAPACITY * 2 + 8,
   // Cancellation reaches an activity with a heartbeat response: send heartbeats often.
   maxHeartbeatThrottleInterval: '100 milliseconds',
@@ -84,6 +88,12 @@ const stopReaper = startReaper({
   logger,
 });
 
+const metricsServer =
+  config.HODEI_WORKER_METRICS_PORT === undefined
+    ? undefined
+    : await serveMetrics(metrics.registry, config.HODEI_WORKER_METRICS_PORT, config.HODEI_WORKER_METRICS_HOST);
+if (metricsServer) logger.info({ address: metricsServer.address() }, 'worker metrics listening');
+
 try {
   // If either worker stops (a signal, or a fatal error), stop the other too.
   await Promise.all(
@@ -95,6 +105,7 @@ try {
   );
 } finally {
   await stopReaper();
+  metricsServer?.close();
   await clientConnection.close();
   await connection.close();
   await logStore.close();

@@ -22,6 +22,8 @@ export interface StackInfo {
   instanceId: string;
   dataDir: string;
   workerPid: number;
+  /** The worker's Prometheus endpoint (`HODEI_WORKER_METRICS_PORT`). */
+  workerMetricsUrl: string;
 }
 
 export interface RunningStack {
@@ -43,6 +45,7 @@ export async function startStack(options: { capacity?: number; env?: Record<stri
   const instanceId = `test-${randomUUID().slice(0, 8)}`;
   const temporalAddress = `127.0.0.1:${temporalPort}`;
   const apiToken = `test-token-${randomUUID()}`;
+  const workerMetricsPort = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     TEMPORAL_ADDRESS: temporalAddress,
@@ -50,6 +53,7 @@ export async function startStack(options: { capacity?: number; env?: Record<stri
     HODEI_TASK_QUEUE: `hodei-test-${instanceId}`,
     HODEI_API_PORT: String(apiPort),
     HODEI_API_TOKENS: apiToken,
+    HODEI_WORKER_METRICS_PORT: String(workerMetricsPort),
     HODEI_DATA_DIR: dataDir,
     HODEI_INSTANCE_ID: instanceId,
     HODEI_WORKER_CAPACITY: String(options.capacity ?? 12),
@@ -117,6 +121,7 @@ export async function startStack(options: { capacity?: number; env?: Record<stri
       instanceId,
       dataDir,
       workerPid: worker!.pid!,
+      workerMetricsUrl: `http://127.0.0.1:${workerMetricsPort}/metrics`,
     },
     env,
     startWorker,

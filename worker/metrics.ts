@@ -1,0 +1,148 @@
+import { createServer, type Server } from 'node:http';
+import type Docker from 'dockerode';
+import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, ActivityInterceptorsFactory, Next } from '@temporalio/worker';
+import type { Context } from '@temporalio/activity';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ProvisionProgress, ScriptOutcome } from '../domain/job-result.js';
+import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
+import type { LogLine, LogStore } from '../log-store/log-store.js';
+
+// Jobs wait seconds to hours; containers start in well under a second.
+const WAIT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
+const RUN_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400];
+
+/**
+ * The worker's Prometheus metrics: what only the worker sees (its activities, its Docker host,
+ * the log lines it stores). Served by `serveMetrics` on `HODEI_WORKER_METRICS_PORT`.
+ */
+export class WorkerMetrics {
+  readonly registry = new Registry();
+  readonly queueWait = new Histogram({
+    name: 'hodei_job_queue_wait_seconds',
+    help: 'Job submitted → a host slot taken for it (waiting for capacity)',
+    buckets: WAIT_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly provisioning = new Histogram({
+    name: 'hodei_job_provisioning_seconds',
+    help: 'Host slot taken → container created (image, script, limits)',
+    buckets: WAIT_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly runTime = new Histogram({
+    name: 'hodei_job_run_seconds',
+    help: "Script start → its container stopped, by how it ended",
+    labelNames: ['outcome'],
+    buckets: RUN_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly logBytes = new Counter({
+    name: 'hodei_log_bytes_stored_total',
+    help: 'Bytes of job output written to the log store by this worker',
+    labelNames: ['stream'],
+    registers: [this.registry],
+  });
+
+  constructor(options: { docker: Docker; host: string; instanceId: string }) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'hodei_worker_' });
+    const { docker, host, instanceId } = options;
+    new Gauge({
+      name: 'hodei_job_containers',
+      help: "Job containers (created or running) on this worker's Docker host, from Docker's own list",
+      labelNames: ['host', 'state'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const containers = await docker.listContainers({
+          all: true,
+          filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${instanceId}`] },
+        });
+        const byState = new Map<string, number>();
+        for (const c of containers) byState.set(c.State, (byState.get(c.State) ?? 0) + 1);
+        for (const [state, count] of byState) this.set({ host, state }, count);
+        if (byState.size === 0) this.set({ host, state: 'running' }, 0);
+      },
+    });
+  }
+
+  /** Counts the bytes of every line stored through the returned store. */
+  meterLogStore(store: LogStore): LogStore {
+    const logBytes = this.logBytes;
+    return new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'append') {
+          return async (jobId: string, lines: readonly LogLine[]) => {
+            await target.append(jobId, lines);
+            for (const line of lines) logBytes.inc({ stream: line.stream }, Buffer.byteLength(line.line) + 1);
+          };
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  /** Observes the job activities: queue wait and provisioning from provisionContainer, run time from runScript. */
+  readonly interceptor: ActivityInterceptorsFactory = (ctx: Context) => ({
+    inbound: new MetricsInterceptor(ctx, this),
+  });
+}
+
+class MetricsInterceptor implements ActivityInboundCallsInterceptor {
+  constructor(
+    private readonly ctx: Context,
+    private readonly metrics: WorkerMetrics,
+  ) {}
+
+  async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
+    const type = this.ctx.info.activityType;
+    if (type === 'provisionContainer') return this.provision(input, next);
+    const result = await next(input);
+    if (type === 'runScript') {
+      const outcome = result as Partial<ScriptOutcome> | undefined;
+      const started = Date.parse(outcome?.startedAt ?? '');
+      const finished = Date.parse(outcome?.finishedAt ?? '');
+      if (Number.isFinite(started) && Number.isFinite(finished)) {
+        const label = outcome?.oomKilled ? 'oom_killed' : outcome?.exitCode === 0 ? 'exit_zero' : 'exit_nonzero';
+        this.metrics.runTime.observe({ outcome: label }, Math.max(0, finished - started) / 1000);
+      }
+    }
+    return result;
+  }
+
+  /** The provision activity heartbeats `creating` once it holds a slot: that splits wait from work. */
+  private async provision(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>) {
+    let slotTakenAt: number | undefined;
+    const ctx = this.ctx as { heartbeat: (details?: unknown) => void };
+    const heartbeat = ctx.heartbeat;
+    ctx.heartbeat = (details?: unknown) => {
+      if ((details as ProvisionProgress | undefined)?.phase === 'creating') slotTakenAt ??= Date.now();
+      heartbeat(details);
+    };
+    const result = await next(input);
+    const done = Date.now();
+    const taken = slotTakenAt ?? done;
+    // Scheduled time of the first attempt: the workflow schedules provisioning as it starts.
+    this.metrics.queueWait.observe(Math.max(0, taken - this.ctx.info.scheduledTimestampMs) / 1000);
+    this.metrics.provisioning.observe(Math.max(0, done - taken) / 1000);
+    return result;
+  }
+}
+
+/** Serves `GET /metrics` (Prometheus text) on its own port. */
+export function serveMetrics(registry: Registry, port: number, host: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${err.message}\n`),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
