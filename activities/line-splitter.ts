@@ -16,6 +16,12 @@ export class LineSplitter {
     let start = 0;
     while (start < chunk.length) {
       const newline = chunk.indexOf(0x0a, start);
+      // Fast path, the common case: a whole short line, decoded in place without copying.
+      if (newline !== -1 && this.pendingBytes === 0 && newline - start <= this.maxLineBytes) {
+        this.onLine(chunk.toString('utf8', start, newline));
+        start = newline + 1;
+        continue;
+      }
       const end = newline === -1 ? chunk.length : newline;
       this.accumulate(chunk.subarray(start, end));
       if (newline === -1) return;

@@ -89,7 +89,7 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
 
   try {
     const output = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true })) as unknown as Readable;
-    await pumpOutput(output, position.reader(stdout, stderr), flush, detach.signal);
+    await pumpOutput(output, position.reader(stdout, stderr), () => batch.length, flush, detach.signal);
     if (detach.signal.aborted) {
       await flush();
       heartbeat();
@@ -103,7 +103,7 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
     // (A follow read of a stopped container ends at the end of its log, and streams.)
     const rest = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true, since })) as unknown as Readable;
     position.skip(skip);
-    await pumpOutput(rest, position.reader(stdout, stderr), flush, detach.signal);
+    await pumpOutput(rest, position.reader(stdout, stderr), () => batch.length, flush, detach.signal);
     // The output has ended: the last lines and the cap marker are final.
     stdout.flush();
     stderr.flush();
@@ -237,11 +237,30 @@ export class LogCap {
 function pumpOutput(
   output: Readable,
   onFrame: (streamType: number, payload: Buffer) => void,
+  pendingLines: () => number,
   flush: () => Promise<void>,
   detach: AbortSignal,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let pending: Buffer = Buffer.alloc(0);
+    let flushing: Promise<void> | undefined;
+    let scheduled = false;
+    let done = false;
+    // One store write at a time, with the stream paused meanwhile (back-pressure to Docker).
+    const store = () => {
+      if (done || flushing || pendingLines() === 0) return;
+      output.pause();
+      flushing = flush().then(
+        () => {
+          flushing = undefined;
+          if (!output.destroyed) output.resume();
+        },
+        (err: unknown) => {
+          output.destroy();
+          reject(err);
+        },
+      );
+    };
     output.on('data', (chunk: Buffer) => {
       const buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
       let offset = 0;
@@ -253,28 +272,38 @@ function pumpOutput(
       }
       // Copied, so a small remainder never pins a whole chunk.
       pending = Buffer.from(buf.subarray(offset));
-      output.pause();
-      flush().then(
-        () => output.resume(),
-        (err: unknown) => {
-          output.destroy();
-          reject(err);
-        },
-      );
+      // Docker sends a chunk per message: store in batches, once the chunks already received are
+      // split (setImmediate runs after pending I/O), or at once when a batch is large.
+      if (pendingLines() >= MAX_BATCH_LINES) store();
+      else if (!scheduled) {
+        scheduled = true;
+        setImmediate(() => {
+          scheduled = false;
+          store();
+        });
+      }
     });
-    output.once('end', resolve);
-    output.once('close', resolve);
+    const finish = () => {
+      done = true;
+      // The caller stores what is left; never while a write is in flight (writes stay in order).
+      void (flushing ?? Promise.resolve()).then(() => resolve());
+    };
+    output.once('end', finish);
+    output.once('close', finish);
     output.once('error', reject);
     detach.addEventListener(
       'abort',
       () => {
         output.destroy();
-        resolve();
+        finish();
       },
       { once: true },
     );
   });
 }
+
+/** Lines stored in one write at most. */
+const MAX_BATCH_LINES = 2000;
 
 async function stopContainer(container: Docker.Container, graceSeconds: number): Promise<void> {
   try {

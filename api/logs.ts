@@ -34,6 +34,8 @@ export const LogEventSchema = z.object({
   attempt: z.number().int(),
 });
 
+type LogEvent = z.infer<typeof LogEventSchema>;
+
 const JobIdParams = z.object({ id: z.string().min(1).max(200) });
 const Seq = z.coerce.number().int().min(0);
 const errorResponse = (description: string) => ({
@@ -134,9 +136,9 @@ export function logsApp({ client, logStore, config, tail, onError }: LogsDeps) {
       for await (const event of tails.follow(id, after, stop.signal)) {
         if (sse.aborted) break;
         if ('lines' in event) {
-          for (const l of event.lines) {
-            await sse.writeSSE({ id: String(l.seq), data: JSON.stringify(l satisfies z.infer<typeof LogEventSchema>) });
-          }
+          // One write per batch of lines rather than per line (a 50 MB log is half a million
+          // events). Same framing as writeSSE: JSON data holds no line breaks, ids are numbers.
+          await sse.write(event.lines.map((l) => `data: ${JSON.stringify(l satisfies LogEvent)}\nid: ${l.seq}\n\n`).join(''));
         } else if ('idle' in event) {
           await sse.write(': keep-alive\n\n');
         } else {
