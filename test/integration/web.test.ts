@@ -121,6 +121,10 @@ describe('the web page', () => {
     await page.locator('#show-ts').check();
     await page.locator('.ln .ts').first().waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-job.png') });
+    // The README's picture (docs/web-job.png is a copy of it).
+    await page.setViewportSize({ width: 1120, height: 640 });
+    await page.locator('.ln', { hasText: 'to stderr' }).waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-job-readme.png') });
 
     // At a phone's width.
     await page.setViewportSize({ width: 390, height: 844 });
