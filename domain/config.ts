@@ -23,8 +23,9 @@ const ConfigSchema = z.object({
   HODEI_API_HOST: z.string().min(1).default('127.0.0.1'),
   /**
    * API tokens, comma-separated: each a token or `sha256:<hex>` of one. Every route but
-   * `/healthz` and `/readyz` needs `Authorization: Bearer <token>`. Default: none configured, so
-   * the API uses (and on first start creates) the token in `<data dir>/api-token`.
+   * `/healthz`, `/readyz` and the web page (`/`, `/assets/*`) needs `Authorization: Bearer
+   * <token>`. Default: none configured, so the API uses (and on first start creates) the token in
+   * `<data dir>/api-token`.
    */
   HODEI_API_TOKENS: z
     .string()
