@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { containersOf, getJob, stack, waitForState } from '../support/api-client.js';
+import { ROOT } from '../support/stack.js';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the `hodei` bin (piped, so no terminal) against the shared stack. */
+function hodei(args: string[], options: { stdin?: string; token?: string } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'cli/hodei.mjs'), ...args], {
+      cwd: tmpdir(),
+      env: { PATH: process.env.PATH, HODEI_URL: stack().apiUrl, HODEI_TOKEN: options.token ?? stack().apiToken },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+describe('the hodei CLI', () => {
+  it('submit --follow prints the output and exits with the job exit code', async () => {
+    const run = await hodei(['submit', '--follow', '--env', 'WHO=cli'], { stdin: 'echo "hello $WHO"; echo oops >&2; exit 7\n' });
+    expect(run.stdout).toBe('hello cli\n');
+    expect(run.stderr).toContain('oops\n');
+    expect(run.stderr).toMatch(/FAILED/);
+    expect(run.code).toBe(7);
+    // Piped: plain lines, no spinner.
+    expect(run.stderr).not.toMatch(/[\r\x1b]/);
+    const ok = await hodei(['submit', '-f', '-'], { stdin: 'echo fine' });
+    expect(ok).toMatchObject({ code: 0, stdout: 'fine\n' });
+  });
+
+  it('submit from a file, then logs -f (stops at the end), status and list', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hodei-cli-'));
+    const file = path.join(dir, 'job.sh');
+    writeFileSync(file, 'for i in 1 2 3; do echo "line $i"; sleep 0.3; done\n');
+    const run = `cli-${randomUUID().slice(0, 8)}`;
+    const submitted = await hodei(['submit', file, '--label', `run=${run}`, '--timeout', '60', '--name', 'three lines']);
+    expect(submitted.code).toBe(0);
+    const id = submitted.stdout.trim();
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+
+    const logs = await hodei(['logs', '-f', id]);
+    expect(logs).toMatchObject({ code: 0, stdout: 'line 1\nline 2\nline 3\n' });
+    expect((await getJob(id)).state).toBe('SUCCEEDED');
+
+    const status = await hodei(['status', id, '--json']);
+    expect(JSON.parse(status.stdout)).toMatchObject({ id, state: 'SUCCEEDED', exitCode: 0, name: 'three lines', labels: { run } });
+    expect((await hodei(['status', id])).stdout).toMatch(/^state\s+SUCCEEDED$/m);
+    expect((await hodei(['logs', id])).stdout).toBe('line 1\nline 2\nline 3\n');
+
+    const listed = await hodei(['list', '--label', `run=${run}`, '--json']);
+    expect(listed.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id)).toEqual([id]);
+    const table = await hodei(['list', '--label', `run=${run}`, '--state', 'succeeded']);
+    expect(table.stdout).toMatch(/^ID\s+STATE\s+EXIT\s+CREATED\s+NAME\n/);
+    expect(table.stdout).toContain(id);
+  });
+
+  it('cancel stops a running job', async () => {
+    const submitted = await hodei(['submit', '-'], { stdin: 'sleep 300' });
+    const id = submitted.stdout.trim();
+    await waitForState(id, ['RUNNING']);
+    const cancelled = await hodei(['cancel', id, '--wait']);
+    expect(cancelled).toMatchObject({ code: 0, stdout: 'CANCELLED\n' });
+    expect(await containersOf(id)).toEqual([]);
+  });
+
+  it('says what is wrong, with exit code 2', async () => {
+    const denied = await hodei(['status', 'whatever'], { token: 'wrong-token-0123456789' });
+    expect(denied.code).toBe(2);
+    expect(denied.stderr).toMatch(/401: invalid API token/);
+    const missing = await hodei(['status', 'no-such-job']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/404/);
+  });
+});
