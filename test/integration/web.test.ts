@@ -146,7 +146,19 @@ describe('the web page', () => {
     await row(later.id).locator('[data-state="SUCCEEDED"]').waitFor({ timeout: 15_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-list.png') });
 
-    // The state filter narrows it further; the keyboard reaches the job links.
+    // Paging, two jobs a page: this file's first three jobs span two pages.
+    await page.goto(`${stack().apiUrl}/#/?label=${encodeURIComponent(`suite:${SUITE}`)}&limit=2`);
+    const ids = () => page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-job-id')));
+    await row(later.id).waitFor();
+    const first = await ids();
+    expect(first).toEqual([later.id, job.id]);
+    await page.getByRole('button', { name: 'Older →' }).click();
+    await waitFor('the second page', async () => ((await ids()).some((id) => first.includes(id)) ? undefined : true));
+    expect(await page.locator('.pager').textContent()).toContain('page 2');
+    await page.getByRole('button', { name: '← Newer' }).click();
+    await row(later.id).waitFor();
+
+    // The state filter narrows it further.
     await page.goto(`${stack().apiUrl}/#/?state=FAILED&label=${encodeURIComponent(`suite:${SUITE}`)}`);
     await page.getByText('No job matches these filters.').waitFor();
     await context.close();

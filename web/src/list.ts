@@ -7,10 +7,11 @@ import { alertBox, badge, formatDate, formatDuration, h, labelList } from './dom
 const PAGE_SIZE = 20;
 const REFRESH_MS = 2000;
 
-/** The job list: newest first, filters by state and label, cursor paging, refreshed every 2 s. */
+/** The job list: newest first, filters by state and label, cursor paging (`limit` per page), refreshed every 2 s. */
 export function listView(main: HTMLElement, query: URLSearchParams): () => void {
   const state = query.get('state') ?? '';
   const label = query.get('label') ?? '';
+  const limit = Math.min(100, Math.max(1, Number(query.get('limit')) || PAGE_SIZE));
   // Cursors of the pages before this one, so "Newer" can go back.
   const cursors: (string | undefined)[] = [];
   let cursor: string | undefined;
@@ -35,6 +36,7 @@ export function listView(main: HTMLElement, query: URLSearchParams): () => void 
     const params = new URLSearchParams();
     if (stateSelect.value) params.set('state', stateSelect.value);
     if (labelInput.value.trim()) params.set('label', labelInput.value.trim());
+    if (limit !== PAGE_SIZE) params.set('limit', String(limit));
     location.hash = `#/${params.size ? `?${params}` : ''}`;
   });
 
@@ -85,7 +87,7 @@ export function listView(main: HTMLElement, query: URLSearchParams): () => void 
   const load = async (navigated = false) => {
     clearTimeout(timer);
     try {
-      const page = await listJobs({ state, label, limit: PAGE_SIZE, cursor });
+      const page = await listJobs({ state, label, limit, cursor });
       if (stopped) return;
       nextCursor = page.nextCursor;
       const signature = JSON.stringify(page.jobs);

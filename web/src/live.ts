@@ -53,6 +53,9 @@ export async function followLog(jobId: string, handlers: FollowHandlers, signal:
         onEvent(event) {
           if (event.event === 'end') {
             ended = true;
+            // Every line before the end is shown before the end is announced.
+            if (batch.length > 0) handlers.onLines(batch);
+            batch = [];
             const end = JSON.parse(event.data) as JobEnd;
             if (JOB_STATES.includes(end.state)) handlers.onEnd(end);
             return;

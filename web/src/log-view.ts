@@ -25,6 +25,7 @@ export class LogView {
   private readonly spacer: HTMLElement;
   private readonly rows: HTMLElement;
   private readonly ansi = new AnsiUp();
+  private readonly resize = new ResizeObserver(() => this.schedule());
   private text: string[] = [];
   private stream = new Uint8Array(1024);
   private time = new Float64Array(1024);
@@ -56,7 +57,7 @@ export class LogView {
       }
       this.schedule();
     }, { passive: true });
-    new ResizeObserver(() => this.schedule()).observe(this.element);
+    this.resize.observe(this.element);
   }
 
   get length(): number {
@@ -100,16 +101,9 @@ export class LogView {
     this.render();
   }
 
-  /** Scrolls so that line `index` (0-based) is at the top. */
-  scrollToLine(index: number): void {
-    const { maxScroll, visibleRows } = this.geometry();
-    const span = Math.max(1, this.text.length - visibleRows);
-    this.element.scrollTop = Math.round((Math.min(index, span) / span) * maxScroll);
-    this.render();
-  }
-
   destroy(): void {
     cancelAnimationFrame(this.frame);
+    this.resize.disconnect();
   }
 
   private isAtBottom(): boolean {
