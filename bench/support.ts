@@ -338,6 +338,11 @@ export class ContainerEvents {
     return event ? event.at - since : undefined;
   }
 
+  /** Every event recorded so far, by key. */
+  all(): ReadonlyMap<string, readonly ContainerEvent[]> {
+    return this.events;
+  }
+
   /** Waits a little for late events to arrive (the stream lags the API slightly). */
   async settle(key: string, action: string, timeoutMs = 1000): Promise<void> {
     const deadline = now() + timeoutMs;
