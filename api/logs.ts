@@ -1,18 +1,19 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { HTTPException } from 'hono/http-exception';
 import { stream, streamSSE } from 'hono/streaming';
 import type { Config } from '../domain/config.js';
 import { JOB_STATES } from '../domain/job-state.js';
 import type { LogLine, LogStore } from '../log-store/log-store.js';
 import { LogTails, type LogTailsOptions } from '../log-store/log-tail.js';
+import { LogRetention } from '../log-store/retention.js';
 import { ErrorSchema, validationError } from './errors.js';
 import { describeJob, type JobView } from './job-view.js';
 
 export interface LogsDeps {
   client: Client;
   logStore: LogStore;
-  config: Pick<Config, 'HODEI_SSE_KEEPALIVE_SECONDS'>;
+  config: Pick<Config, 'HODEI_SSE_KEEPALIVE_SECONDS' | 'HODEI_RETENTION_DAYS' | 'HODEI_LOG_SWEEP_INTERVAL_SECONDS'>;
   /** Tuning of live tails (poll interval…); defaults suit production. */
   tail?: Partial<Omit<LogTailsOptions<JobEnd>, 'watchEnd'>>;
   onError?: (err: unknown) => void;
@@ -100,6 +101,14 @@ export function logsApp({ client, logStore, config, tail, onError }: LogsDeps) {
     onError,
   );
 
+  // Logs go when the job's Temporal record does (the same retention period).
+  new LogRetention(logStore, {
+    retentionMs: config.HODEI_RETENTION_DAYS * 24 * 3600 * 1000,
+    intervalMs: config.HODEI_LOG_SWEEP_INTERVAL_SECONDS * 1000,
+    isFinished: (id) => workflowFinished(client, id),
+    onError,
+  }).start();
+
   const findJob = async (id: string): Promise<JobView> => {
     const job = await describeJob(client, id);
     if (!job) throw new HTTPException(404, { message: `job ${id} not found` });
@@ -150,6 +159,16 @@ export function logsApp({ client, logStore, config, tail, onError }: LogsDeps) {
   });
 
   return app;
+}
+
+/** Whether the job's workflow has closed, or Temporal no longer knows it. */
+export async function workflowFinished(client: Client, id: string): Promise<boolean> {
+  try {
+    return (await client.workflow.getHandle(id).describe()).status.name !== 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return true;
+    throw err;
+  }
 }
 
 /** Resolves once the job's workflow has closed (so its run activity stored every line). */

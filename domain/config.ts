@@ -89,6 +89,8 @@ const ConfigSchema = z.object({
    * read but dropped, with one `system` line saying how much.
    */
   HODEI_LOG_MAX_BYTES: positiveInt.default(100 * 1024 * 1024),
+  /** How often the API deletes the logs of jobs that ended over HODEI_RETENTION_DAYS ago, seconds. */
+  HODEI_LOG_SWEEP_INTERVAL_SECONDS: positiveInt.default(3600),
   /** A live log stream (SSE) quiet this long gets a keep-alive comment, seconds. */
   HODEI_SSE_KEEPALIVE_SECONDS: positiveInt.default(15),
   /** Base URL of the Temporal Web UI; the web page links each job to its workflow there. */

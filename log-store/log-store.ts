@@ -42,5 +42,9 @@ export interface LogStore {
   tail(jobId: string, count: number, options?: TailLogOptions): Promise<LogLine[]>;
   /** Highest stored seq of the job, 0 when it has none. */
   lastSeq(jobId: string): Promise<number>;
+  /** Up to `limit` jobs whose newest line was stored before `ts` (ms since the epoch). */
+  jobsWrittenBefore(ts: number, limit: number): Promise<string[]>;
+  /** Deletes every line of the job. */
+  deleteJob(jobId: string): Promise<void>;
   close(): Promise<void>;
 }

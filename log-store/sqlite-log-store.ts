@@ -17,6 +17,8 @@ export class SqliteLogStore implements LogStore {
   private readonly selectTailOfStream: Database.Statement;
   private readonly selectLast: Database.Statement;
   private readonly insertMany: (jobId: string, lines: readonly LogLine[]) => void;
+  private readonly selectWrittenBefore: Database.Statement;
+  private readonly deleteAll: (jobId: string) => void;
 
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
@@ -34,7 +36,17 @@ export class SqliteLogStore implements LogStore {
         attempt INTEGER NOT NULL DEFAULT 1,
         PRIMARY KEY (job_id, seq)
       ) WITHOUT ROWID;
+      -- When each job's log was last written, for the retention sweep.
+      CREATE TABLE IF NOT EXISTS log_jobs (
+        job_id       TEXT    PRIMARY KEY,
+        last_written INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS log_jobs_last_written ON log_jobs (last_written);
     `);
+    // Logs stored before log_jobs existed.
+    if (!this.db.prepare('SELECT 1 FROM log_jobs LIMIT 1').get()) {
+      this.db.exec('INSERT OR IGNORE INTO log_jobs SELECT job_id, MAX(ts) FROM log_lines GROUP BY job_id');
+    }
     this.insert = this.db.prepare(
       'INSERT OR IGNORE INTO log_lines (job_id, seq, stream, ts, line, attempt) VALUES (?, ?, ?, ?, ?, ?)',
     );
@@ -51,8 +63,17 @@ export class SqliteLogStore implements LogStore {
       'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? AND stream = ? ORDER BY seq DESC LIMIT ?',
     );
     this.selectLast = this.db.prepare('SELECT MAX(seq) AS seq FROM log_lines WHERE job_id = ?');
+    const touch = this.db.prepare(
+      'INSERT INTO log_jobs (job_id, last_written) VALUES (?, ?) ON CONFLICT (job_id) DO UPDATE SET last_written = excluded.last_written',
+    );
     this.insertMany = this.db.transaction((jobId: string, lines: readonly LogLine[]) => {
       for (const l of lines) this.insert.run(jobId, l.seq, l.stream, l.ts, l.line, l.attempt);
+      touch.run(jobId, Date.now());
+    });
+    this.selectWrittenBefore = this.db.prepare('SELECT job_id FROM log_jobs WHERE last_written < ? ORDER BY last_written LIMIT ?');
+    this.deleteAll = this.db.transaction((jobId: string) => {
+      this.db.prepare('DELETE FROM log_lines WHERE job_id = ?').run(jobId);
+      this.db.prepare('DELETE FROM log_jobs WHERE job_id = ?').run(jobId);
     });
   }
 
@@ -82,6 +103,14 @@ export class SqliteLogStore implements LogStore {
   async lastSeq(jobId: string): Promise<number> {
     const row = this.selectLast.get(jobId) as { seq: number | null };
     return row.seq ?? 0;
+  }
+
+  async jobsWrittenBefore(ts: number, limit: number): Promise<string[]> {
+    return (this.selectWrittenBefore.all(ts, limit) as Array<{ job_id: string }>).map((r) => r.job_id);
+  }
+
+  async deleteJob(jobId: string): Promise<void> {
+    this.deleteAll(jobId);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { api, logs, stack, submit, waitForEnd, waitForState } from '../support/api-client.js';
+import { workflowFinished } from '../../api/logs.js';
+import { LogRetention } from '../../log-store/retention.js';
+import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
+import { api, cancel, logs, stack, submit, waitForEnd, waitForState } from '../support/api-client.js';
 import { openSse } from '../support/sse.js';
 import { waitFor } from '../support/wait.js';
 
@@ -129,5 +136,34 @@ describe('live logs over SSE (real Temporal, real Docker)', () => {
     const doc = (await (await api('/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
     expect(doc.paths['/jobs/{id}/logs/stream']?.get).toBeDefined();
     expect(JSON.stringify(doc.paths['/jobs/{id}/logs']?.get)).toContain('tail');
+  });
+
+  it('retention: a sweep deletes the logs of jobs that ended (or Temporal forgot), never of a running one', async () => {
+    const ended = await submit({ script: 'echo done' });
+    const running = await submit({ script: 'sleep 60' });
+    await waitForEnd(ended.id);
+    await waitForState(running.id, ['RUNNING']);
+    // A store of this test's own (a sweep of the shared one would take other tests' logs), asking
+    // the shared stack's real Temporal; the clock is moved past the retention period instead.
+    const dir = mkdtempSync(path.join(tmpdir(), 'hodei-retention-'));
+    const store = SqliteLogStore.inDataDir(dir);
+    const connection = await Connection.connect({ address: stack().temporalAddress });
+    try {
+      const client = new Client({ connection, namespace: stack().namespace });
+      const line = { seq: 1, stream: 'stdout' as const, ts: Date.now(), line: 'x', attempt: 1 };
+      for (const id of [ended.id, running.id, 'never-a-job']) await store.append(id, [line]);
+      const day = 24 * 3600 * 1000;
+      const retention = new LogRetention(store, { retentionMs: day, intervalMs: day, isFinished: (id) => workflowFinished(client, id) });
+      expect(await retention.sweep(Date.now())).toBe(0);
+      expect(await retention.sweep(Date.now() + day + 1000)).toBe(2);
+      expect(await store.lastSeq(ended.id)).toBe(0);
+      expect(await store.lastSeq('never-a-job')).toBe(0);
+      expect(await store.lastSeq(running.id)).toBe(1);
+    } finally {
+      await cancel(running.id);
+      await connection.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -23,6 +23,8 @@ beforeEach(() => {
     },
     tail: (id, n, options) => store.tail(id, n, options),
     lastSeq: (id) => store.lastSeq(id),
+    jobsWrittenBefore: (ts, limit) => store.jobsWrittenBefore(ts, limit),
+    deleteJob: (id) => store.deleteJob(id),
     close: () => store.close(),
   };
 });
