@@ -4,6 +4,7 @@ import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, ActivityInt
 import type { Context } from '@temporalio/activity';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ProvisionProgress, ScriptOutcome } from '../domain/job-result.js';
+import { createLogger } from '../domain/logger.js';
 import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
 import type { LogLine, LogStore } from '../log-store/log-store.js';
 
@@ -129,8 +130,12 @@ class MetricsInterceptor implements ActivityInboundCallsInterceptor {
   }
 }
 
-/** Serves `GET /metrics` (Prometheus text) on its own port. */
-export function serveMetrics(registry: Registry, port: number, host: string): Promise<Server> {
+/**
+ * Serves `GET /metrics` (Prometheus text) on its own port. A port that cannot be bound (another
+ * worker on this machine has it) is logged, and the worker runs on without metrics: jobs matter
+ * more than their numbers.
+ */
+export function serveMetrics(registry: Registry, port: number, host: string): Promise<Server | undefined> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
@@ -141,8 +146,11 @@ export function serveMetrics(registry: Registry, port: number, host: string): Pr
       (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${err.message}\n`),
     );
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
+  return new Promise((resolve) => {
+    server.once('error', (err) => {
+      createLogger('worker', 'error').error({ err, port, host }, 'worker metrics not served: cannot listen');
+      resolve(undefined);
+    });
     server.listen(port, host, () => resolve(server));
   });
 }
