@@ -7,6 +7,7 @@ import { MAX_SUBMIT_BYTES } from '../domain/job-spec.js';
 import type { LogStore } from '../log-store/log-store.js';
 import { requireToken } from './auth.js';
 import { createMetrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
 import { errorBody, onError } from './errors.js';
 import { healthApp } from './health.js';
 import { jobsApp } from './jobs.js';
@@ -43,11 +44,7 @@ export function createApp(deps: AppDeps) {
   app.route('/jobs', jobsApp(deps));
   app.route('/jobs', logsApp({ ...deps, onError: (err) => deps.logger.error({ err }, 'log tail failed') }));
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: { title: 'Hodei Jobs API', version: '0.1.0' },
-    security: [{ bearerAuth: [] }],
-  });
+  app.get('/openapi.json', (c) => c.json(openApiDocument(app), 200));
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404));
   app.onError((err, c) => onError(err, c, (e) => deps.logger.error({ err: e }, 'request failed')));
   return app;

@@ -13,6 +13,20 @@ if [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+# docker-compose.yml is validated with Debian's docker-compose (test/unit/compose.test.ts).
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "[test] installing Debian's docker-compose to validate docker-compose.yml" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+fi
+# API fuzzing (test/integration/openapi.test.ts) uses schemathesis from PyPI, pinned, in a venv of its own.
+SCHEMATHESIS_VERSION=4.32.5
+if [ "$(.tools/schemathesis/bin/st --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
+  echo "[test] installing schemathesis $SCHEMATHESIS_VERSION into .tools/schemathesis" >&2
+  python3 -m venv .tools/schemathesis
+  .tools/schemathesis/bin/pip install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
 npx tsc --noEmit -p .
 npx eslint .
 mkdir -p test/artifacts

@@ -3,6 +3,7 @@ import { inject } from 'vitest';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
 import type { JobState } from '../../domain/job-state.js';
 import { TERMINAL_STATES } from '../../domain/job-state.js';
+import { SpecValidator } from './openapi.js';
 import { waitFor } from './wait.js';
 
 export const docker = new Docker();
@@ -31,11 +32,32 @@ export function authHeaders(token = stack().apiToken): Record<string, string> {
   return { authorization: `Bearer ${token}` };
 }
 
-/** A request to the shared stack's API, with its token unless `init.headers` sets `authorization`. */
+let validator: Promise<SpecValidator> | undefined;
+
+/** The API's own `/openapi.json`, fetched once per test file. */
+export function specValidator(): Promise<SpecValidator> {
+  validator ??= (async () => {
+    const res = await fetch(`${stack().apiUrl}/openapi.json`, { headers: authHeaders() });
+    return new SpecValidator((await res.json()) as ConstructorParameters<typeof SpecValidator>[0]);
+  })();
+  return validator;
+}
+
+/**
+ * A request to the shared stack's API, with its token unless `init.headers` sets `authorization`.
+ * Every answer is checked against `/openapi.json` (status, content type, JSON body); a
+ * non-conforming one fails the test.
+ */
 export async function api(path: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
   if (!headers.has('authorization')) headers.set('authorization', `Bearer ${stack().apiToken}`);
-  return fetch(`${stack().apiUrl}${path}`, { ...init, headers });
+  const res = await fetch(`${stack().apiUrl}${path}`, { ...init, headers });
+  const contentType = res.headers.get('content-type');
+  // A live stream is checked for its status and type only; its body never ends on its own.
+  const body = contentType?.startsWith('text/event-stream') ? '' : await res.clone().text();
+  const problems = (await specValidator()).check(init.method ?? 'GET', path, res.status, contentType, body);
+  if (problems.length > 0) throw new Error(`the answer does not match /openapi.json:\n  ${problems.join('\n  ')}`);
+  return res;
 }
 
 export async function submit(spec: Record<string, unknown>): Promise<Job> {
