@@ -78,6 +78,8 @@ function schemathesis(apiUrl: string, token: string): Promise<{ code: number | n
     '--workers', '2',
     '--request-timeout', '20',
     '--no-color',
+    // Nothing written to the work tree (by default it keeps found examples in .schemathesis/).
+    '--generation-database', 'none',
   ];
   return new Promise((resolve, reject) => {
     const child = spawn(path.join(ROOT, '.tools/schemathesis/bin/st'), args, { cwd: ROOT, env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' } });

@@ -1,0 +1,63 @@
+/**
+ * Records workflow histories of the current workflow code for the replay test
+ * (test/unit/replay.test.ts): starts a test stack, runs one job per path through `runJob`
+ * (success, script failure, retry, cancel while running, timeout), and writes each history to
+ * test/fixtures/histories/<commit of workflows/>/<case>.json. Run it after changing workflow
+ * logic, and keep the older directories: the current code must replay them all.
+ *
+ *   node --import tsx scripts/record-histories.ts
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT, startStack } from '../test/support/stack.js';
+import { waitFor } from '../test/support/wait.js';
+
+const TERMINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
+
+const stack = await startStack({ capacity: 4 });
+try {
+  const { apiUrl, apiToken, temporalAddress, namespace } = stack.info;
+  const call = async (p: string, init: RequestInit = {}) => {
+    const res = await fetch(`${apiUrl}${p}`, {
+      ...init,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${apiToken}`, ...(init.headers as Record<string, string>) },
+    });
+    if (res.status >= 300) throw new Error(`${init.method ?? 'GET'} ${p} answered ${res.status}: ${await res.text()}`);
+    return (await res.json()) as { id: string; state: string };
+  };
+  const submit = (spec: Record<string, unknown>) => call('/jobs', { method: 'POST', body: JSON.stringify(spec) });
+  const waitState = (id: string, states: string[]) =>
+    waitFor(`job ${id} to reach ${states.join('|')}`, async () => {
+      const job = await call(`/jobs/${id}`);
+      return states.includes(job.state) ? job : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 100 });
+
+  const cases: Record<string, string> = {};
+  cases.succeeded = (await submit({ script: 'echo hello', labels: { case: 'succeeded' } })).id;
+  cases['failed-exit-3'] = (await submit({ script: 'echo oops >&2; exit 3' })).id;
+  cases['retried-then-failed'] = (await submit({ script: 'exit 2', retries: 1 })).id;
+  cases['timed-out'] = (await submit({ script: 'sleep 60', timeoutSeconds: 1, cancelGraceSeconds: 0 })).id;
+  const running = await submit({ script: 'sleep 300', cancelGraceSeconds: 0 });
+  cases['cancelled-while-running'] = running.id;
+  await waitState(running.id, ['RUNNING']);
+  await call(`/jobs/${running.id}/cancel`, { method: 'POST' });
+  for (const id of Object.values(cases)) await waitState(id, TERMINAL);
+
+  const commit = execFileSync('git', ['log', '-1', '--format=%h', '--', 'workflows/'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dir = path.join(ROOT, 'test/fixtures/histories', commit || 'uncommitted');
+  mkdirSync(dir, { recursive: true });
+  for (const [name, id] of Object.entries(cases)) {
+    // The CLI's JSON is the proto3 JSON that historyFromJSON (and the replayer) read.
+    const json = execFileSync(
+      path.join(ROOT, '.tools/bin/temporal'),
+      ['workflow', 'show', '--address', temporalAddress, '--namespace', namespace, '--workflow-id', id, '--output', 'json'],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    );
+    const events = (JSON.parse(json) as { events: unknown[] }).events.length;
+    writeFileSync(path.join(dir, `${name}.json`), json.endsWith('\n') ? json : `${json}\n`);
+    console.log(`recorded ${name} (${events} events) → ${path.relative(ROOT, dir)}/${name}.json`);
+  }
+} finally {
+  await stack.stop();
+}
