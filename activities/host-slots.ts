@@ -1,3 +1,4 @@
+import type { ActivitySlotInfo, CustomSlotSupplier } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
 
@@ -11,6 +12,9 @@ export class HostSlots {
   private lock: Promise<void> = Promise.resolve();
   private waiters = new Set<() => void>();
   private queue: symbol[] = [];
+  // Bumped on every possible change, so a waiter never sleeps through one it raced with.
+  private generation = 0;
+  private blindReservations = 0;
 
   constructor(
     private readonly docker: Docker,
@@ -38,14 +42,24 @@ export class HostSlots {
     this.lock = new Promise((resolve) => (unlock = resolve));
     await previous;
     try {
-      const used = (await this.countContainers()) + this.reserved;
-      if (used >= this.capacity) return undefined;
+      let blind = false;
+      try {
+        const used = (await this.countContainers()) + this.reserved;
+        if (used >= this.capacity) return undefined;
+      } catch {
+        // The engine does not answer. One job at a time may go ahead anyway: its provisioning
+        // fails, says why in the job, and retries with backoff (maybe on a healthy host).
+        if (this.blindReservations > 0) return undefined;
+        blind = true;
+      }
       this.reserved += 1;
+      if (blind) this.blindReservations += 1;
       let released = false;
       return () => {
         if (released) return;
         released = true;
         this.reserved -= 1;
+        if (blind) this.blindReservations -= 1;
         this.notify();
       };
     } finally {
@@ -63,12 +77,13 @@ export class HostSlots {
     this.queue.push(ticket);
     try {
       for (;;) {
+        const seen = this.generation;
         if (this.queue[0] === ticket) {
           const release = await this.tryAcquire();
           if (release) return release;
         }
         onWait();
-        await this.waitForChange(1000, signal);
+        if (this.generation === seen) await this.waitForChange(1000, signal);
         if (signal.aborted) throw signal.reason;
       }
     } finally {
@@ -95,6 +110,29 @@ export class HostSlots {
 
   /** Tells waiting provisioners that a container of this host went away. */
   notify(): void {
+    this.generation += 1;
     for (const waiter of [...this.waiters]) waiter();
   }
+}
+
+/**
+ * A Temporal slot supplier for the provisioning worker: it reserves a container slot on this host
+ * *before* the worker polls for a provisioning task. So a host takes a queued job only when it
+ * can create its container at once; a full host leaves queued jobs in Temporal for other hosts,
+ * and a slot that frees is filled by the next job in the queue's order.
+ */
+export function containerSlotSupplier(slots: HostSlots): CustomSlotSupplier<ActivitySlotInfo> {
+  return {
+    type: 'custom',
+    async reserveSlot(_ctx, abortSignal) {
+      const release = await slots.acquire(abortSignal, () => undefined);
+      return { release };
+    },
+    // No eager activities: a slot is never reserved without waiting for a container slot.
+    tryReserveSlot: () => null,
+    markSlotUsed: () => undefined,
+    releaseSlot(ctx) {
+      (ctx.permit as { release?: () => void }).release?.();
+    },
+  };
 }

@@ -87,19 +87,17 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     /**
-     * Creates the job's container (not started) with the script inside, once a slot on this host
-     * is free. Waiting for a slot heartbeats, so a cancelled queued job never gets a container.
-     * Idempotent: a retry finds the container an earlier attempt created.
+     * Creates the job's container (not started) with the script inside. The provisioning worker
+     * only takes this task once it holds a container slot on this host (see
+     * `containerSlotSupplier`), so a queued job never waits here. Idempotent: a retry finds the
+     * container an earlier attempt created.
      */
     async provisionContainer(input: ProvisionInput): Promise<ProvisionedContainer> {
       const ctx = Context.current();
       const prior = ctx.info.heartbeatDetails as ProvisionProgress | undefined;
-      let release: (() => void) | undefined;
       let created: Docker.Container | undefined;
       try {
-        release = await waitForSlot(ctx, host.slots);
         ctx.heartbeat({ phase: 'creating' } satisfies ProvisionProgress);
-        await ensureImage(docker, input.image);
         created = await createJobContainer(docker, instanceId, input);
         await created.putArchive(await scriptArchive(input.script), { path: '/' });
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
@@ -120,8 +118,6 @@ export function createActivities(deps: ActivityDeps) {
           });
         }
         throw err;
-      } finally {
-        release?.();
       }
     },
 
@@ -159,21 +155,12 @@ export function createActivities(deps: ActivityDeps) {
 
 export type Activities = ReturnType<typeof createActivities>;
 
-function waitForSlot(ctx: Context, slots: HostSlots): Promise<() => void> {
-  return slots.acquire(ctx.cancellationSignal, () => ctx.heartbeat({ phase: 'waiting-for-slot' } satisfies ProvisionProgress));
-}
-
-async function ensureImage(docker: Docker, image: string): Promise<void> {
-  try {
-    await docker.getImage(image).inspect();
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    throw ApplicationFailure.create({
-      type: FAILURE_IMAGE_NOT_FOUND,
-      message: `image ${image} is not present on this host`,
-      nonRetryable: true,
-    });
-  }
+function imageNotFound(image: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FAILURE_IMAGE_NOT_FOUND,
+    message: `image ${image} is not present on this host`,
+    nonRetryable: true,
+  });
 }
 
 async function createJobContainer(docker: Docker, instanceId: string, input: ProvisionInput): Promise<Docker.Container> {
@@ -220,6 +207,8 @@ async function createJobContainer(docker: Docker, instanceId: string, input: Pro
       },
     });
   } catch (err) {
+    // Docker answers 404 to a create only for a missing image.
+    if (isNotFound(err)) throw imageNotFound(input.image);
     if (!isConflict(err)) throw err;
     // A container of this name exists: an earlier attempt of this activity created it.
     const existing = docker.getContainer(name);

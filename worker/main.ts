@@ -3,7 +3,7 @@ import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
-import { HostSlots } from '../activities/host-slots.js';
+import { containerSlotSupplier, HostSlots } from '../activities/host-slots.js';
 import { loadConfig } from '../domain/config.js';
 import { hostTaskQueue } from '../domain/names.js';
 import { SqliteLogStore } from '../log-store/sqlite-log-store.js';
@@ -35,8 +35,9 @@ try {
 
 const logStore = SqliteLogStore.inDataDir(config.HODEI_DATA_DIR);
 const metrics = new WorkerMetrics({ docker, host: hostId, instanceId: config.HODEI_INSTANCE_ID });
+const slots = new HostSlots(docker, config.HODEI_INSTANCE_ID, config.HODEI_WORKER_CAPACITY);
 const activities = createActivities({
-  host: { docker, id: hostId, taskQueue, slots: new HostSlots(docker, config.HODEI_INSTANCE_ID, config.HODEI_WORKER_CAPACITY) },
+  host: { docker, id: hostId, taskQueue, slots },
   logStore: metrics.meterLogStore(logStore),
   instanceId: config.HODEI_INSTANCE_ID,
   provisionDeadlineMs: config.HODEI_PROVISION_DEADLINE_SECONDS * 1000,
@@ -55,9 +56,14 @@ const jobsWorker = await Worker.create({
   workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
   activities: { provisionContainer: activities.provisionContainer },
   interceptors: { activity: [metrics.interceptor] },
-  // A provision that waits for a slot holds one of these; the rest stay queued in Temporal,
-  // free for another host to take.
-  maxConcurrentActivityTaskExecutions: 2,
+  // Provisioning is polled only while this host has a free container slot: queued jobs stay in
+  // Temporal (in order, free for any host) until a host can take them.
+  tuner: {
+    workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 40 },
+    activityTaskSlotSupplier: containerSlotSupplier(slots),
+    localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+    nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+  },
   // A queued job's provision activity learns of a cancel from its heartbeats.
   maxHeartbeatThrottleInterval: '500 milliseconds',
 });

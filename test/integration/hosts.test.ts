@@ -2,6 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL_INSTANCE } from '../../domain/names.js';
 import { ExtraEngine } from '../support/engine.js';
+import { freePort } from '../support/ports.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 import { WorkerProcess } from '../support/worker-process.js';
@@ -22,7 +23,10 @@ beforeAll(async () => {
     capacity: CAPACITY,
     env: { DOCKER_HOST: engineA.dockerHost, HODEI_HOST_LOSS_SECONDS: '5' },
   });
-  workerB = new WorkerProcess({ ...stack.env, DOCKER_HOST: engineB.dockerHost }, path.join(stack.info.dataDir, 'worker-b.log'));
+  workerB = new WorkerProcess(
+    { ...stack.env, DOCKER_HOST: engineB.dockerHost, HODEI_WORKER_METRICS_PORT: String(await freePort()) },
+    path.join(stack.info.dataDir, 'worker-b.log'),
+  );
 }, 240_000);
 
 afterAll(async () => {

@@ -10,6 +10,8 @@ describe('JobSpecSchema', () => {
       labels: {},
       timeoutSeconds: 3600,
       cancelGraceSeconds: 10,
+      resources: {},
+      retries: 0,
     });
   });
 
