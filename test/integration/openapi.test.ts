@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import Docker from 'dockerode';
@@ -82,7 +84,8 @@ function schemathesis(apiUrl: string, token: string): Promise<{ code: number | n
     '--generation-database', 'none',
   ];
   return new Promise((resolve, reject) => {
-    const child = spawn(path.join(ROOT, '.tools/schemathesis/bin/st'), args, { cwd: ROOT, env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' } });
+        // Run from a scratch directory: whatever schemathesis keeps (.schemathesis/) stays out of the work tree.
+    const child = spawn(path.join(ROOT, '.tools/schemathesis/bin/st'), args, { cwd: mkdtempSync(path.join(tmpdir(), 'hodei-fuzz-')), env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' } });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
