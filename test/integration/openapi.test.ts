@@ -84,7 +84,7 @@ function schemathesis(apiUrl: string, token: string): Promise<{ code: number | n
     '--generation-database', 'none',
   ];
   return new Promise((resolve, reject) => {
-        // Run from a scratch directory: whatever schemathesis keeps (.schemathesis/) stays out of the work tree.
+    // Run from a scratch directory: whatever schemathesis keeps (.schemathesis/) stays out of the work tree.
     const child = spawn(path.join(ROOT, '.tools/schemathesis/bin/st'), args, { cwd: mkdtempSync(path.join(tmpdir(), 'hodei-fuzz-')), env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' } });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
