@@ -92,6 +92,7 @@ const stopReaper = startReaper({
   graceMs: config.HODEI_REAPER_GRACE_SECONDS * 1000,
   intervalMs: config.HODEI_REAPER_INTERVAL_SECONDS * 1000,
   logger,
+  onRemoved: (count) => metrics.reaperRemoved.inc(count),
 });
 
 const metricsServer =

@@ -37,6 +37,11 @@ export class WorkerMetrics {
     buckets: RUN_BUCKETS,
     registers: [this.registry],
   });
+  readonly reaperRemoved = new Counter({
+    name: 'hodei_reaper_removed_containers_total',
+    help: 'Orphaned job containers (workflow closed, unknown, or on a later attempt) the reaper removed',
+    registers: [this.registry],
+  });
   readonly logBytes = new Counter({
     name: 'hodei_log_bytes_stored_total',
     help: 'Bytes of job output written to the log store by this worker',

@@ -54,6 +54,10 @@ describe('the reaper', () => {
     expect(ended).toMatchObject({ state: 'FAILED', reason: 'workflow terminated' });
     // Reaper period 2 s and grace 3 s in the test stack.
     await waitForNoContainer(job.id, 20_000);
+    // It says so in the worker's metrics.
+    const metrics = await (await fetch(stack().workerMetricsUrl)).text();
+    const removed = Number(/^hodei_reaper_removed_containers_total (\d+)/m.exec(metrics)?.[1]);
+    expect(removed).toBeGreaterThanOrEqual(1);
   });
 });
 
