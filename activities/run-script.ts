@@ -115,13 +115,11 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
       throw ctx.cancellationSignal.reason;
     }
     const finished = await inspect(container);
-    return {
-      exitCode: StatusCode,
-      oomKilled: finished.State.OOMKilled,
-      startedAt: finished.State.StartedAt,
-      finishedAt: finished.State.FinishedAt,
-      lastSeq,
-    };
+    // Docker stamps a very short-lived process's start after its exit at times: never report a
+    // negative run time.
+    const finishedAt = finished.State.FinishedAt;
+    const startedAt = Date.parse(finished.State.StartedAt) > Date.parse(finishedAt) ? finishedAt : finished.State.StartedAt;
+    return { exitCode: StatusCode, oomKilled: finished.State.OOMKilled, startedAt, finishedAt, lastSeq };
   } finally {
     clearInterval(heartbeats);
     ctx.cancellationSignal.removeEventListener('abort', onCancel);

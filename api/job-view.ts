@@ -1,11 +1,10 @@
 import { z } from '@hono/zod-openapi';
-import { defaultPayloadConverter } from '@temporalio/common';
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import proto from '@temporalio/proto';
 
 const { temporal } = proto;
-import type { JobMemo, ProvisionProgress } from '../domain/job-result.js';
+import type { JobMemo } from '../domain/job-result.js';
 import { JOB_STATES, type JobState } from '../domain/job-state.js';
 import { RUN_JOB_WORKFLOW } from '../domain/names.js';
 
@@ -90,9 +89,9 @@ function deriveState(d: WorkflowExecutionDescription, memo: Partial<JobMemo>): {
   const reason = provision?.lastFailure?.message
     ? `provisioning attempt ${Math.max(1, (provision.attempt ?? 1) - 1)} failed: ${provision.lastFailure.message}; retrying`
     : undefined;
-  const payload = provision?.heartbeatDetails?.payloads?.[0];
-  const progress = payload ? (defaultPayloadConverter.fromPayload(payload) as ProvisionProgress) : undefined;
-  if (provision?.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED && progress?.phase !== 'waiting-for-slot') {
+  // A host takes a job's provisioning only once it holds a container slot for it (the worker's
+  // slot supplier): until then the job is queued in Temporal.
+  if (provision?.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED) {
     return { state: 'PROVISIONING', reason };
   }
   return { state: 'QUEUED', reason };

@@ -50,9 +50,9 @@ export interface JobMemo {
   cleanupPending?: boolean;
 }
 
-/** Heartbeat details of the provision activity, shown as QUEUED vs PROVISIONING. */
+/** Heartbeat details of the provision activity. */
 export interface ProvisionProgress {
-  phase: 'waiting-for-slot' | 'creating' | 'retrying';
+  phase: 'creating' | 'retrying';
   /** When the first failed attempt failed (ms since the epoch); carried across retries. */
   firstFailureAt?: number;
 }
