@@ -3,10 +3,14 @@ import type Docker from 'dockerode';
 import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
 
 /**
- * Caps the job containers alive on one Docker host. The count comes from what the engine
- * reports (containers labelled with this installation's id, in any state), plus creations in
- * flight in this process; so a crashed worker leaves no phantom slots behind.
+ * Caps the job containers alive on one Docker host: created or running (a container whose script
+ * has exited holds no slot while it waits to be removed). The count comes from what the engine
+ * reports (containers labelled with this installation's id), plus creations in flight in this
+ * process; so a crashed worker leaves no phantom slots behind.
  */
+/** Docker states that hold a slot. */
+export const LIVE_STATES = ['created', 'running', 'paused', 'restarting'];
+
 export class HostSlots {
   private reserved = 0;
   private lock: Promise<void> = Promise.resolve();
@@ -22,11 +26,14 @@ export class HostSlots {
     readonly capacity: number,
   ) {}
 
-  /** Containers of this installation on the host, as Docker reports them. */
+  /** Live (created, running, paused, restarting) containers of this installation on the host, as Docker reports them. */
   async countContainers(): Promise<number> {
     const containers = await this.docker.listContainers({
       all: true,
-      filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${this.instanceId}`] },
+      filters: {
+        label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${this.instanceId}`],
+        status: LIVE_STATES,
+      },
     });
     return containers.length;
   }

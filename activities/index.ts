@@ -127,16 +127,22 @@ export function createActivities(deps: ActivityDeps) {
      * (SIGTERM, SIGKILL after the grace period) and waits for it before rethrowing.
      */
     async runScript(input: RunScriptInput): Promise<ScriptOutcome> {
-      return runScriptInContainer(Context.current(), {
-        container: docker.getContainer(input.containerId),
-        modem: docker.modem,
-        logStore,
-        jobId: input.jobId,
-        attempt: input.attempt,
-        cancelGraceSeconds: input.cancelGraceSeconds,
-        heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 100,
-        logMaxBytes: deps.logMaxBytes ?? 100 * 1024 * 1024,
-      });
+      try {
+        return await runScriptInContainer(Context.current(), {
+          container: docker.getContainer(input.containerId),
+          modem: docker.modem,
+          logStore,
+          jobId: input.jobId,
+          attempt: input.attempt,
+          cancelGraceSeconds: input.cancelGraceSeconds,
+          heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 100,
+          logMaxBytes: deps.logMaxBytes ?? 100 * 1024 * 1024,
+        });
+      } finally {
+        // The container has (almost always) stopped: an exited container holds no slot, so the
+        // next queued job may go now, before this one's cleanup.
+        host.slots.notify();
+      }
     },
 
     /** Removes the job's container whatever state it is in; a container already gone is fine. */

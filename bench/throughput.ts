@@ -23,6 +23,7 @@ import {
   ApiClient, BENCH_LABEL, ContainerEvents, containersWith, environment, goalLine, now, percentile, positiveInt, printTable, progress,
   removeBenchContainers, runBench, sleep, summarize, timeProcess, WORKER_IMAGE, writeResults, type ContainerEvent, type Summary,
 } from './support.js';
+import { LIVE_STATES } from '../activities/host-slots.js';
 
 const SCRIPT = 'echo hello';
 const CAPACITY = 8;
@@ -89,14 +90,18 @@ async function waitAllTerminal(api: ApiClient, ids: string[], label: string): Pr
   return { doneAt: now(), states };
 }
 
-/** Samples `docker ps -a` for `labels` every `intervalMs` until stopped; keeps the largest count. */
+/**
+ * Samples the live (created or running) containers with `labels` every `intervalMs` until
+ * stopped; keeps the largest count. Capacity counts live containers: an exited one waiting to be
+ * removed holds no slot.
+ */
 function sampleContainers(labels: string[], intervalMs: number) {
   let max = 0;
   let samples = 0;
   let running = true;
   const loop = (async () => {
     while (running) {
-      const n = (await containersWith(labels)).length;
+      const n = (await containersWith(labels)).filter((c) => LIVE_STATES.includes(c.State)).length;
       max = Math.max(max, n);
       samples += 1;
       await sleep(intervalMs);
@@ -143,7 +148,9 @@ function timeline(byKey: ReadonlyMap<string, readonly ContainerEvent[]>, t0: num
     const d = first(list, 'die');
     const x = first(list, 'destroy');
     if (c !== undefined) creates.push(c);
-    if (x !== undefined) destroys.push(x);
+    // A container holds a capacity slot from its creation until its script ends (die).
+    const freed = d ?? x;
+    if (freed !== undefined) destroys.push(freed);
     if (c !== undefined && s !== undefined) out.createToStart.push(s - c);
     if (s !== undefined && d !== undefined) out.startToDie.push(d - s);
     if (d !== undefined && x !== undefined) out.dieToDestroy.push(x - d);

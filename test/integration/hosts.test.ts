@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LIVE_STATES } from '../../activities/host-slots.js';
 import { LABEL_INSTANCE } from '../../domain/names.js';
 import { ExtraEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
@@ -74,7 +75,11 @@ function sampleContainers(engines: ExtraEngine[]) {
       await Promise.all(
         engines.map(async (engine, i) => {
           try {
-            const list = await engine.docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`] } });
+            // Capacity counts containers created or running; an exited one waiting for removal holds no slot.
+            const list = await engine.docker.listContainers({
+              all: true,
+              filters: { label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`], status: LIVE_STATES },
+            });
             max[i] = Math.max(max[i]!, list.length);
           } catch {
             // An engine that is down holds nothing.
