@@ -43,7 +43,7 @@ export class HostSlots {
    * or undefined when the host is full. Checks are serialised so two callers never take the
    * last slot together.
    */
-  async tryAcquire(): Promise<(() => void) | undefined> {
+  private async tryAcquire(): Promise<(() => void) | undefined> {
     const previous = this.lock;
     let unlock!: () => void;
     this.lock = new Promise((resolve) => (unlock = resolve));
@@ -76,10 +76,9 @@ export class HostSlots {
 
   /**
    * Waits for a slot, first come first served: only the longest-waiting caller tries, so a newly
-   * arrived job never overtakes one that has been waiting. `onWait` runs while it waits (to
-   * heartbeat); `signal` aborts the wait.
+   * arrived job never overtakes one that has been waiting. `signal` aborts the wait.
    */
-  async acquire(signal: AbortSignal, onWait: () => void): Promise<() => void> {
+  async acquire(signal: AbortSignal): Promise<() => void> {
     const ticket = Symbol('waiter');
     this.queue.push(ticket);
     try {
@@ -89,7 +88,6 @@ export class HostSlots {
           const release = await this.tryAcquire();
           if (release) return release;
         }
-        onWait();
         if (this.generation === seen) await this.waitForChange(1000, signal);
         if (signal.aborted) throw signal.reason;
       }
@@ -101,7 +99,7 @@ export class HostSlots {
   }
 
   /** Resolves when a slot may have freed (a container was removed here), or after `ms`. */
-  waitForChange(ms: number, signal: AbortSignal): Promise<void> {
+  private waitForChange(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -132,7 +130,7 @@ export function containerSlotSupplier(slots: HostSlots): CustomSlotSupplier<Acti
   return {
     type: 'custom',
     async reserveSlot(_ctx, abortSignal) {
-      const release = await slots.acquire(abortSignal, () => undefined);
+      const release = await slots.acquire(abortSignal);
       return { release };
     },
     // No eager activities: a slot is never reserved without waiting for a container slot.

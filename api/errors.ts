@@ -14,6 +14,12 @@ export const ErrorSchema = z.object({
 });
 export type ErrorBody = z.infer<typeof ErrorSchema>;
 
+/** An OpenAPI response entry answered with the one error shape. */
+export const errorResponse = (description: string) => ({
+  content: { 'application/json': { schema: ErrorSchema } },
+  description,
+});
+
 export function errorBody(code: string, message: string, issues?: ErrorBody['error']['issues']): ErrorBody {
   return { error: issues ? { code, message, issues } : { code, message } };
 }

@@ -8,6 +8,9 @@ import type { JobMemo } from '../domain/job-result.js';
 import { JOB_STATES, type JobState } from '../domain/job-state.js';
 import { RUN_JOB_WORKFLOW } from '../domain/names.js';
 
+/** The `:id` path parameter of every job route. */
+export const JobIdParams = z.object({ id: z.string().min(1).max(200) });
+
 /** A job as the API shows it. */
 export const JobViewSchema = z.object({
   id: z.string(),

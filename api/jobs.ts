@@ -11,9 +11,9 @@ import { resolveJobInput } from '../domain/resolve-job.js';
 import { isTerminal } from '../domain/job-state.js';
 import { LABELS_KEY, RUN_JOB_WORKFLOW, STATE_KEY } from '../domain/names.js';
 import type { LogStore } from '../log-store/log-store.js';
-import { errorBody, ErrorSchema, validationError } from './errors.js';
+import { errorBody, errorResponse, validationError } from './errors.js';
 import { IdempotencyHeaders, idempotentJobId, specFingerprint } from './idempotency.js';
-import { describeJob, JobViewSchema, type JobView } from './job-view.js';
+import { describeJob, JobIdParams, JobViewSchema, type JobView } from './job-view.js';
 import { BadCursorError, listJobs, listJobsRoute } from './jobs-list.js';
 
 export interface JobsDeps {
@@ -22,11 +22,6 @@ export interface JobsDeps {
   config: Config;
 }
 
-const JobIdParams = z.object({ id: z.string().min(1).max(200) });
-const errorResponse = (description: string) => ({
-  content: { 'application/json': { schema: ErrorSchema } },
-  description,
-});
 
 const submitJob = createRoute({
   method: 'post',

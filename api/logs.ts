@@ -7,8 +7,8 @@ import { JOB_STATES } from '../domain/job-state.js';
 import type { LogLine, LogStore } from '../log-store/log-store.js';
 import { LogTails, type LogTailsOptions } from '../log-store/log-tail.js';
 import { LogRetention } from '../log-store/retention.js';
-import { ErrorSchema, validationError } from './errors.js';
-import { describeJob, type JobView } from './job-view.js';
+import { errorResponse, validationError } from './errors.js';
+import { describeJob, JobIdParams, type JobView } from './job-view.js';
 
 export interface LogsDeps {
   client: Client;
@@ -37,12 +37,7 @@ export const LogEventSchema = z.object({
 
 type LogEvent = z.infer<typeof LogEventSchema>;
 
-const JobIdParams = z.object({ id: z.string().min(1).max(200) });
 const Seq = z.coerce.number().int().min(0);
-const errorResponse = (description: string) => ({
-  content: { 'application/json': { schema: ErrorSchema } },
-  description,
-});
 
 const getLogs = createRoute({
   method: 'get',

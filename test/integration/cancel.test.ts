@@ -6,7 +6,6 @@ import {
   api,
   cancel,
   containersOf,
-
   logs,
   stack,
   submit,

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIVE_STATES } from '../../activities/host-slots.js';
 import { LABEL_INSTANCE } from '../../domain/names.js';
+import { clientFor, type Job } from '../support/api-client.js';
 import { ExtraEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
 import { startStack, type RunningStack } from '../support/stack.js';
@@ -36,35 +37,9 @@ afterAll(async () => {
   await Promise.all([engineA?.destroy(), engineB?.destroy()]);
 });
 
-interface Job {
-  id: string;
-  state: string;
-  host?: string;
-  attempt?: number;
-  reason?: string;
-  exitCode?: number;
-  startedAt?: string;
-}
-
-const headers = () => ({ 'content-type': 'application/json', authorization: `Bearer ${stack.env.HODEI_API_TOKENS?.split(',')[0] ?? ''}` });
-async function submit(spec: Record<string, unknown>): Promise<Job> {
-  const res = await fetch(`${stack.info.apiUrl}/jobs`, { method: 'POST', headers: headers(), body: JSON.stringify(spec) });
-  expect(res.status).toBe(201);
-  return (await res.json()) as Job;
-}
-async function getJob(id: string): Promise<Job> {
-  return (await (await fetch(`${stack.info.apiUrl}/jobs/${id}`, { headers: headers() })).json()) as Job;
-}
-async function logs(id: string): Promise<string> {
-  return (await fetch(`${stack.info.apiUrl}/jobs/${id}/logs`, { headers: headers() })).text();
-}
-const ended = (job: Job) => ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(job.state);
-async function waitForEnd(id: string, timeoutMs = 120_000): Promise<Job> {
-  return waitFor(`job ${id} to end`, async () => {
-    const job = await getJob(id);
-    return ended(job) ? job : undefined;
-  }, { timeoutMs, intervalMs: 100 });
-}
+// The job routes of this file's own stack.
+const { submit, getJob, logs, waitForEnd: waitUntilEnded } = clientFor(() => stack.info);
+const waitForEnd = (id: string, timeoutMs = 120_000) => waitUntilEnded(id, timeoutMs);
 
 /** Samples how many job containers each engine holds, until stopped; returns the maxima. */
 function sampleContainers(engines: ExtraEngine[]) {

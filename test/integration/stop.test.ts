@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEMPORAL_BIN, startStack, type RunningStack } from '../support/stack.js';
 import {
   cancel,
+  clientFor,
   containersOf,
   docker,
-
   logs,
   stack,
   submit,
@@ -93,13 +93,10 @@ describe('cancel while queued (capacity 1)', () => {
     await small?.stop();
   });
 
-  const api = (path: string, init: RequestInit = {}) =>
-    fetch(`${small.info.apiUrl}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${small.info.apiToken}` } });
-  const submitSmall = async (script: string) => {
-    const res = await api('/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ script, cancelGraceSeconds: 0 }) });
-    return ((await res.json()) as { id: string }).id;
-  };
-  const stateOf = async (id: string) => ((await (await api(`/jobs/${id}`)).json()) as { state: string }).state;
+  // The job routes of this block's own stack.
+  const client = clientFor(() => small.info);
+  const submitSmall = async (script: string) => (await client.submit({ script, cancelGraceSeconds: 0 })).id;
+  const stateOf = async (id: string) => (await client.getJob(id)).state;
 
   it('never creates a container for a job cancelled while it waits for capacity', async () => {
     const since = Math.floor(Date.now() / 1000);
@@ -110,7 +107,7 @@ describe('cancel while queued (capacity 1)', () => {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(await stateOf(queued)).toBe('QUEUED');
 
-    expect((await api(`/jobs/${queued}/cancel`, { method: 'POST' })).status).toBe(202);
+    expect((await client.cancel(queued)).status).toBe(202);
     await waitFor('the queued job to be CANCELLED', async () => ((await stateOf(queued)) === 'CANCELLED' ? true : undefined));
 
     // Docker's own record: no container was ever created for it (while the blocker's was).
@@ -118,7 +115,7 @@ describe('cancel while queued (capacity 1)', () => {
     expect(await containerEvents(queued, since, until)).toEqual([]);
     expect(await containerEvents(blocker, since, until)).toContain('create');
 
-    await api(`/jobs/${blocker}/cancel`, { method: 'POST' });
+    await client.cancel(blocker);
     await waitFor('the blocker to be CANCELLED', async () => ((await stateOf(blocker)) === 'CANCELLED' ? true : undefined));
   });
 });
