@@ -8,7 +8,10 @@ export interface LogLine {
   stream: LogStream;
   /** When the platform read the line, in ms since the epoch. */
   ts: number;
-  /** The line's text, without its line break. */
+  /**
+   * The line's text, without its line break. Stored as is, except that a store whose database
+   * cannot hold NUL characters (PostgreSQL) keeps each as U+FFFD.
+   */
   line: string;
   /** Which attempt of the job printed it (1 for the first). */
   attempt: number;
@@ -46,5 +49,11 @@ export interface LogStore {
   jobsWrittenBefore(ts: number, limit: number): Promise<string[]>;
   /** Deletes every line of the job. */
   deleteJob(jobId: string): Promise<void>;
+  /**
+   * Calls `onAppend` soon after new lines of the job are stored, by this process or any other,
+   * until the returned function is called. Optional: live tails poll a store without it often,
+   * and a store with it only now and then, as a safety net (see log-tail.ts).
+   */
+  watch?(jobId: string, onAppend: () => void): () => void;
   close(): Promise<void>;
 }

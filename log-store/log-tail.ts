@@ -11,6 +11,11 @@ export interface LogTailsOptions<End> {
   watchEnd: (jobId: string, signal: AbortSignal) => Promise<End>;
   /** How often a followed job's store is polled for new lines, ms. Default: 20. */
   pollMs?: number;
+  /**
+   * How often instead when the store wakes the tail on appends itself (`LogStore.watch`): only a
+   * safety net for a missed wake, ms. Default: 1000.
+   */
+  safetyPollMs?: number;
   /** Lines per store read. Default: 1000. */
   pageSize?: number;
   /** A follower quiet this long gets an `idle` event (a keep-alive), ms. Default: 15000. */
@@ -29,7 +34,10 @@ interface Follower {
   wake?: () => void;
 }
 
-/** One followed job: a single store poller whose lines fan out to every follower. */
+/**
+ * One followed job: a single store poller whose lines fan out to every follower. The poller reads
+ * when the store announces an append (if it can: `LogStore.watch`) or its poll interval passes.
+ */
 class JobTail<End> {
   readonly followers = new Set<Follower>();
   /** Highest seq the poller has read; every line up to it was readable before it was read. */
@@ -39,6 +47,9 @@ class JobTail<End> {
   private endKnown: { value: End } | undefined;
   private readonly stop = new AbortController();
   private wakePoller?: () => void;
+  /** An append was announced, or the end became known, since the poller last began a read. */
+  private woken = false;
+  private readonly unwatch: (() => void) | undefined;
   readonly ready: Promise<void>;
 
   constructor(
@@ -47,13 +58,14 @@ class JobTail<End> {
     private readonly options: Required<Omit<LogTailsOptions<End>, 'watchEnd'>> & Pick<LogTailsOptions<End>, 'watchEnd'>,
     onError: (err: unknown) => void,
   ) {
+    this.unwatch = store.watch?.(jobId, () => this.wake());
     this.ready = store.lastSeq(jobId).then((seq) => {
       this.cursor = seq;
     });
     options.watchEnd(jobId, this.stop.signal).then(
       (value) => {
         this.endKnown = { value };
-        this.wakePoller?.();
+        this.wake();
       },
       (err: unknown) => {
         if (!this.stop.signal.aborted) onError(err);
@@ -63,15 +75,23 @@ class JobTail<End> {
   }
 
   close(): void {
+    this.unwatch?.();
     this.stop.abort();
     this.wakePoller?.();
   }
 
+  private wake(): void {
+    this.woken = true;
+    this.wakePoller?.();
+  }
+
   private async poll(): Promise<void> {
-    const { pageSize, pollMs, maxQueuedLines } = this.options;
+    const { pageSize, maxQueuedLines } = this.options;
+    const pollMs = this.unwatch ? this.options.safetyPollMs : this.options.pollMs;
     while (!this.stop.signal.aborted) {
       // Captured before the read: the end only counts once a read that began after it was short.
       const endKnown = this.endKnown;
+      this.woken = false;
       const lines = await this.store.read(this.jobId, { afterSeq: this.cursor, limit: pageSize });
       if (lines.length > 0) {
         this.cursor = lines[lines.length - 1]!.seq;
@@ -92,6 +112,8 @@ class JobTail<End> {
         for (const f of this.followers) f.wake?.();
         return;
       }
+      // What woke the poller during the read (an append, the end) may not be in it.
+      if (this.woken) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, pollMs);
         function done() {
@@ -122,7 +144,7 @@ export class LogTails<End> {
     options: LogTailsOptions<End>,
     private readonly onError: (err: unknown) => void = () => undefined,
   ) {
-    this.options = { pollMs: 20, pageSize: 1000, idleMs: 15_000, maxQueuedLines: 10_000, ...options };
+    this.options = { pollMs: 20, safetyPollMs: 1000, pageSize: 1000, idleMs: 15_000, maxQueuedLines: 10_000, ...options };
   }
 
   /** Jobs with a live poller right now (for tests and metrics). */

@@ -1,0 +1,255 @@
+import pg from 'pg';
+import type { LogLine, LogStore, ReadLogOptions, TailLogOptions } from './log-store.js';
+
+/** The channel every append is announced on (`NOTIFY`), with payload `<last seq>:<job id>`. */
+export const APPEND_CHANNEL = 'hodei_log_append';
+/** `application_name` of each store's one LISTEN connection. */
+export const LISTEN_APPLICATION_NAME = 'hodei-log-listen';
+
+const SCHEMA = `
+  -- API and worker processes may start at once: one creates the schema, the others wait for it.
+  SELECT pg_advisory_xact_lock(hashtext('hodei log store schema'));
+  CREATE TABLE IF NOT EXISTS log_lines (
+    job_id  text    NOT NULL,
+    seq     bigint  NOT NULL,
+    stream  text    NOT NULL,
+    ts      bigint  NOT NULL,
+    line    text    NOT NULL,
+    attempt integer NOT NULL DEFAULT 1,
+    PRIMARY KEY (job_id, seq)
+  );
+  -- When each job's log was last written, for the retention sweep.
+  CREATE TABLE IF NOT EXISTS log_jobs (
+    job_id       text   PRIMARY KEY,
+    last_written bigint NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS log_jobs_last_written ON log_jobs (last_written);
+`;
+
+const COLUMNS = 'seq, stream, ts, line, attempt';
+
+// One statement, so one transaction: the lines, the job's last write and the announcement, which
+// PostgreSQL delivers only once the transaction commits (so a woken reader finds the lines).
+const APPEND = `
+  WITH inserted AS (
+    INSERT INTO log_lines (job_id, seq, stream, ts, line, attempt)
+    SELECT $1::text, * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::integer[])
+    ON CONFLICT DO NOTHING
+  ), touched AS (
+    INSERT INTO log_jobs (job_id, last_written) VALUES ($1::text, $7::bigint)
+    ON CONFLICT (job_id) DO UPDATE SET last_written = excluded.last_written
+  )
+  SELECT pg_notify('${APPEND_CHANNEL}', $8::text || ':' || $1::text)`;
+
+// A NULL stream means every stream; a NULL limit means no limit.
+const READ = `SELECT ${COLUMNS} FROM log_lines
+  WHERE job_id = $1 AND seq > $2 AND ($3::text IS NULL OR stream = $3) ORDER BY seq LIMIT $4`;
+const TAIL = `SELECT ${COLUMNS} FROM log_lines
+  WHERE job_id = $1 AND ($2::text IS NULL OR stream = $2) ORDER BY seq DESC LIMIT $3`;
+
+/** bigint columns (seq, ts: ms since the epoch) as JS numbers: both stay far below 2^53. */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export interface PostgresLogStoreOptions {
+  /** Connections of the store's pool (the LISTEN connection is one more). Default: 10. */
+  poolSize?: number;
+  /** Told of connection errors the store recovers from (an idle connection lost, LISTEN reconnecting). */
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * The log store for several API replicas and worker hosts: one PostgreSQL database that every
+ * process reads and writes. Each batch of lines is one transaction that also announces the
+ * append with NOTIFY; live tails LISTEN on one connection per store (per process) and read when
+ * woken. PostgreSQL text cannot hold NUL, so a NUL in a line is stored as U+FFFD.
+ */
+export class PostgresLogStore implements LogStore {
+  private readonly pool: pg.Pool;
+  private readonly listener: AppendListener;
+
+  private constructor(url: string, options: PostgresLogStoreOptions) {
+    const onError = options.onError ?? (() => undefined);
+    const config = { connectionString: url, types };
+    this.pool = new pg.Pool({ ...config, max: options.poolSize ?? 10, application_name: 'hodei-log-store' });
+    // An idle connection that breaks (server restart) is dropped from the pool; the next query opens another.
+    this.pool.on('error', onError);
+    this.listener = new AppendListener({ ...config, application_name: LISTEN_APPLICATION_NAME }, onError);
+  }
+
+  /** Connects and creates the schema if it is missing. */
+  static async open(url: string, options: PostgresLogStoreOptions = {}): Promise<PostgresLogStore> {
+    const store = new PostgresLogStore(url, options);
+    try {
+      // Several statements in one simple query run as one transaction, holding the advisory lock.
+      await store.pool.query(SCHEMA);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  async append(jobId: string, lines: readonly LogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    const seqs: number[] = [];
+    const streams: string[] = [];
+    const tss: number[] = [];
+    const texts: string[] = [];
+    const attempts: number[] = [];
+    let last = 0;
+    for (const l of lines) {
+      seqs.push(l.seq);
+      streams.push(l.stream);
+      tss.push(l.ts);
+      texts.push(l.line.includes('\0') ? l.line.replace(/\0/g, '\uFFFD') : l.line);
+      attempts.push(l.attempt);
+      last = Math.max(last, l.seq);
+    }
+    await this.pool.query({
+      name: 'hodei-log-append',
+      text: APPEND,
+      values: [jobId, seqs, streams, tss, texts, attempts, Date.now(), String(last)],
+    });
+  }
+
+  async read(jobId: string, options: ReadLogOptions = {}): Promise<LogLine[]> {
+    const { rows } = await this.pool.query<LogLine>({
+      name: 'hodei-log-read',
+      text: READ,
+      values: [jobId, options.afterSeq ?? 0, options.stream ?? null, options.limit ?? null],
+    });
+    return rows;
+  }
+
+  async tail(jobId: string, count: number, options: TailLogOptions = {}): Promise<LogLine[]> {
+    const { rows } = await this.pool.query<LogLine>({
+      name: 'hodei-log-tail',
+      text: TAIL,
+      values: [jobId, options.stream ?? null, count],
+    });
+    return rows.reverse();
+  }
+
+  async lastSeq(jobId: string): Promise<number> {
+    const { rows } = await this.pool.query<{ seq: number | null }>('SELECT max(seq) AS seq FROM log_lines WHERE job_id = $1', [jobId]);
+    return rows[0]?.seq ?? 0;
+  }
+
+  async jobsWrittenBefore(ts: number, limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ job_id: string }>(
+      'SELECT job_id FROM log_jobs WHERE last_written < $1 ORDER BY last_written LIMIT $2',
+      [ts, limit],
+    );
+    return rows.map((r) => r.job_id);
+  }
+
+  async deleteJob(jobId: string): Promise<void> {
+    await this.pool.query('WITH lines AS (DELETE FROM log_lines WHERE job_id = $1) DELETE FROM log_jobs WHERE job_id = $1', [jobId]);
+  }
+
+  watch(jobId: string, onAppend: () => void): () => void {
+    return this.listener.watch(jobId, onAppend);
+  }
+
+  async close(): Promise<void> {
+    await this.listener.close();
+    await this.pool.end();
+  }
+}
+
+/** How long the LISTEN connection waits before connecting again after losing the server, ms. */
+const RECONNECT_MS = 500;
+
+/**
+ * One LISTEN connection shared by every watched job of a store, opened on the first watch. When
+ * it is lost it connects again, and then wakes every watcher once, since appends in between were
+ * announced to no one.
+ */
+class AppendListener {
+  private readonly watchers = new Map<string, Set<() => void>>();
+  private client: pg.Client | undefined;
+  private connecting: Promise<void> | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly config: pg.ClientConfig,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  watch(jobId: string, onAppend: () => void): () => void {
+    let callbacks = this.watchers.get(jobId);
+    if (!callbacks) {
+      callbacks = new Set();
+      this.watchers.set(jobId, callbacks);
+    }
+    callbacks.add(onAppend);
+    this.connect();
+    return () => {
+      callbacks.delete(onAppend);
+      if (callbacks.size === 0 && this.watchers.get(jobId) === callbacks) this.watchers.delete(jobId);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retry);
+    await this.connecting;
+    const client = this.client;
+    this.client = undefined;
+    await client?.end();
+  }
+
+  private connect(): void {
+    if (this.client || this.connecting || this.retry || this.closed) return;
+    const client = new pg.Client(this.config);
+    client.on('notification', (msg) => this.announced(msg.payload));
+    client.on('error', (err) => this.lost(client, err));
+    client.on('end', () => this.lost(client));
+    this.connecting = (async () => {
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${APPEND_CHANNEL}`);
+      } catch (err) {
+        this.onError(err);
+        await client.end().catch(() => undefined);
+        this.reconnectLater();
+        return;
+      } finally {
+        this.connecting = undefined;
+      }
+      if (this.closed) {
+        await client.end();
+        return;
+      }
+      this.client = client;
+      for (const callbacks of this.watchers.values()) for (const wake of callbacks) wake();
+    })();
+  }
+
+  private lost(client: pg.Client, err?: Error): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    if (err) this.onError(err);
+    client.end().catch(() => undefined);
+    this.reconnectLater();
+  }
+
+  private reconnectLater(): void {
+    if (this.closed || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (this.watchers.size > 0) this.connect();
+    }, RECONNECT_MS);
+    this.retry.unref();
+  }
+
+  private announced(payload: string | undefined): void {
+    const jobId = payload?.slice(payload.indexOf(':') + 1);
+    const callbacks = jobId === undefined ? undefined : this.watchers.get(jobId);
+    if (callbacks) for (const wake of callbacks) wake();
+  }
+}

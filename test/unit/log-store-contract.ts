@@ -1,0 +1,331 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { LogLine, LogStore } from '../../log-store/log-store.js';
+import { LogTails, type TailEvent } from '../../log-store/log-tail.js';
+import { LogRetention } from '../../log-store/retention.js';
+
+/** Fresh, empty storage for one test; `open` opens a store on it, again as another process would. */
+export interface LogStorage {
+  open(): Promise<LogStore>;
+  destroy(): Promise<void>;
+}
+
+const line = (seq: number, text = `line ${seq}`): LogLine => ({ seq, stream: 'stdout', ts: 1000 + seq, line: text, attempt: 1 });
+const lines = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => line(from + i));
+const seqs = (from: number, to: number) => lines(from, to).map((l) => l.seq);
+
+/** A job end the test triggers by hand. */
+function manualEnd() {
+  let fire!: (v: string) => void;
+  const ended = new Promise<string>((resolve) => (fire = resolve));
+  return { watchEnd: () => ended, fire };
+}
+
+async function collect(events: AsyncGenerator<TailEvent<string>>): Promise<{ seqs: number[]; end?: string; idles: number }> {
+  const got: number[] = [];
+  let idles = 0;
+  for await (const e of events) {
+    if ('lines' in e) got.push(...e.lines.map((l) => l.seq));
+    else if ('idle' in e) idles += 1;
+    else return { seqs: got, end: e.end, idles };
+  }
+  return { seqs: got, idles };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const until = async (check: () => boolean) => {
+  while (!check()) await sleep(5);
+};
+
+/** The store, counting its reads (watch and the rest pass through). */
+function countingReads(store: LogStore): { store: LogStore; reads: () => number } {
+  let reads = 0;
+  const counted = new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'read') {
+        return (...args: Parameters<LogStore['read']>) => {
+          reads += 1;
+          return target.read(...args);
+        };
+      }
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { store: counted, reads: () => reads };
+}
+
+/**
+ * What every LogStore must do, run against each backend: the embedded SQLite file
+ * (test/unit/log-store.test.ts) and PostgreSQL (test/postgres/log-store.test.ts). Live tails
+ * (log-tail.ts) and the retention sweep (retention.ts) are exercised on the real store too.
+ */
+export function describeLogStoreContract(name: string, newStorage: () => Promise<LogStorage>): void {
+  describe(`${name}: the LogStore contract`, () => {
+    let storage: LogStorage;
+    let opened: LogStore[];
+    /** The store under test. */
+    let store: LogStore;
+    /** A second store on the same storage: another process (a worker writing while the API reads). */
+    let other: LogStore;
+
+    beforeEach(async () => {
+      storage = await newStorage();
+      opened = [await storage.open(), await storage.open()];
+      [store, other] = opened as [LogStore, LogStore];
+    });
+    afterEach(async () => {
+      for (const s of opened) await s.close();
+      await storage.destroy();
+    });
+
+    describe('reads and writes', () => {
+      it('returns lines in seq order, per job', async () => {
+        await store.append('a', [line(2), line(1)]);
+        await store.append('b', [line(1, 'other')]);
+        expect((await store.read('a')).map((l) => l.line)).toEqual(['line 1', 'line 2']);
+        expect(await store.read('b')).toEqual([line(1, 'other')]);
+        expect(await store.lastSeq('a')).toBe(2);
+        expect(await store.lastSeq('missing')).toBe(0);
+        expect(await store.read('missing')).toEqual([]);
+        await store.append('a', []);
+        expect(await store.lastSeq('a')).toBe(2);
+      });
+
+      it('writes idempotently by (job id, seq)', async () => {
+        await store.append('a', [line(1), line(2)]);
+        await store.append('a', [line(2, 'again'), line(3)]);
+        await other.append('a', [line(1, 'again'), line(3, 'again')]);
+        expect((await store.read('a')).map((l) => l.line)).toEqual(['line 1', 'line 2', 'line 3']);
+      });
+
+      it('pages with afterSeq and limit', async () => {
+        await store.append('a', lines(1, 5));
+        expect((await store.read('a', { afterSeq: 2, limit: 2 })).map((l) => l.seq)).toEqual([3, 4]);
+        expect((await store.read('a', { afterSeq: 4 })).map((l) => l.seq)).toEqual([5]);
+        expect((await store.read('a', { limit: 3 })).map((l) => l.seq)).toEqual([1, 2, 3]);
+        expect(await store.read('a', { afterSeq: 5 })).toEqual([]);
+      });
+
+      it('filters by stream and returns the last N lines, optionally of one stream', async () => {
+        await store.append('j', [line(1), { ...line(2), stream: 'stderr' }, line(3), { ...line(4), stream: 'stderr' }, line(5)]);
+        expect((await store.tail('j', 2)).map((l) => l.seq)).toEqual([4, 5]);
+        expect((await store.tail('j', 10, { stream: 'stderr' })).map((l) => l.seq)).toEqual([2, 4]);
+        expect((await store.read('j', { stream: 'stdout', afterSeq: 1 })).map((l) => l.seq)).toEqual([3, 5]);
+        expect((await store.read('j', { stream: 'stderr', limit: 1 })).map((l) => l.seq)).toEqual([2]);
+        expect(await store.tail('missing', 3)).toEqual([]);
+      });
+
+      it('keeps every field and the text exactly: ANSI, \\r, tabs, Unicode, empty and long lines', async () => {
+        const now = Date.now();
+        const kept: LogLine[] = [
+          { seq: 1, stream: 'stdout', ts: now, line: '\x1b[31mred\x1b[0m and \x1b[1;32mbold green\x1b[0m', attempt: 1 },
+          { seq: 2, stream: 'stderr', ts: now + 1, line: 'progress 10%\rprogress 100%\t\tdone', attempt: 2 },
+          { seq: 3, stream: 'system', ts: now + 2, line: '[hodei] attempt 2 started', attempt: 2 },
+          { seq: 4, stream: 'stdout', ts: now + 3, line: 'ünïcødé 日本語 🚀 \uFFFD', attempt: 2 },
+          { seq: 5, stream: 'stdout', ts: now + 4, line: '', attempt: 2 },
+          { seq: 6, stream: 'stdout', ts: now + 5, line: 'x'.repeat(64 * 1024), attempt: 2 },
+        ];
+        await store.append('j', kept);
+        expect(await other.read('j')).toEqual(kept);
+        expect(await other.tail('j', 6)).toEqual(kept);
+      });
+
+      it('is durable: a store opened later on the same storage sees the lines', async () => {
+        await store.append('a', [line(1)]);
+        await store.close();
+        opened = [other];
+        const later = await storage.open();
+        opened.push(later);
+        expect(await later.read('a')).toEqual([line(1)]);
+        expect(await other.read('a')).toEqual([line(1)]);
+      });
+
+      it('writes a large batch in one append', async () => {
+        await store.append('big', lines(1, 20_000));
+        expect(await other.lastSeq('big')).toBe(20_000);
+        expect((await other.read('big', { afterSeq: 19_998 })).map((l) => l.seq)).toEqual([19_999, 20_000]);
+      });
+    });
+
+    describe('retention bookkeeping', () => {
+      it('lists jobs by their last write, oldest first, and deletes one job whole', async () => {
+        await store.append('first', [line(1)]);
+        await sleep(5);
+        await store.append('second', [line(1)]);
+        await sleep(5);
+        await store.append('first', [line(2)]);
+        const after = Date.now() + 1;
+        expect(await store.jobsWrittenBefore(after, 10)).toEqual(['second', 'first']);
+        expect(await store.jobsWrittenBefore(after, 1)).toEqual(['second']);
+        expect(await store.jobsWrittenBefore(0, 10)).toEqual([]);
+
+        await store.deleteJob('first');
+        expect(await store.read('first')).toEqual([]);
+        expect(await store.lastSeq('first')).toBe(0);
+        expect(await store.jobsWrittenBefore(after, 10)).toEqual(['second']);
+        expect(await store.lastSeq('second')).toBe(1);
+        await store.deleteJob('missing');
+      });
+
+      // The job-state answers are stand-ins; the integration tier asks a real Temporal.
+      it('sweeps: pages through many candidates, keeps running jobs, deletes nothing when Temporal cannot answer', async () => {
+        for (let i = 0; i < 250; i++) await store.append(`job-${i}`, [line(1)]);
+        const running = (id: string) => Number(id.slice(4)) % 2 === 0;
+        const retention = new LogRetention(store, { retentionMs: 1000, intervalMs: 1000, isFinished: async (id) => !running(id) });
+        expect(await retention.sweep(Date.now() + 2000)).toBe(125);
+        expect(await store.lastSeq('job-1')).toBe(0);
+        expect(await store.lastSeq('job-2')).toBe(1);
+
+        const unreachable = new LogRetention(store, {
+          retentionMs: 1000,
+          intervalMs: 1000,
+          isFinished: () => Promise.reject(new Error('temporal unreachable')),
+        });
+        await expect(unreachable.sweep(Date.now() + 2000)).rejects.toThrow('unreachable');
+        expect((await store.jobsWrittenBefore(Date.now() + 2000, 1000)).length).toBe(125);
+      });
+
+      it('sweeps only logs not written to for the whole period', async () => {
+        await store.append('fresh', [line(1)]);
+        const retention = new LogRetention(store, { retentionMs: 60_000, intervalMs: 1000, isFinished: async () => true });
+        expect(await retention.sweep(Date.now())).toBe(0);
+        expect(await store.lastSeq('fresh')).toBe(1);
+      });
+    });
+
+    describe('live tails (LogTails on this store; lines written by another store)', () => {
+      it('sends stored lines, then live lines, then the end, each line once and in order', async () => {
+        const end = manualEnd();
+        const tails = new LogTails(store, { watchEnd: end.watchEnd, pollMs: 5, pageSize: 7 });
+        await other.append('j', lines(1, 20));
+        const following = collect(tails.follow('j', 0, new AbortController().signal));
+        for (let n = 21; n <= 100; n += 5) {
+          await other.append('j', lines(n, n + 4));
+          await sleep(2);
+        }
+        end.fire('done');
+        const result = await following;
+        expect(result.seqs).toEqual(seqs(1, 100));
+        expect(result.end).toBe('done');
+        expect(tails.activeJobs).toBe(0);
+      });
+
+      it('resumes after a given seq and tolerates gaps in the numbering', async () => {
+        const end = manualEnd();
+        const tails = new LogTails(store, { watchEnd: end.watchEnd, pollMs: 5 });
+        await other.append('j', [line(1), line(2), line(3), line(7)]);
+        end.fire('x');
+        expect((await collect(tails.follow('j', 2, new AbortController().signal))).seqs).toEqual([3, 7]);
+      });
+
+      it('lets many followers share one poller', async () => {
+        const end = manualEnd();
+        const counted = countingReads(store);
+        const tails = new LogTails(counted.store, { watchEnd: end.watchEnd, pollMs: 10 });
+        const followers = Array.from({ length: 50 }, () => collect(tails.follow('j', 0, new AbortController().signal)));
+        await until(() => tails.activeJobs === 1);
+        await sleep(50);
+        const readsBefore = counted.reads();
+        for (let n = 1; n <= 20; n++) {
+          await other.append('j', [line(n)]);
+          await sleep(10);
+        }
+        end.fire('done');
+        const results = await Promise.all(followers);
+        for (const r of results) expect(r).toEqual({ seqs: seqs(1, 20), end: 'done', idles: 0 });
+        // One poller reading every ~10 ms (or on each append) for ~250 ms, not fifty.
+        expect(counted.reads() - readsBefore).toBeLessThan(100);
+      });
+
+      it('follows several jobs at once, each follower getting only its job', async () => {
+        const ends = { a: manualEnd(), b: manualEnd() };
+        const tails = new LogTails(store, { watchEnd: (id) => ends[id as 'a' | 'b'].watchEnd(), pollMs: 5 });
+        const a = collect(tails.follow('a', 0, new AbortController().signal));
+        const b = [collect(tails.follow('b', 0, new AbortController().signal)), collect(tails.follow('b', 3, new AbortController().signal))];
+        await until(() => tails.activeJobs === 2);
+        for (let n = 1; n <= 10; n++) {
+          await other.append('a', [line(n, `a ${n}`)]);
+          await other.append('b', [line(n, `b ${n}`)]);
+        }
+        ends.a.fire('a done');
+        ends.b.fire('b done');
+        expect(await a).toEqual({ seqs: seqs(1, 10), end: 'a done', idles: 0 });
+        const [b0, b3] = await Promise.all(b);
+        expect(b0).toEqual({ seqs: seqs(1, 10), end: 'b done', idles: 0 });
+        expect(b3).toEqual({ seqs: seqs(4, 10), end: 'b done', idles: 0 });
+        expect(tails.activeJobs).toBe(0);
+      });
+
+      it('a slow follower falls back to reading the store and still misses nothing', async () => {
+        const end = manualEnd();
+        const tails = new LogTails(store, { watchEnd: end.watchEnd, pollMs: 2, pageSize: 50, maxQueuedLines: 20 });
+        const events = tails.follow('j', 0, new AbortController().signal);
+        const got: number[] = [];
+        const writer = (async () => {
+          for (let n = 1; n <= 1000; n += 10) {
+            await other.append('j', lines(n, n + 9));
+            await sleep(1);
+          }
+          end.fire('done');
+        })();
+        let ended = false;
+        for await (const e of events) {
+          if ('lines' in e) {
+            got.push(...e.lines.map((l) => l.seq));
+            await sleep(3); // a slow client
+          } else if ('end' in e) {
+            ended = true;
+            break;
+          }
+        }
+        await writer;
+        expect(got).toEqual(seqs(1, 1000));
+        expect(ended).toBe(true);
+      });
+
+      it('sends idle ticks while quiet and stops when the follower goes away', async () => {
+        const end = manualEnd();
+        const tails = new LogTails(store, { watchEnd: end.watchEnd, pollMs: 5, idleMs: 20 });
+        const abort = new AbortController();
+        let idles = 0;
+        for await (const e of tails.follow('j', 0, abort.signal)) {
+          if ('idle' in e) idles += 1;
+          if (idles === 2) abort.abort();
+        }
+        expect(idles).toBe(2);
+        expect(tails.activeJobs).toBe(0);
+      });
+
+      it('a live line and the end reach followers promptly, by a poll or by the store waking the tail', async () => {
+        const end = manualEnd();
+        // A store that can wake the tail is polled only once a minute here: the wake must do it.
+        const tails = new LogTails(store, { watchEnd: end.watchEnd, pollMs: 5, safetyPollMs: 60_000 });
+        const arrivals = new Map<number, number>();
+        const following = (async () => {
+          for await (const e of tails.follow('j', 0, new AbortController().signal)) {
+            if ('lines' in e) for (const l of e.lines) arrivals.set(l.seq, Date.now());
+            if ('end' in e) return;
+          }
+        })();
+        await until(() => tails.activeJobs === 1);
+        await sleep(100);
+        const delays: number[] = [];
+        for (let n = 1; n <= 10; n++) {
+          const written = Date.now();
+          await other.append('j', [line(n)]);
+          await until(() => arrivals.has(n));
+          delays.push(arrivals.get(n)! - written);
+          await sleep(20);
+        }
+        const endedAt = Date.now();
+        end.fire('done');
+        await following;
+        expect(Date.now() - endedAt).toBeLessThan(2000);
+        expect(delays).toHaveLength(10);
+        // Generous for a loaded 2-core machine; the median is a few ms.
+        expect(Math.max(...delays)).toBeLessThan(2000);
+        expect([...delays].sort((x, y) => x - y)[5]).toBeLessThan(250);
+      });
+    });
+  });
+}
