@@ -2,7 +2,7 @@ import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../domain/config.js';
 import { createLogger } from '../domain/logger.js';
-import { SqliteLogStore } from '../log-store/sqlite-log-store.js';
+import { openLogStore } from '../log-store/open-log-store.js';
 import { createApp } from './app.js';
 import { apiTokenHashes, TOKEN_FILE } from './auth.js';
 
@@ -10,7 +10,7 @@ const config = loadConfig();
 const logger = createLogger('api', config.HODEI_LOG_LEVEL);
 const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
 const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-const logStore = SqliteLogStore.inDataDir(config.HODEI_DATA_DIR);
+const logStore = await openLogStore(config, { onError: (err) => logger.warn({ err }, 'log store connection') });
 const tokenHashes = apiTokenHashes(config);
 if (config.HODEI_API_TOKENS.length === 0) logger.info({ file: `${config.HODEI_DATA_DIR}/${TOKEN_FILE}` }, 'no HODEI_API_TOKENS: using the token in the data dir');
 const app = createApp({ client, logStore, config, logger, tokenHashes });

@@ -34,6 +34,20 @@ const ConfigSchema = z.object({
     .refine((tokens) => tokens.every((t) => /^[\x21-\x7e]{16,}$/.test(t)), 'each token must be at least 16 printable characters, no spaces'),
   /** Where logs and the installation id live. */
   HODEI_DATA_DIR: z.string().min(1).default('./data'),
+  /**
+   * Where job output is stored: `sqlite` (the default), a file in the data dir for one machine;
+   * or a `postgres://…` / `postgresql://…` URL, a PostgreSQL database that every API replica and
+   * worker host shares.
+   */
+  HODEI_LOG_STORE: z
+    .string()
+    .default('sqlite')
+    .transform((value) => value.trim() || 'sqlite')
+    // The message never repeats the value: a URL may hold a password.
+    .refine(
+      (value) => value === 'sqlite' || (/^postgres(ql)?:\/\/./.test(value) && URL.canParse(value)),
+      'must be "sqlite" or a postgres://… or postgresql://… URL',
+    ),
   /** Id of this installation, put on every container as `hodei.instance`. Default: generated once, kept in the data dir. */
   HODEI_INSTANCE_ID: z
     .string()

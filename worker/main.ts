@@ -6,7 +6,7 @@ import { createActivities } from '../activities/index.js';
 import { containerSlotSupplier, HostSlots } from '../activities/host-slots.js';
 import { loadConfig } from '../domain/config.js';
 import { hostTaskQueue } from '../domain/names.js';
-import { SqliteLogStore } from '../log-store/sqlite-log-store.js';
+import { openLogStore } from '../log-store/open-log-store.js';
 import { createLogger } from '../domain/logger.js';
 import { dockerHostId } from './host.js';
 import { startReaper } from './reaper.js';
@@ -33,7 +33,7 @@ try {
   process.exit(1);
 }
 
-const logStore = SqliteLogStore.inDataDir(config.HODEI_DATA_DIR);
+const logStore = await openLogStore(config, { onError: (err) => logger.warn({ err }, 'log store connection') });
 const metrics = new WorkerMetrics({ docker, host: hostId, instanceId: config.HODEI_INSTANCE_ID });
 const slots = new HostSlots(docker, config.HODEI_INSTANCE_ID, config.HODEI_WORKER_CAPACITY);
 const activities = createActivities({

@@ -1,5 +1,10 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { openLogStore } from '../../log-store/open-log-store.js';
 import { APPEND_CHANNEL, LISTEN_APPLICATION_NAME, PostgresLogStore } from '../../log-store/postgres-log-store.js';
+import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 import { adminQuery, createDatabase } from '../support/postgres.js';
 import { waitFor } from '../support/wait.js';
 import { describeLogStoreContract } from '../unit/log-store-contract.js';
@@ -110,6 +115,26 @@ describe('PostgresLogStore on a real server', () => {
     const before = woken;
     await writer.append('j', [{ seq: 1, stream: 'stdout', ts: 1, line: 'x', attempt: 1 }]);
     await waitFor('a wake on the new connection', () => (woken > before ? true : undefined), { timeoutMs: 5000, intervalMs: 5 });
+  });
+
+  it('is what HODEI_LOG_STORE names: a PostgreSQL URL, or the SQLite file in the data dir by default', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'hodei-open-'));
+    try {
+      const postgres = await openLogStore({ HODEI_LOG_STORE: db.url, HODEI_DATA_DIR: dataDir });
+      stores.push(postgres as PostgresLogStore);
+      expect(postgres).toBeInstanceOf(PostgresLogStore);
+      await postgres.append('j', [{ seq: 1, stream: 'stdout', ts: 1, line: 'x', attempt: 1 }]);
+      expect(await adminQuery(db.url, 'SELECT job_id, seq FROM log_lines')).toEqual([{ job_id: 'j', seq: '1' }]);
+      expect(existsSync(path.join(dataDir, 'logs.db'))).toBe(false);
+
+      const sqlite = await openLogStore({ HODEI_LOG_STORE: 'sqlite', HODEI_DATA_DIR: dataDir });
+      expect(sqlite).toBeInstanceOf(SqliteLogStore);
+      expect(await sqlite.lastSeq('j')).toBe(0);
+      await sqlite.close();
+      expect(existsSync(path.join(dataDir, 'logs.db'))).toBe(true);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('refuses to open on a server that is not there, with the connection error', async () => {

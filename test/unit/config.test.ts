@@ -23,6 +23,20 @@ describe('loadConfig', () => {
     }
   });
 
+  it('takes HODEI_LOG_STORE: sqlite by default, or a PostgreSQL URL; refuses anything else without repeating it', () => {
+    const base = { HODEI_INSTANCE_ID: 'test-config' };
+    expect(loadConfig(base).HODEI_LOG_STORE).toBe('sqlite');
+    expect(loadConfig({ ...base, HODEI_LOG_STORE: '' }).HODEI_LOG_STORE).toBe('sqlite');
+    expect(loadConfig({ ...base, HODEI_LOG_STORE: 'sqlite' }).HODEI_LOG_STORE).toBe('sqlite');
+    for (const url of ['postgres://hodei:pw@db:5432/logs', 'postgresql://db/logs?sslmode=require']) {
+      expect(loadConfig({ ...base, HODEI_LOG_STORE: url }).HODEI_LOG_STORE).toBe(url);
+    }
+    for (const bad of ['mysql://u:secret@db/logs', 'postgres://', 'sqlite3', 'postgres//u:secret@db', 'postgres://u:secret@[bad']) {
+      expect(() => loadConfig({ ...base, HODEI_LOG_STORE: bad })).toThrow('HODEI_LOG_STORE: must be "sqlite" or a postgres://… or postgresql://… URL');
+      expect(() => loadConfig({ ...base, HODEI_LOG_STORE: bad })).not.toThrow(/secret/);
+    }
+  });
+
   it('refuses bad values, naming each', () => {
     expect(() => loadConfig({ HODEI_API_PORT: 'eighty', HODEI_WORKER_CAPACITY: '0', HODEI_INSTANCE_ID: 'x' })).toThrow(ConfigError);
     try {
