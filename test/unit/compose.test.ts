@@ -22,6 +22,8 @@ describe('docker-compose.yml (production topology)', () => {
     expect(config.match(/healthcheck:/g)?.length).toBeGreaterThanOrEqual(4);
     expect(config).toContain('/var/run/docker.sock:/var/run/docker.sock');
     expect(config).toContain('HodeiLabels=KeywordList');
+    // API and workers share the PostgreSQL log store, so they can run on several machines.
+    expect(config.match(/HODEI_LOG_STORE: postgres:\/\/temporal:temporal@postgresql:5432\/hodei_logs/g)).toHaveLength(2);
   });
 
   it('refuses to configure the API without tokens', async () => {
