@@ -9,6 +9,7 @@ import {
   LABEL_INSTANCE,
   LABEL_JOB_ID,
   LABEL_MANAGED,
+  LABEL_SECRET_NAMES,
 } from '../domain/names.js';
 import type { LogStore } from '../log-store/log-store.js';
 import { isConflict, isNotFound } from './docker-errors.js';
@@ -45,6 +46,8 @@ export interface ProvisionInput {
   image: string;
   script: string;
   env: Record<string, string>;
+  /** Secret env vars (absent for jobs from before secrets); their names go on a label for masking. */
+  secrets?: Record<string, string>;
   resources: JobResources;
 }
 
@@ -171,7 +174,8 @@ function imageNotFound(image: string): ApplicationFailure {
 
 async function createJobContainer(docker: Docker, instanceId: string, input: ProvisionInput): Promise<Docker.Container> {
   const name = `hodei-${input.jobId}-${input.attempt}`;
-  const env = { ...DEFAULT_ENV, HOME: WORK_DIR, ...input.env };
+  const secrets = input.secrets ?? {};
+  const env = { ...DEFAULT_ENV, HOME: WORK_DIR, ...input.env, ...secrets };
   try {
     return await docker.createContainer({
       name,
@@ -191,6 +195,7 @@ async function createJobContainer(docker: Docker, instanceId: string, input: Pro
         [LABEL_JOB_ID]: input.jobId,
         [LABEL_INSTANCE]: instanceId,
         [LABEL_ATTEMPT]: String(input.attempt),
+        ...(Object.keys(secrets).length > 0 ? { [LABEL_SECRET_NAMES]: Object.keys(secrets).join(',') } : {}),
       },
       AttachStdin: false,
       AttachStdout: false,

@@ -5,6 +5,7 @@ import type { RunProgress, ScriptOutcome } from '../domain/job-result.js';
 import type { LogLine, LogStore, LogStream } from '../log-store/log-store.js';
 import { containerLost, isNotFound } from './docker-errors.js';
 import { LineSplitter } from './line-splitter.js';
+import { containerSecrets, secretMasker } from './secret-mask.js';
 
 export interface RunScriptDeps {
   container: Docker.Container;
@@ -39,6 +40,7 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
   ctx.heartbeat({ containerId: container.id, lastSeq: alreadyStored, seqBase } satisfies RunProgress);
 
   const state = await inspect(container);
+  const mask = secretMasker(containerSecrets(state.Config));
   if (state.State.Status === 'created') {
     await container.start();
   } else {
@@ -50,8 +52,10 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
   let batch: LogLine[] = [];
   const cap = new LogCap(deps.logMaxBytes);
   const lineSink = (stream: LogStream) =>
-    new LineSplitter((line) => {
+    new LineSplitter((raw) => {
       seq += 1;
+      // Masked before anything else sees the line: secrets never reach the log store.
+      const line = mask(raw);
       if (cap.keep(seq, line) && seq > alreadyStored) batch.push({ seq, stream, ts: Date.now(), line, attempt });
     });
   const stdout = lineSink('stdout');

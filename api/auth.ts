@@ -1,8 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import type { MiddlewareHandler } from 'hono';
 import type { Config } from '../domain/config.js';
+import { readOrCreateDataFile } from '../domain/data-dir-file.js';
 import { errorBody } from './errors.js';
 
 /** Routes anyone may call: load balancers and orchestrators probe them without a token. */
@@ -33,19 +32,7 @@ export function apiTokenHashes(config: Pick<Config, 'HODEI_API_TOKENS' | 'HODEI_
 
 /** Reads the data dir's token, creating a random one (mode 0600) when there is none. */
 export function ensureTokenFile(dataDir: string): string {
-  const file = path.join(dataDir, TOKEN_FILE);
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    mkdirSync(dataDir, { recursive: true });
-    const token = `hodei_${randomBytes(24).toString('base64url')}`;
-    try {
-      writeFileSync(file, `${token}\n`, { flag: 'wx', mode: 0o600 });
-      return token;
-    } catch {
-      return readFileSync(file, 'utf8').trim();
-    }
-  }
+  return readOrCreateDataFile(dataDir, TOKEN_FILE, () => `hodei_${randomBytes(24).toString('base64url')}`);
 }
 
 /** True when `token` hashes to one of `hashes`; compares every hash in constant time. */

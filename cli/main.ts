@@ -53,6 +53,19 @@ const keyValue =
     return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
   };
 
+/**
+ * `--secret NAME=VALUE`, or `--secret NAME` for the value of the caller's own variable NAME
+ * (which keeps the value out of the shell history and the process list).
+ */
+const secretOption = (value: string, previous: Record<string, string> = {}): Record<string, string> => {
+  const at = value.indexOf('=');
+  if (at === 0) throw new InvalidArgumentError(`expected NAME or NAME=VALUE, got "${value}"`);
+  if (at > 0) return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
+  const fromEnv = process.env[value];
+  if (fromEnv === undefined) throw new InvalidArgumentError(`--secret ${value}: no variable ${value} in this environment`);
+  return { ...previous, [value]: fromEnv };
+};
+
 const positiveInt = (value: string): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
@@ -146,6 +159,7 @@ export function buildProgram(): Command {
     .description('Submit a script as a job: from FILE, or from stdin when FILE is - or absent')
     .argument('[file]', 'script file, or - for stdin')
     .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', keyValue('='))
+    .option('--secret <NAME[=VALUE]>', 'secret env var, encrypted in Temporal and masked in logs; NAME alone takes $NAME (repeatable)', secretOption)
     .option('-i, --image <image>', 'image to run in')
     .option('-t, --timeout <seconds>', 'job timeout in seconds', positiveInt)
     .option('-n, --name <name>', 'a name for people')
@@ -157,6 +171,7 @@ export function buildProgram(): Command {
       const script = !file || file === '-' ? await readStdin() : readFileSync(file, 'utf8');
       const spec: Record<string, unknown> = { script };
       if (opts.env) spec.env = opts.env;
+      if (opts.secret) spec.secrets = opts.secret;
       if (opts.image) spec.image = opts.image;
       if (opts.timeout) spec.timeoutSeconds = opts.timeout;
       if (opts.name) spec.name = opts.name;

@@ -6,6 +6,12 @@ import { z } from 'zod';
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().min(1);
 
+const CODEC_KEY_MESSAGE = 'must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)';
+
+function isCodecKey(value: string): boolean {
+  return /^[A-Za-z0-9+/]{43}=$/.test(value) && Buffer.from(value, 'base64').length === 32;
+}
+
 /**
  * Every setting, read from the environment once at start-up. Each has a default, so the
  * platform runs with no configuration at all. Documented in the README's settings table.
@@ -107,15 +113,46 @@ const ConfigSchema = z.object({
   HODEI_LOG_SWEEP_INTERVAL_SECONDS: positiveInt.default(3600),
   /** A live log stream (SSE) quiet this long gets a keep-alive comment, seconds. */
   HODEI_SSE_KEEPALIVE_SECONDS: positiveInt.default(15),
+  /**
+   * Key of the payload codec (AES-256-GCM): base64 of 32 random bytes. Every payload the platform
+   * puts in Temporal (job input with its secrets, activity input and results, memo, heartbeats) is
+   * encrypted with it. Default: the key in `<data dir>/codec-key`, created on first start. Every
+   * API and worker of one installation needs the same key.
+   */
+  HODEI_CODEC_KEY: z
+    .string()
+    .optional()
+    .transform((value) => (value?.trim() ? value.trim() : undefined))
+    .refine((value) => value === undefined || isCodecKey(value), CODEC_KEY_MESSAGE),
+  /** Earlier codec keys, comma-separated: still decrypt what they encrypted, encrypt nothing. */
+  HODEI_CODEC_PREVIOUS_KEYS: z
+    .string()
+    .default('')
+    .transform((value) => value.split(',').map((k) => k.trim()).filter((k) => k.length > 0))
+    .refine((keys) => keys.every(isCodecKey), CODEC_KEY_MESSAGE),
+  /**
+   * Port of the codec endpoint the Temporal Web UI decodes payloads with (`POST /decode`,
+   * `/encode`), served by the API on 127.0.0.1 only; `off`: none.
+   */
+  HODEI_CODEC_PORT: z.union([z.literal('off'), port]).default(8234),
+  /**
+   * Browser origins allowed to call the codec endpoint (CORS), comma-separated. Default: the
+   * origin of `HODEI_TEMPORAL_UI_URL`, with `localhost` and `127.0.0.1` both.
+   */
+  HODEI_CODEC_CORS_ORIGINS: z
+    .string()
+    .optional()
+    .transform((value) => value?.split(',').map((s) => s.trim().replace(/\/+$/, '')).filter(Boolean)),
   /** Base URL of the Temporal Web UI; the web page links each job to its workflow there. */
   HODEI_TEMPORAL_UI_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8233'),
   /** Log level of the API and worker (pino levels). */
   HODEI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-export type Config = Omit<z.infer<typeof ConfigSchema>, 'HODEI_INSTANCE_ID' | 'HODEI_ALLOWED_IMAGES'> & {
+export type Config = Omit<z.infer<typeof ConfigSchema>, 'HODEI_INSTANCE_ID' | 'HODEI_ALLOWED_IMAGES' | 'HODEI_CODEC_CORS_ORIGINS'> & {
   HODEI_INSTANCE_ID: string;
   HODEI_ALLOWED_IMAGES: string[];
+  HODEI_CODEC_CORS_ORIGINS: string[];
 };
 
 /** Thrown when a setting has a bad value; the message names every bad setting. */
@@ -136,7 +173,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...config,
     HODEI_INSTANCE_ID: config.HODEI_INSTANCE_ID ?? loadInstanceId(config.HODEI_DATA_DIR),
     HODEI_ALLOWED_IMAGES: config.HODEI_ALLOWED_IMAGES?.length ? config.HODEI_ALLOWED_IMAGES : [config.HODEI_WORKER_IMAGE],
+    HODEI_CODEC_CORS_ORIGINS: config.HODEI_CODEC_CORS_ORIGINS?.length ? config.HODEI_CODEC_CORS_ORIGINS : loopbackTwins(config.HODEI_TEMPORAL_UI_URL),
   };
+}
+
+/** A URL's origin, and the same with `localhost` for `127.0.0.1` or the other way round. */
+function loopbackTwins(url: string): string[] {
+  const origin = new URL(url);
+  const twin = new URL(url);
+  if (origin.hostname === '127.0.0.1') twin.hostname = 'localhost';
+  else if (origin.hostname === 'localhost') twin.hostname = '127.0.0.1';
+  return [...new Set([origin.origin, twin.origin])];
 }
 
 /** The installation id kept in the data dir, created on first use. */

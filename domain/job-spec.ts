@@ -29,6 +29,22 @@ export const JobSpecSchema = z
         z.string().refine(noNul, 'env values must not contain NUL'),
       )
       .default({}),
+    /**
+     * Secret environment variables for the script, delivered like `env` but encrypted in Temporal
+     * (payload codec), masked as `***` in the stored output, and never returned by the API.
+     * Names must not repeat a name of `env`. Default: none.
+     */
+    secrets: z
+      .record(
+        z.string().regex(ENV_NAME, 'secret names must match [A-Za-z_][A-Za-z0-9_]*'),
+        z.string().refine(noNul, 'secret values must not contain NUL'),
+      )
+      .default({})
+      .meta({
+        description:
+          'Secret environment variables: delivered like `env`, encrypted in Temporal, shown as `***` in the stored output, never returned by the API.',
+        examples: [{ API_KEY: 's3cr3t-value' }],
+      }),
     /** Seconds the script may run, counted from its start. Default: 3600. */
     timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
     /** Seconds between SIGTERM and SIGKILL when the job is cancelled or times out. Default: 10. */
@@ -83,6 +99,8 @@ export interface JobInput {
   name: string;
   image: string;
   env: Record<string, string>;
+  /** Secret env vars; absent in the input of jobs submitted before secrets existed. */
+  secrets?: Record<string, string>;
   timeoutSeconds: number;
   cancelGraceSeconds: number;
   labels: Record<string, string>;

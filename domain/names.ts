@@ -12,6 +12,8 @@ export const LABEL_MANAGED = 'hodei.managed';
 export const LABEL_JOB_ID = 'hodei.job-id';
 export const LABEL_INSTANCE = 'hodei.instance';
 export const LABEL_ATTEMPT = 'hodei.attempt';
+/** Names (never values) of the container's env vars that are secrets, comma-separated: masked in its output. */
+export const LABEL_SECRET_NAMES = 'hodei.secret-names';
 
 /**
  * Custom search attributes, registered when the Temporal server starts (scripts/temporal.sh), so

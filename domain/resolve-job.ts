@@ -37,6 +37,9 @@ export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInpu
   atMost('resources.memoryMb', spec.resources.memoryMb, config.HODEI_MAX_JOB_MEMORY_MB, 'HODEI_MAX_JOB_MEMORY_MB');
   atMost('resources.pidsLimit', spec.resources.pidsLimit, config.HODEI_MAX_JOB_PIDS_LIMIT, 'HODEI_MAX_JOB_PIDS_LIMIT');
   atMost('resources.scratchMb', spec.resources.scratchMb, config.HODEI_MAX_JOB_SCRATCH_MB, 'HODEI_MAX_JOB_SCRATCH_MB');
+  for (const name of Object.keys(spec.secrets)) {
+    if (Object.hasOwn(spec.env, name)) issues.push({ path: `secrets.${name}`, message: `${name} is in env too: a name goes in one of them` });
+  }
   if (issues.length > 0) return { issues };
   return {
     input: {
@@ -44,6 +47,7 @@ export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInpu
       name: spec.name ?? defaultJobName(spec.script),
       image,
       env: spec.env,
+      secrets: spec.secrets,
       timeoutSeconds: spec.timeoutSeconds,
       cancelGraceSeconds: spec.cancelGraceSeconds,
       labels: spec.labels,

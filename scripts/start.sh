@@ -10,7 +10,13 @@ export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
 export HODEI_DATA_DIR="${HODEI_DATA_DIR:-$ROOT/data}"
 UI_PORT="${HODEI_TEMPORAL_UI_PORT:-8233}"
 API_PORT="${HODEI_API_PORT:-8080}"
+CODEC_PORT="${HODEI_CODEC_PORT:-8234}"
+# The web page links to the UI, and the codec endpoint lets only the UI's origin in (CORS).
+export HODEI_TEMPORAL_UI_URL="${HODEI_TEMPORAL_UI_URL:-http://127.0.0.1:$UI_PORT}"
 mkdir -p "$HODEI_DATA_DIR"
+# The Web UI decodes payloads (encrypted in Temporal) with the API's codec endpoint, loopback only.
+ui_codec=()
+[ "$CODEC_PORT" = off ] || ui_codec=(--ui-codec-endpoint "http://127.0.0.1:$CODEC_PORT")
 
 pids=()
 stop() {
@@ -30,7 +36,7 @@ temporal_port="${TEMPORAL_ADDRESS##*:}"
   --search-attribute HodeiHost=Keyword \
   --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
   --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
-  --log-level warn --ui-disable-news-fetch >>"$HODEI_DATA_DIR/temporal.log" 2>&1 &
+  "${ui_codec[@]}" --log-level warn --ui-disable-news-fetch >>"$HODEI_DATA_DIR/temporal.log" 2>&1 &
 pids+=($!)
 bash scripts/temporal-init.sh
 
@@ -58,8 +64,9 @@ cat >&2 <<MSG
     API:              http://127.0.0.1:$API_PORT   (try: curl -s localhost:$API_PORT/readyz)
     $token_line
       (try: curl -s -H "Authorization: Bearer \$(cat $HODEI_DATA_DIR/api-token)" localhost:$API_PORT/jobs)
-    Temporal Web UI:  http://$temporal_host:$UI_PORT
-    temporal CLI:     $ROOT/.tools/bin/temporal   (reaches $TEMPORAL_ADDRESS with no flags)
+    Temporal Web UI:  http://$temporal_host:$UI_PORT   (payloads decoded by http://127.0.0.1:$CODEC_PORT, loopback only)
+    temporal CLI:     $ROOT/.tools/bin/temporal   (reaches $TEMPORAL_ADDRESS with no flags;
+                      add --codec-endpoint http://127.0.0.1:$CODEC_PORT to read payloads)
     Data:             $HODEI_DATA_DIR
   Ctrl-C stops it.
 

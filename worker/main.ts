@@ -8,6 +8,7 @@ import { loadConfig } from '../domain/config.js';
 import { hostTaskQueue } from '../domain/names.js';
 import { openLogStore } from '../log-store/open-log-store.js';
 import { createLogger } from '../domain/logger.js';
+import { codecKeys, encryptingDataConverter } from '../domain/payload-codec.js';
 import { dockerHostId } from './host.js';
 import { startReaper } from './reaper.js';
 import { serveMetrics, WorkerMetrics } from './metrics.js';
@@ -46,8 +47,11 @@ const activities = createActivities({
 
 const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
 const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
-const common = { connection, namespace: config.TEMPORAL_NAMESPACE };
+// Payloads (job input with its secrets, activity input and results, memo, heartbeats) are
+// encrypted in Temporal; the workflow code never sees the codec.
+const dataConverter = encryptingDataConverter(codecKeys(config));
+const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
+const common = { connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter };
 
 // Shared queue: every job's workflow, and provisioning, which any host with a free slot may take.
 const jobsWorker = await Worker.create({

@@ -138,6 +138,9 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
     image: input.image,
     script: input.script,
     env: input.env,
+    // Absent for jobs submitted before secrets existed: then the command is what it was, so their
+    // histories replay unchanged (and activity input is not part of Temporal's determinism check).
+    secrets: input.secrets,
     resources: input.resources,
   });
   upsertSearchAttributes([{ key: HOST_KEY, value: container.host }]);

@@ -14,11 +14,11 @@ interface Run {
 }
 
 /** Runs the `hodei` bin (piped, so no terminal) against the shared stack. */
-function hodei(args: string[], options: { stdin?: string; token?: string } = {}): Promise<Run> {
+function hodei(args: string[], options: { stdin?: string; token?: string; env?: Record<string, string> } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'cli/hodei.mjs'), ...args], {
       cwd: tmpdir(),
-      env: { PATH: process.env.PATH, HODEI_URL: stack().apiUrl, HODEI_TOKEN: options.token ?? stack().apiToken },
+      env: { PATH: process.env.PATH, HODEI_URL: stack().apiUrl, HODEI_TOKEN: options.token ?? stack().apiToken, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -68,6 +68,17 @@ describe('the hodei CLI', () => {
     const table = await hodei(['list', '--label', `run=${run}`, '--state', 'succeeded']);
     expect(table.stdout).toMatch(/^ID\s+STATE\s+EXIT\s+CREATED\s+NAME\n/);
     expect(table.stdout).toContain(id);
+  });
+
+  it('submit --secret NAME=VALUE, and --secret NAME from the caller’s environment: delivered, masked', async () => {
+    const run = await hodei(['submit', '-f', '--secret', 'ONE=first-secret', '--secret', 'TWO'], {
+      stdin: 'echo "$ONE and $TWO"; echo "${#TWO}"\n',
+      env: { TWO: 'second-secret-from-env' },
+    });
+    expect(run).toMatchObject({ code: 0, stdout: `*** and ***\n${'second-secret-from-env'.length}\n` });
+    const unset = await hodei(['submit', '--secret', 'NOT_SET_ANYWHERE'], { stdin: 'true' });
+    expect(unset.code).not.toBe(0);
+    expect(unset.stderr).toContain('no variable NOT_SET_ANYWHERE');
   });
 
   it('cancel stops a running job', async () => {

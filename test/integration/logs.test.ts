@@ -1,13 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Connection } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { workflowFinished } from '../../api/logs.js';
 import { LogRetention } from '../../log-store/retention.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 import { api, cancel, logs, stack, submit, waitForEnd, waitForState } from '../support/api-client.js';
 import { openSse } from '../support/sse.js';
+import { stackClient } from '../support/temporal.js';
 import { waitFor } from '../support/wait.js';
 
 const streamUrl = (id: string, query = '') => `${stack().apiUrl}/jobs/${id}/logs/stream${query}`;
@@ -149,7 +150,7 @@ describe('live logs over SSE (real Temporal, real Docker)', () => {
     const store = SqliteLogStore.inDataDir(dir);
     const connection = await Connection.connect({ address: stack().temporalAddress });
     try {
-      const client = new Client({ connection, namespace: stack().namespace });
+      const client = stackClient(connection, stack());
       const line = { seq: 1, stream: 'stdout' as const, ts: Date.now(), line: 'x', attempt: 1 };
       for (const id of [ended.id, running.id, 'never-a-job']) await store.append(id, [line]);
       const day = 24 * 3600 * 1000;

@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { Connection, type Client } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../api/app.js';
@@ -7,6 +7,7 @@ import { loadConfig } from '../../domain/config.js';
 import { MAX_SUBMIT_BYTES } from '../../domain/job-spec.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 import { stack } from '../support/api-client.js';
+import { stackClient } from '../support/temporal.js';
 
 // The API in-process against the real Temporal server, so we can see that nothing was started.
 let connection: Connection;
@@ -17,7 +18,7 @@ let logStore: SqliteLogStore;
 beforeAll(async () => {
   const s = stack();
   connection = await Connection.connect({ address: s.temporalAddress });
-  client = new Client({ connection, namespace: s.namespace });
+  client = stackClient(connection, s);
   logStore = SqliteLogStore.inDataDir(s.dataDir);
   const config = loadConfig({ HODEI_DATA_DIR: s.dataDir, HODEI_INSTANCE_ID: s.instanceId, HODEI_TASK_QUEUE: s.taskQueue });
   app = createApp({ client, logStore, config, logger: pino({ level: 'silent' }), tokenHashes: [hashToken(s.apiToken)] });

@@ -3,7 +3,7 @@ import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 
@@ -24,6 +24,10 @@ export interface StackInfo {
   workerPid: number;
   /** The worker's Prometheus endpoint (`HODEI_WORKER_METRICS_PORT`). */
   workerMetricsUrl: string;
+  /** The codec endpoint the Web UI decodes payloads with (`HODEI_CODEC_PORT`). */
+  codecUrl: string;
+  /** The payload codec key (`HODEI_CODEC_KEY`, base64), for tests' own Temporal clients. */
+  codecKey: string;
 }
 
 export interface RunningStack {
@@ -46,6 +50,7 @@ export async function startStack(options: { capacity?: number; env?: Record<stri
   const temporalAddress = `127.0.0.1:${temporalPort}`;
   const apiToken = `test-token-${randomUUID()}`;
   const workerMetricsPort = await freePort();
+  const codecPort = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     TEMPORAL_ADDRESS: temporalAddress,
@@ -54,6 +59,10 @@ export async function startStack(options: { capacity?: number; env?: Record<stri
     HODEI_API_PORT: String(apiPort),
     HODEI_API_TOKENS: apiToken,
     HODEI_WORKER_METRICS_PORT: String(workerMetricsPort),
+    // Every payload in Temporal encrypted, with a key of this stack's own.
+    HODEI_CODEC_KEY: randomBytes(32).toString('base64'),
+    HODEI_CODEC_PORT: String(codecPort),
+    HODEI_TEMPORAL_UI_URL: `http://127.0.0.1:${uiPort}`,
     HODEI_DATA_DIR: dataDir,
     HODEI_INSTANCE_ID: instanceId,
     HODEI_WORKER_CAPACITY: String(options.capacity ?? 12),
@@ -80,6 +89,8 @@ export async function startStack(options: { capacity?: number; env?: Record<stri
     'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(temporalPort), '--ui-port', String(uiPort),
     '--http-port', String(await freePort()), '--metrics-port', String(await freePort()),
     '--log-level', 'warn', '--ui-disable-news-fetch',
+    // The Web UI decodes payloads with the API's codec endpoint (CORS for the UI's origin).
+    '--ui-codec-endpoint', `http://127.0.0.1:${codecPort}`,
     // One partition per task queue: queued jobs are dispatched in the order they were queued.
     '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
     '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
@@ -122,6 +133,8 @@ export async function startStack(options: { capacity?: number; env?: Record<stri
       dataDir,
       workerPid: worker!.pid!,
       workerMetricsUrl: `http://127.0.0.1:${workerMetricsPort}/metrics`,
+      codecUrl: `http://127.0.0.1:${codecPort}`,
+      codecKey: env.HODEI_CODEC_KEY!,
     },
     env,
     startWorker,

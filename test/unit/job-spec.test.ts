@@ -7,6 +7,7 @@ describe('JobSpecSchema', () => {
     expect(JobSpecSchema.parse({ script: 'echo' })).toEqual({
       script: 'echo',
       env: {},
+      secrets: {},
       labels: {},
       timeoutSeconds: 3600,
       cancelGraceSeconds: 10,
@@ -18,6 +19,8 @@ describe('JobSpecSchema', () => {
   it.each([
     [{ script: 'x', env: { 'A-B': 'x' } }, 'env'],
     [{ script: 'x', env: { A: 'nul\0' } }, 'env'],
+    [{ script: 'x', secrets: { 'A-B': 'x' } }, 'secrets'],
+    [{ script: 'x', secrets: { A: 1 } }, 'secrets'],
     [{ script: 'x', cancelGraceSeconds: 1.5 }, 'cancelGraceSeconds'],
     [{ script: 'x', labels: { '-bad': 'x' } }, 'labels'],
     [{ script: 'x', image: 'UPPER' }, 'image'],
