@@ -1,21 +1,24 @@
 /**
  * Records workflow histories of the current workflow code for the replay test
  * (test/unit/replay.test.ts): starts a test stack, runs one job per path through `runJob`
- * (success, script failure, retry, cancel while running, timeout), and writes each history to
+ * (success, success with a secret, script failure, retry, cancel while running, timeout), and writes each history to
  * test/fixtures/histories/<commit of workflows/>/<case>.json. Run it after changing workflow
- * logic, and keep the older directories: the current code must replay them all.
+ * logic, and keep the older directories: the current code must replay them all. Payloads are
+ * encrypted with the fixtures' own codec key (test/support/fixture-codec.ts), which the replay
+ * test holds too.
  *
  *   node --import tsx scripts/record-histories.ts
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { FIXTURE_CODEC_KEY } from '../test/support/fixture-codec.js';
 import { ROOT, startStack } from '../test/support/stack.js';
 import { waitFor } from '../test/support/wait.js';
 
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 
-const stack = await startStack({ capacity: 4 });
+const stack = await startStack({ capacity: 4, env: { HODEI_CODEC_KEY: FIXTURE_CODEC_KEY } });
 try {
   const { apiUrl, apiToken, temporalAddress, namespace } = stack.info;
   const call = async (p: string, init: RequestInit = {}) => {
@@ -35,6 +38,7 @@ try {
 
   const cases: Record<string, string> = {};
   cases.succeeded = (await submit({ script: 'echo hello', labels: { case: 'succeeded' } })).id;
+  cases['succeeded-with-secret'] = (await submit({ script: 'echo "$TOKEN"', secrets: { TOKEN: 'fixture-secret' } })).id;
   cases['failed-exit-3'] = (await submit({ script: 'echo oops >&2; exit 3' })).id;
   cases['retried-then-failed'] = (await submit({ script: 'exit 2', retries: 1 })).id;
   cases['timed-out'] = (await submit({ script: 'sleep 60', timeoutSeconds: 1, cancelGraceSeconds: 0 })).id;

@@ -5,6 +5,7 @@ import proto from '@temporalio/proto';
 import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root.js';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { fixtureDataConverter } from '../support/fixture-codec.js';
 import { ROOT } from '../support/stack.js';
 
 // Histories recorded from earlier versions of the workflow code (scripts/record-histories.ts),
@@ -47,8 +48,16 @@ describe('replay: jobs in flight survive a deploy of new workflow code', () => {
     expect(fixtures.length).toBeGreaterThanOrEqual(5);
   });
 
+  // Histories recorded since payloads are encrypted need the codec to replay; older ones pass through it.
   it.each(fixtures)('the current workflow code replays $name', async ({ file }) => {
-    await Worker.runReplayHistory({ workflowBundle: current }, load(file), path.basename(file, '.json'));
+    await Worker.runReplayHistory({ workflowBundle: current, dataConverter: fixtureDataConverter() }, load(file), path.basename(file, '.json'));
+  });
+
+  it('needs the codec for histories recorded with encrypted payloads', async () => {
+    const encrypted = fixtures.find((f) => f.name.endsWith('/succeeded-with-secret.json'));
+    expect(encrypted, 'a recorded history with a secret').toBeDefined();
+    expect(readFileSync(encrypted!.file, 'utf8')).not.toContain('fixture-secret');
+    await expect(Worker.runReplayHistory({ workflowBundle: current }, load(encrypted!.file), 'no-codec')).rejects.toThrow(/Unknown encoding: binary\/encrypted/);
   });
 
   it('fails on a workflow change that breaks determinism', async () => {
