@@ -80,7 +80,9 @@ const streamLogs = createRoute({
   },
 });
 
+/** A text log is sent a page at a time: at most this many lines, or about this many bytes. */
 const LOG_PAGE = 5000;
+const LOG_PAGE_BYTES = 4 * 1024 * 1024;
 
 /** The log routes, mounted under /jobs. */
 export function logsApp({ client, logStore, config, tail, onError }: LogsDeps) {
@@ -121,11 +123,10 @@ export function logsApp({ client, logStore, config, tail, onError }: LogsDeps) {
     return stream(c, async (out) => {
       let afterSeq = 0;
       for (;;) {
-        const lines = await logStore.read(id, { afterSeq, limit: LOG_PAGE, stream: query.stream });
+        const lines = await logStore.read(id, { afterSeq, limit: LOG_PAGE, maxBytes: LOG_PAGE_BYTES, stream: query.stream });
         if (lines.length === 0) break;
         await out.write(text(lines));
         afterSeq = lines[lines.length - 1]!.seq;
-        if (lines.length < LOG_PAGE) break;
       }
     }) as never;
   });

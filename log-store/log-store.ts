@@ -24,6 +24,13 @@ export interface ReadLogOptions {
   limit?: number;
   /** Only lines of this stream. Default: every stream. */
   stream?: LogStream;
+  /**
+   * Also stop once the lines read hold this many bytes of text: a line is in the page while the
+   * lines before it hold fewer, so a page is never empty while lines remain. Bounds the memory of
+   * a page of long lines. A page this cuts short is no sign of the end: read until one is empty.
+   * Default: no bound.
+   */
+  maxBytes?: number;
 }
 
 export interface TailLogOptions {

@@ -18,6 +18,8 @@ export interface LogTailsOptions<End> {
   safetyPollMs?: number;
   /** Lines per store read. Default: 1000. */
   pageSize?: number;
+  /** Bytes of text per store read, about (see `ReadLogOptions.maxBytes`). Default: 4 MiB. */
+  pageBytes?: number;
   /** A follower quiet this long gets an `idle` event (a keep-alive), ms. Default: 15000. */
   idleMs?: number;
   /**
@@ -86,13 +88,13 @@ class JobTail<End> {
   }
 
   private async poll(): Promise<void> {
-    const { pageSize, maxQueuedLines } = this.options;
+    const { pageSize, pageBytes, maxQueuedLines } = this.options;
     const pollMs = this.unwatch ? this.options.safetyPollMs : this.options.pollMs;
     while (!this.stop.signal.aborted) {
-      // Captured before the read: the end only counts once a read that began after it was short.
+      // Captured before the read: the end only counts once a read that began after it was empty.
       const endKnown = this.endKnown;
       this.woken = false;
-      const lines = await this.store.read(this.jobId, { afterSeq: this.cursor, limit: pageSize });
+      const lines = await this.store.read(this.jobId, { afterSeq: this.cursor, limit: pageSize, maxBytes: pageBytes });
       if (lines.length > 0) {
         this.cursor = lines[lines.length - 1]!.seq;
         for (const f of this.followers) {
@@ -106,7 +108,8 @@ class JobTail<End> {
           f.wake?.();
         }
       }
-      if (lines.length === pageSize) continue;
+      // Read until a page is empty: a page may stop short of the lines stored (pageBytes).
+      if (lines.length > 0) continue;
       if (endKnown) {
         this.ended = endKnown;
         for (const f of this.followers) f.wake?.();
@@ -144,7 +147,7 @@ export class LogTails<End> {
     options: LogTailsOptions<End>,
     private readonly onError: (err: unknown) => void = () => undefined,
   ) {
-    this.options = { pollMs: 20, safetyPollMs: 1000, pageSize: 1000, idleMs: 15_000, maxQueuedLines: 10_000, ...options };
+    this.options = { pollMs: 20, safetyPollMs: 1000, pageSize: 1000, pageBytes: 4 * 1024 * 1024, idleMs: 15_000, maxQueuedLines: 10_000, ...options };
   }
 
   /** Jobs with a live poller right now (for tests and metrics). */
@@ -175,13 +178,13 @@ export class LogTails<End> {
       while (!signal.aborted) {
         if (!live) {
           follower.overflowed = false;
-          const page = await this.store.read(jobId, { afterSeq: last, limit: this.options.pageSize });
+          const page = await this.store.read(jobId, { afterSeq: last, limit: this.options.pageSize, maxBytes: this.options.pageBytes });
           if (page.length > 0) {
             last = page[page.length - 1]!.seq;
             yield { lines: page };
           }
-          // A short page: everything readable when it began has been sent; the rest is queued.
-          if (page.length < this.options.pageSize && !follower.overflowed) live = true;
+          // An empty page: everything readable when it began has been sent; the rest is queued.
+          if (page.length === 0 && !follower.overflowed) live = true;
           continue;
         }
         if (follower.overflowed) {

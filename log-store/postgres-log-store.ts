@@ -44,6 +44,11 @@ const APPEND = `
 // A NULL stream means every stream; a NULL limit means no limit.
 const READ = `SELECT ${COLUMNS} FROM log_lines
   WHERE job_id = $1 AND seq > $2 AND ($3::text IS NULL OR stream = $3) ORDER BY seq LIMIT $4`;
+// The same, cut where the lines before a line hold maxBytes ($5) bytes or more.
+const READ_BOUNDED = `SELECT ${COLUMNS} FROM (
+    SELECT ${COLUMNS}, sum(octet_length(line)) OVER (ORDER BY seq) - octet_length(line) AS before FROM log_lines
+    WHERE job_id = $1 AND seq > $2 AND ($3::text IS NULL OR stream = $3) ORDER BY seq LIMIT $4
+  ) page WHERE before < $5 ORDER BY seq`;
 const TAIL = `SELECT ${COLUMNS} FROM log_lines
   WHERE job_id = $1 AND ($2::text IS NULL OR stream = $2) ORDER BY seq DESC LIMIT $3`;
 
@@ -116,11 +121,11 @@ export class PostgresLogStore implements LogStore {
   }
 
   async read(jobId: string, options: ReadLogOptions = {}): Promise<LogLine[]> {
-    const { rows } = await this.pool.query<LogLine>({
-      name: 'hodei-log-read',
-      text: READ,
-      values: [jobId, options.afterSeq ?? 0, options.stream ?? null, options.limit ?? null],
-    });
+    const values = [jobId, options.afterSeq ?? 0, options.stream ?? null, options.limit ?? null];
+    const { rows } =
+      options.maxBytes === undefined
+        ? await this.pool.query<LogLine>({ name: 'hodei-log-read', text: READ, values })
+        : await this.pool.query<LogLine>({ name: 'hodei-log-read-bounded', text: READ_BOUNDED, values: [...values, options.maxBytes] });
     return rows;
   }
 

@@ -89,8 +89,17 @@ export class SqliteLogStore implements LogStore {
   async read(jobId: string, options: ReadLogOptions = {}): Promise<LogLine[]> {
     const afterSeq = options.afterSeq ?? 0;
     const limit = options.limit ?? -1;
-    if (options.stream) return this.selectAfterOfStream.all(jobId, afterSeq, options.stream, limit) as LogLine[];
-    return this.selectAfter.all(jobId, afterSeq, limit) as LogLine[];
+    const args = options.stream ? [jobId, afterSeq, options.stream, limit] : [jobId, afterSeq, limit];
+    const select = options.stream ? this.selectAfterOfStream : this.selectAfter;
+    if (options.maxBytes === undefined) return select.all(...args) as LogLine[];
+    const page: LogLine[] = [];
+    let bytes = 0;
+    for (const row of select.iterate(...args) as IterableIterator<LogLine>) {
+      page.push(row);
+      bytes += Buffer.byteLength(row.line);
+      if (bytes >= options.maxBytes) break;
+    }
+    return page;
   }
 
   async tail(jobId: string, count: number, options: TailLogOptions = {}): Promise<LogLine[]> {

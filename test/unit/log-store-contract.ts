@@ -36,22 +36,23 @@ const until = async (check: () => boolean) => {
   while (!check()) await sleep(5);
 };
 
-/** The store, counting its reads (watch and the rest pass through). */
-function countingReads(store: LogStore): { store: LogStore; reads: () => number } {
-  let reads = 0;
+/** The store, recording how many lines each read returned (watch and the rest pass through). */
+function countingReads(store: LogStore): { store: LogStore; reads: () => number; pageSizes: number[] } {
+  const pageSizes: number[] = [];
   const counted = new Proxy(store, {
     get(target, prop) {
       if (prop === 'read') {
-        return (...args: Parameters<LogStore['read']>) => {
-          reads += 1;
-          return target.read(...args);
+        return async (...args: Parameters<LogStore['read']>) => {
+          const page = await target.read(...args);
+          pageSizes.push(page.length);
+          return page;
         };
       }
       const value = Reflect.get(target, prop) as unknown;
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   });
-  return { store: counted, reads: () => reads };
+  return { store: counted, reads: () => pageSizes.length, pageSizes };
 }
 
 /**
@@ -104,6 +105,26 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         expect((await store.read('a', { afterSeq: 4 })).map((l) => l.seq)).toEqual([5]);
         expect((await store.read('a', { limit: 3 })).map((l) => l.seq)).toEqual([1, 2, 3]);
         expect(await store.read('a', { afterSeq: 5 })).toEqual([]);
+      });
+
+      it('bounds a page by bytes too, never to nothing while lines remain', async () => {
+        const kb = (seq: number, stream: LogLine['stream'] = 'stdout'): LogLine => ({ ...line(seq, String(seq % 10).repeat(1000)), stream });
+        await store.append('j', [kb(1), kb(2), kb(3, 'stderr'), kb(4), kb(5), kb(6)]);
+        // A line is in the page while the lines before it hold fewer than maxBytes.
+        expect((await store.read('j', { maxBytes: 2500 })).map((l) => l.seq)).toEqual([1, 2, 3]);
+        expect((await store.read('j', { maxBytes: 2000 })).map((l) => l.seq)).toEqual([1, 2]);
+        expect((await store.read('j', { maxBytes: 1 })).map((l) => l.seq)).toEqual([1]);
+        expect((await store.read('j', { afterSeq: 5, maxBytes: 1 })).map((l) => l.seq)).toEqual([6]);
+        expect((await store.read('j', { afterSeq: 1, limit: 2, maxBytes: 1_000_000 })).map((l) => l.seq)).toEqual([2, 3]);
+        expect((await store.read('j', { stream: 'stdout', afterSeq: 1, maxBytes: 1500 })).map((l) => l.seq)).toEqual([2, 4]);
+        expect(await store.read('j', { afterSeq: 6, maxBytes: 1 })).toEqual([]);
+        // Paging by bytes to the end gets every line once.
+        const paged: number[] = [];
+        for (let page = await store.read('j', { maxBytes: 1800 }); page.length > 0; ) {
+          paged.push(...page.map((l) => l.seq));
+          page = await store.read('j', { afterSeq: paged.at(-1), maxBytes: 1800 });
+        }
+        expect(paged).toEqual(seqs(1, 6));
       });
 
       it('filters by stream and returns the last N lines, optionally of one stream', async () => {
@@ -208,6 +229,29 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         expect(result.seqs).toEqual(seqs(1, 100));
         expect(result.end).toBe('done');
         expect(tails.activeJobs).toBe(0);
+      });
+
+      it('pages by bytes as well as by lines, for the poller and for followers catching up', async () => {
+        const end = manualEnd();
+        const counted = countingReads(store);
+        const tails = new LogTails(counted.store, { watchEnd: end.watchEnd, pollMs: 5, pageBytes: 25_000 });
+        const long = (from: number, to: number) => lines(from, to).map((l) => ({ ...l, line: `${l.seq} `.padEnd(10_000, 'x') }));
+        await other.append('j', long(1, 40));
+        const events = tails.follow('j', 0, new AbortController().signal);
+        const pages: number[][] = [];
+        const following = (async () => {
+          for await (const e of events) {
+            if ('lines' in e) pages.push(e.lines.map((l) => l.seq));
+            if ('end' in e) return e.end;
+          }
+        })();
+        // Live lines in batches larger than a page.
+        for (let n = 41; n <= 100; n += 20) await other.append('j', long(n, n + 19));
+        end.fire('done');
+        expect(await following).toBe('done');
+        expect(pages.flat()).toEqual(seqs(1, 100));
+        // Three 10 kB lines reach 25 kB: no read returned more.
+        expect(Math.max(...counted.pageSizes)).toBe(3);
       });
 
       it('resumes after a given seq and tolerates gaps in the numbering', async () => {
