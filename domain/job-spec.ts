@@ -43,7 +43,6 @@ export const JobSpecSchema = z
       .meta({
         description:
           'Secret environment variables: delivered like `env`, encrypted in Temporal, shown as `***` in the stored output, never returned by the API.',
-        examples: [{ API_KEY: 's3cr3t-value' }],
       }),
     /** Seconds the script may run, counted from its start. Default: 3600. */
     timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
