@@ -35,6 +35,9 @@ const SAMPLE_GAP_MS = 10;
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
 /** A run with no job finishing for this long is stuck: stop waiting. */
 const STALL_MS = 180_000;
+/** How often the oldest pending job is looked at while waiting, and later ones swept, ms. */
+const POLL_MS = 50;
+const SWEEP_MS = 1000;
 
 const runId = randomUUID();
 let stack: RunningStack | undefined;
@@ -56,13 +59,17 @@ async function pool<T, R>(items: T[], limit: number, task: (item: T, index: numb
 
 /**
  * Waits until every job is terminal with one GET in flight at a time, oldest pending first (jobs
- * start in submission order, so the oldest is the next to end): little load on the API.
+ * start in submission order, so the oldest is the next to end). Polls sparsely (every
+ * POLL_MS, a sweep of later jobs every SWEEP_MS) so that watching costs the platform little CPU:
+ * on 2 cores every describe the API serves is taken from the jobs being measured. The end is
+ * seen at most POLL_MS late.
  * Resolves with `now()` at the GET that saw the last one terminal, and each job's final state.
  */
 async function waitAllTerminal(api: ApiClient, ids: string[], label: string): Promise<{ doneAt: number; states: Map<string, string> }> {
   const pending = [...ids];
   const states = new Map<string, string>();
   let lastProgress = now();
+  let lastSweep = now();
   while (pending.length > 0) {
     const id = pending[0]!;
     const job = await api.job(id);
@@ -73,18 +80,21 @@ async function waitAllTerminal(api: ApiClient, ids: string[], label: string): Pr
       progress(`${label}: ${states.size}/${ids.length} done`);
       continue;
     }
-    // Someone later may have ended first: check a few of them too before sleeping.
-    for (let k = 1; k < Math.min(pending.length, 4); k++) {
-      const other = await api.job(pending[k]!);
-      if (TERMINAL.has(other.state)) {
-        states.set(other.id, other.state);
-        pending.splice(k, 1);
-        k -= 1;
-        lastProgress = now();
+    // Someone later may have ended first (e.g. a failure): look through a few now and then.
+    if (now() - lastSweep > SWEEP_MS) {
+      lastSweep = now();
+      for (let k = 1; k < Math.min(pending.length, 8); k++) {
+        const other = await api.job(pending[k]!);
+        if (TERMINAL.has(other.state)) {
+          states.set(other.id, other.state);
+          pending.splice(k, 1);
+          k -= 1;
+          lastProgress = now();
+        }
       }
     }
     if (now() - lastProgress > STALL_MS) throw new Error(`${label}: no job ended for ${STALL_MS / 1000} s; ${pending.length} pending (first ${id}: ${job.state})`);
-    await sleep(20);
+    await sleep(POLL_MS);
   }
   progress(`${label}: ${states.size}/${ids.length} done`, true);
   return { doneAt: now(), states };
