@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../domain/config.js';
 import { MAX_SUBMIT_BYTES } from '../domain/job-spec.js';
 import type { LogStore } from '../log-store/log-store.js';
-import { requireToken } from './auth.js';
+import { requireToken, type ApiToken } from './auth.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { errorBody, onError } from './errors.js';
@@ -19,8 +19,8 @@ export interface AppDeps {
   logStore: LogStore;
   config: Config;
   logger: Logger;
-  /** SHA-256 hashes of the accepted API tokens (`apiTokenHashes(config)`). */
-  tokenHashes: readonly Buffer[];
+  /** The accepted API tokens, as hashes with their scopes (`apiTokens(config)`). */
+  tokens: readonly ApiToken[];
 }
 
 /** The HTTP API, testable with `app.request(...)` and no open port. */
@@ -31,7 +31,7 @@ export function createApp(deps: AppDeps) {
   // The web page and its assets are public (it asks for a token and sends it on every API call);
   // registered before the token check, so their handlers answer first.
   app.route('/', webApp(deps));
-  app.use('*', requireToken(deps.tokenHashes));
+  app.use('*', requireToken(deps.tokens));
   app.use(
     '/jobs',
     bodyLimit({

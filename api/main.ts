@@ -5,7 +5,7 @@ import { createLogger } from '../domain/logger.js';
 import { AesGcmPayloadCodec, CODEC_KEY_FILE, codecKeys } from '../domain/payload-codec.js';
 import { openLogStore } from '../log-store/open-log-store.js';
 import { createApp } from './app.js';
-import { apiTokenHashes, TOKEN_FILE } from './auth.js';
+import { apiTokens, TOKEN_FILE } from './auth.js';
 import { serveCodec } from './codec-server.js';
 
 const config = loadConfig();
@@ -16,9 +16,9 @@ const codec = new AesGcmPayloadCodec(codecKeys(config));
 if (!config.HODEI_CODEC_KEY) logger.info({ file: `${config.HODEI_DATA_DIR}/${CODEC_KEY_FILE}` }, 'no HODEI_CODEC_KEY: using the key in the data dir');
 const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [codec] } });
 const logStore = await openLogStore(config, { onError: (err) => logger.warn({ err }, 'log store connection') });
-const tokenHashes = apiTokenHashes(config);
+const tokens = apiTokens(config);
 if (config.HODEI_API_TOKENS.length === 0) logger.info({ file: `${config.HODEI_DATA_DIR}/${TOKEN_FILE}` }, 'no HODEI_API_TOKENS: using the token in the data dir');
-const app = createApp({ client, logStore, config, logger, tokenHashes });
+const app = createApp({ client, logStore, config, logger, tokens });
 
 const server = serve({ fetch: app.fetch, port: config.HODEI_API_PORT, hostname: config.HODEI_API_HOST }, (info) => {
   logger.info({ url: `http://${config.HODEI_API_HOST}:${info.port}` }, 'api listening');

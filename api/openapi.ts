@@ -1,4 +1,5 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
+import { requiredScope } from '../domain/api-scopes.js';
 
 type Doc = ReturnType<OpenAPIHono['getOpenAPI31Document']>;
 type Operation = { security?: unknown[]; responses?: Record<string, unknown> };
@@ -40,7 +41,8 @@ const errorResponse = (description: string) => ({
 
 /**
  * The OpenAPI 3.1 description of every route: the routes' own definitions, plus what every route
- * can answer whatever it is (401 without a valid token, 500), and `/openapi.json` itself.
+ * can answer whatever it is (401 without a valid token, 403 for a token without the route's
+ * scope, which its `security` names; 500), and `/openapi.json` itself.
  */
 export function openApiDocument(app: OpenAPIHono): Doc {
   const doc = app.getOpenAPI31Document({
@@ -62,12 +64,18 @@ export function openApiDocument(app: OpenAPIHono): Doc {
       },
     },
   };
-  for (const item of Object.values(doc.paths ?? {})) {
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
     for (const [method, op] of Object.entries(item as Record<string, Operation>)) {
       if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
       op.responses ??= {};
       const open = Array.isArray(op.security) && op.security.length === 0;
-      if (!open) op.responses['401'] ??= errorResponse('No valid API token (`Authorization: Bearer <token>`)');
+      if (!open) {
+        // The scope the route needs, as the token check decides it.
+        const scope = requiredScope(method, path);
+        op.security = [{ bearerAuth: [scope] }];
+        op.responses['401'] ??= errorResponse('No valid API token (`Authorization: Bearer <token>`)');
+        op.responses['403'] ??= errorResponse(`The API token lacks the \`${scope}\` scope`);
+      }
       const { parameters, requestBody } = op as { parameters?: unknown[]; requestBody?: unknown };
       // Path, query, header and body values are validated: a bad one is a 400 in the one shape.
       if (requestBody || (parameters && parameters.length > 0)) {

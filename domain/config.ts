@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseTokenEntry } from './api-scopes.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().min(1);
@@ -28,7 +29,8 @@ const ConfigSchema = z.object({
   /** Address the HTTP API listens on. */
   HODEI_API_HOST: z.string().min(1).default('127.0.0.1'),
   /**
-   * API tokens, comma-separated: each a token or `sha256:<hex>` of one. Every route but
+   * API tokens, comma-separated: each a token or `sha256:<hex>` of one, optionally followed by
+   * `:` and its scopes joined by `+` (`read`, `submit`, `cancel`, `write`; none: all). Every route but
    * `/healthz`, `/readyz` and the web page (`/`, `/assets/*`) needs `Authorization: Bearer
    * <token>`. Default: none configured, so the API uses (and on first start creates) the token in
    * `<data dir>/api-token`.
@@ -37,7 +39,16 @@ const ConfigSchema = z.object({
     .string()
     .default('')
     .transform((value) => value.split(',').map((t) => t.trim()).filter((t) => t.length > 0))
-    .refine((tokens) => tokens.every((t) => /^[\x21-\x7e]{16,}$/.test(t)), 'each token must be at least 16 printable characters, no spaces'),
+    .superRefine((entries, ctx) => {
+      for (const [i, entry] of entries.entries()) {
+        try {
+          parseTokenEntry(entry);
+        } catch (err) {
+          // Names the entry by position: the message must never repeat a token.
+          ctx.addIssue({ code: 'custom', message: `entry ${i + 1}: ${(err as Error).message}` });
+        }
+      }
+    }),
   /** Where logs and the installation id live. */
   HODEI_DATA_DIR: z.string().min(1).default('./data'),
   /**

@@ -1,21 +1,28 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { requiredScope } from '../../domain/api-scopes.js';
 import { api, stack } from '../support/api-client.js';
 
 interface OpenApiDoc {
-  paths: Record<string, Record<string, unknown>>;
+  paths: Record<string, Record<string, { security?: Array<Record<string, string[]>>; responses: Record<string, unknown> }>>;
 }
 
-/** Every route the API describes, with `{param}`s filled in. */
-async function describedRoutes(): Promise<Array<{ method: string; path: string }>> {
+/** Every route the API describes, with `{param}`s filled in, and the scope its description names. */
+async function describedRoutes(): Promise<Array<{ method: string; path: string; scopes?: string[] }>> {
   const res = await api('/openapi.json');
   expect(res.status).toBe(200);
   const doc = (await res.json()) as OpenApiDoc;
   return Object.entries(doc.paths).flatMap(([p, ops]) =>
-    Object.keys(ops).map((method) => ({ method: method.toUpperCase(), path: p.replace(/\{[^}]+\}/g, 'some-id') })),
+    Object.entries(ops).map(([method, op]) => ({
+      method: method.toUpperCase(),
+      path: p.replace(/\{[^}]+\}/g, 'some-id'),
+      scopes: op.security?.[0]?.bearerAuth,
+    })),
   );
 }
+
+const bodyFor = (method: string) => (method === 'POST' ? '{"script":"echo scoped"}' : undefined);
 
 const OPEN = ['/healthz', '/readyz'];
 const WRONG = 'wrong-token-0123456789abcdef';
@@ -51,6 +58,35 @@ describe('API tokens', () => {
     }
   });
 
+  it('scopes: a token lacking the route\'s scope gets 403 in the one error shape; with it, it passes', async () => {
+    const routes = (await describedRoutes()).filter((r) => !OPEN.includes(r.path));
+    expect(routes.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(['POST /jobs', 'POST /jobs/some-id/cancel', 'GET /jobs']));
+    for (const { method, path: p, scopes } of routes) {
+      const needed = requiredScope(method, p);
+      // The description names the scope the API enforces.
+      expect(scopes, `${method} ${p}`).toEqual([needed]);
+      for (const [scope, token] of Object.entries(stack().scopedTokens)) {
+        const res = await api(p, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: bodyFor(method) });
+        if (scope === needed) {
+          expect([401, 403], `${method} ${p} with a ${scope} token`).not.toContain(res.status);
+          await res.body?.cancel();
+        } else {
+          expect(res.status, `${method} ${p} with a ${scope} token`).toBe(403);
+          const body = (await res.json()) as { error: { code: string; message: string } };
+          expect(body.error).toEqual({ code: 'forbidden', message: `this API token lacks the "${needed}" scope` });
+        }
+      }
+    }
+  });
+
+  it('scopes: a token configured without scopes (the data-dir token too) may do everything', async () => {
+    for (const { method, path: p } of await describedRoutes()) {
+      const res = await api(p, { method, headers: { 'content-type': 'application/json' }, body: bodyFor(method) });
+      expect([401, 403], `${method} ${p}`).not.toContain(res.status);
+      await res.body?.cancel();
+    }
+  });
+
   it('never writes a token to the logs', async () => {
     // Requests with the right and a wrong token happened above (and in every other test).
     expect((await api('/jobs/whatever', { headers: { authorization: `Bearer ${WRONG}` } })).status).toBe(401);
@@ -59,6 +95,7 @@ describe('API tokens', () => {
       const text = readFileSync(path.join(stack().dataDir, `${name}.log`), 'utf8');
       expect(text.length, `${name}.log has lines`).toBeGreaterThan(0);
       expect(text).not.toContain(stack().apiToken);
+      for (const token of Object.values(stack().scopedTokens)) expect(text).not.toContain(token);
       expect(text).not.toContain(WRONG);
     }
   });

@@ -7,7 +7,7 @@ import Docker from 'dockerode';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.js';
-import { hashToken } from '../../api/auth.js';
+import { apiToken } from '../../api/auth.js';
 import { loadConfig } from '../../domain/config.js';
 import { LABEL_INSTANCE } from '../../domain/names.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
@@ -24,7 +24,7 @@ describe('/openapi.json', () => {
     const logStore = SqliteLogStore.inDataDir(s.dataDir);
     try {
       const config = loadConfig({ HODEI_DATA_DIR: s.dataDir, HODEI_INSTANCE_ID: s.instanceId, HODEI_TASK_QUEUE: s.taskQueue });
-      const app = createApp({ client: new Client({ connection }), logStore, config, logger: pino({ level: 'silent' }), tokenHashes: [hashToken(s.apiToken)] });
+      const app = createApp({ client: new Client({ connection }), logStore, config, logger: pino({ level: 'silent' }), tokens: [apiToken(s.apiToken)] });
       const served = new Set(
         app.routes
           .filter((r) => r.method !== 'ALL')

@@ -2,7 +2,7 @@ import { Connection, type Client } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../api/app.js';
-import { hashToken } from '../../api/auth.js';
+import { apiToken } from '../../api/auth.js';
 import { loadConfig } from '../../domain/config.js';
 import { MAX_SUBMIT_BYTES } from '../../domain/job-spec.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
@@ -21,7 +21,7 @@ beforeAll(async () => {
   client = stackClient(connection, s);
   logStore = SqliteLogStore.inDataDir(s.dataDir);
   const config = loadConfig({ HODEI_DATA_DIR: s.dataDir, HODEI_INSTANCE_ID: s.instanceId, HODEI_TASK_QUEUE: s.taskQueue });
-  app = createApp({ client, logStore, config, logger: pino({ level: 'silent' }), tokenHashes: [hashToken(s.apiToken)] });
+  app = createApp({ client, logStore, config, logger: pino({ level: 'silent' }), tokens: [apiToken(s.apiToken)] });
 });
 
 /** `app.request` with the stack's token. */

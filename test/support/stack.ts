@@ -13,8 +13,10 @@ export const TEMPORAL_BIN = path.join(ROOT, '.tools/bin/temporal');
 /** What the shared integration stack tells the tests (vitest `provide`/`inject`). */
 export interface StackInfo {
   apiUrl: string;
-  /** Bearer token the API accepts (`HODEI_API_TOKENS`). */
+  /** Bearer token the API accepts (`HODEI_API_TOKENS`), with every scope. */
   apiToken: string;
+  /** Tokens the API accepts with one scope each (`<token>:read` …). */
+  scopedTokens: Record<'read' | 'submit' | 'cancel', string>;
   temporalAddress: string;
   temporalUiUrl: string;
   namespace: string;
@@ -49,6 +51,7 @@ export async function startStack(options: { capacity?: number; env?: Record<stri
   const instanceId = `test-${randomUUID().slice(0, 8)}`;
   const temporalAddress = `127.0.0.1:${temporalPort}`;
   const apiToken = `test-token-${randomUUID()}`;
+  const scopedTokens = { read: `test-read-${randomUUID()}`, submit: `test-submit-${randomUUID()}`, cancel: `test-cancel-${randomUUID()}` };
   const workerMetricsPort = await freePort();
   const codecPort = await freePort();
   const env: NodeJS.ProcessEnv = {
@@ -57,7 +60,7 @@ export async function startStack(options: { capacity?: number; env?: Record<stri
     TEMPORAL_NAMESPACE: 'default',
     HODEI_TASK_QUEUE: `hodei-test-${instanceId}`,
     HODEI_API_PORT: String(apiPort),
-    HODEI_API_TOKENS: apiToken,
+    HODEI_API_TOKENS: [apiToken, ...Object.entries(scopedTokens).map(([scope, token]) => `${token}:${scope}`)].join(','),
     HODEI_WORKER_METRICS_PORT: String(workerMetricsPort),
     // Every payload in Temporal encrypted, with a key of this stack's own.
     HODEI_CODEC_KEY: randomBytes(32).toString('base64'),
@@ -125,6 +128,7 @@ export async function startStack(options: { capacity?: number; env?: Record<stri
     info: {
       apiUrl,
       apiToken,
+      scopedTokens,
       temporalAddress,
       temporalUiUrl: `http://127.0.0.1:${uiPort}`,
       namespace: 'default',

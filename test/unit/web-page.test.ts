@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.js';
-import { hashToken } from '../../api/auth.js';
+import { apiToken } from '../../api/auth.js';
 import { webApp } from '../../api/web.js';
 import { loadConfig } from '../../domain/config.js';
 
@@ -48,7 +48,7 @@ describe('the web page route', () => {
       logStore: {} as never,
       config,
       logger: pino({ level: 'silent' }),
-      tokenHashes: [hashToken('a-token-of-sixteen-chars')],
+      tokens: [apiToken('a-token-of-sixteen-chars')],
     });
     expect([200, 503]).toContain((await app.request('/')).status);
     expect((await app.request('/jobs')).status).toBe(401);
