@@ -18,3 +18,5 @@ export function containerLost(containerId: string): ApplicationFailure {
     nonRetryable: true,
   });
 }
+
+export const isContainerLost = (err: unknown): boolean => err instanceof ApplicationFailure && err.type === FAILURE_CONTAINER_LOST;

@@ -12,7 +12,7 @@ import {
   LABEL_SECRET_NAMES,
 } from '../domain/names.js';
 import type { LogStore } from '../log-store/log-store.js';
-import { isConflict, isNotFound } from './docker-errors.js';
+import { isConflict, isContainerLost, isNotFound } from './docker-errors.js';
 import type { HostSlots } from './host-slots.js';
 import { runScriptInContainer } from './run-script.js';
 import { scriptArchive, scriptCommand } from './script-archive.js';
@@ -56,6 +56,8 @@ export interface RunScriptInput {
   containerId: string;
   cancelGraceSeconds: number;
   attempt: number;
+  /** Remove the container once the script has ended on its own (see runScript). */
+  removeWhenDone?: boolean;
 }
 
 export interface RemoveContainerInput {
@@ -128,11 +130,18 @@ export function createActivities(deps: ActivityDeps) {
      * Starts the container (or reattaches to it after a worker restart), stores its output line by
      * line while heartbeating, and returns how it ended. On cancellation it stops the container
      * (SIGTERM, SIGKILL after the grace period) and waits for it before rethrowing.
+     *
+     * With `removeWhenDone`, a script that ended on its own has its exit recorded in the log store
+     * and its container removed here, saving the workflow a cleanup activity (`removed` says so).
+     * A retry that finds the container gone after such a removal (its worker died before reporting)
+     * answers with the recorded exit; without one the container was lost.
      */
     async runScript(input: RunScriptInput): Promise<ScriptOutcome> {
+      const container = docker.getContainer(input.containerId);
+      let outcome: ScriptOutcome;
       try {
-        return await runScriptInContainer(Context.current(), {
-          container: docker.getContainer(input.containerId),
+        outcome = await runScriptInContainer(Context.current(), {
+          container,
           modem: docker.modem,
           logStore,
           jobId: input.jobId,
@@ -141,11 +150,28 @@ export function createActivities(deps: ActivityDeps) {
           heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 100,
           logMaxBytes: deps.logMaxBytes ?? 100 * 1024 * 1024,
         });
+      } catch (err) {
+        const recorded = isContainerLost(err) ? await logStore.recordedExit(input.jobId, input.attempt) : undefined;
+        if (recorded) return { ...recorded, removed: true };
+        throw err;
       } finally {
         // The container has (almost always) stopped: an exited container holds no slot, so the
         // next queued job may go now, before this one's cleanup.
         host.slots.notify();
       }
+      if (!input.removeWhenDone) return outcome;
+      await logStore.recordExit(input.jobId, input.attempt, outcome);
+      try {
+        await container.remove({ force: true, v: true });
+      } catch (err) {
+        if (!isNotFound(err)) {
+          // The workflow's cleanup activity tries again, with its deadline.
+          log.warn('could not remove container after its script ended', { containerId: container.id, error: String(err) });
+          return outcome;
+        }
+      }
+      log.info('container removed', { containerId: container.id });
+      return { ...outcome, removed: true };
     },
 
     /** Removes the job's container whatever state it is in; a container already gone is fine. */

@@ -17,6 +17,8 @@ export interface ScriptOutcome {
   startedAt: string;
   finishedAt: string;
   lastSeq: number;
+  /** The run activity removed the container itself: the workflow needs no cleanup activity. */
+  removed?: boolean;
 }
 
 /** The container the provision activity created, and where its remaining activities must run. */

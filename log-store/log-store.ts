@@ -33,6 +33,20 @@ export interface ReadLogOptions {
   maxBytes?: number;
 }
 
+/**
+ * How an attempt's script ended, recorded by the run activity before it removes the container:
+ * the one durable trace of the exit once the container is gone (a run retried after its worker
+ * died between the removal and its report reads it back).
+ */
+export interface AttemptExit {
+  exitCode: number;
+  oomKilled: boolean;
+  startedAt: string;
+  finishedAt: string;
+  /** Highest seq stored for the attempt when it ended. */
+  lastSeq: number;
+}
+
 export interface TailLogOptions {
   /** Only lines of this stream. Default: every stream. */
   stream?: LogStream;
@@ -54,7 +68,11 @@ export interface LogStore {
   lastSeq(jobId: string): Promise<number>;
   /** Up to `limit` jobs whose newest line was stored before `ts` (ms since the epoch). */
   jobsWrittenBefore(ts: number, limit: number): Promise<string[]>;
-  /** Deletes every line of the job. */
+  /** Records how the job's attempt ended; recording it again replaces it. */
+  recordExit(jobId: string, attempt: number, exit: AttemptExit): Promise<void>;
+  /** How the job's attempt ended, if recorded. */
+  recordedExit(jobId: string, attempt: number): Promise<AttemptExit | undefined>;
+  /** Deletes every line of the job, and its recorded exits. */
   deleteJob(jobId: string): Promise<void>;
   /**
    * Calls `onAppend` soon after new lines of the job are stored, by this process or any other,

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { LogLine, LogStore, ReadLogOptions, TailLogOptions } from './log-store.js';
+import type { AttemptExit, LogLine, LogStore, ReadLogOptions, TailLogOptions } from './log-store.js';
 
 /** The channel every append is announced on (`NOTIFY`), with payload `<last seq>:<job id>`. */
 export const APPEND_CHANNEL = 'hodei_log_append';
@@ -24,6 +24,13 @@ const SCHEMA = `
     last_written bigint NOT NULL
   );
   CREATE INDEX IF NOT EXISTS log_jobs_last_written ON log_jobs (last_written);
+  -- How each attempt ended, kept once its container is gone.
+  CREATE TABLE IF NOT EXISTS log_exits (
+    job_id  text    NOT NULL,
+    attempt integer NOT NULL,
+    exit    jsonb   NOT NULL,
+    PRIMARY KEY (job_id, attempt)
+  );
 `;
 
 const COLUMNS = 'seq, stream, ts, line, attempt';
@@ -151,8 +158,24 @@ export class PostgresLogStore implements LogStore {
     return rows.map((r) => r.job_id);
   }
 
+  async recordExit(jobId: string, attempt: number, exit: AttemptExit): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO log_exits (job_id, attempt, exit) VALUES ($1, $2, $3) ON CONFLICT (job_id, attempt) DO UPDATE SET exit = excluded.exit',
+      [jobId, attempt, JSON.stringify(exit)],
+    );
+  }
+
+  async recordedExit(jobId: string, attempt: number): Promise<AttemptExit | undefined> {
+    const { rows } = await this.pool.query<{ exit: AttemptExit }>('SELECT exit FROM log_exits WHERE job_id = $1 AND attempt = $2', [jobId, attempt]);
+    return rows[0]?.exit;
+  }
+
   async deleteJob(jobId: string): Promise<void> {
-    await this.pool.query('WITH lines AS (DELETE FROM log_lines WHERE job_id = $1) DELETE FROM log_jobs WHERE job_id = $1', [jobId]);
+    await this.pool.query(
+      `WITH lines AS (DELETE FROM log_lines WHERE job_id = $1), exits AS (DELETE FROM log_exits WHERE job_id = $1)
+       DELETE FROM log_jobs WHERE job_id = $1`,
+      [jobId],
+    );
   }
 
   watch(jobId: string, onAppend: () => void): () => void {

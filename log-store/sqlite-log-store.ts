@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { LogLine, LogStore, ReadLogOptions, TailLogOptions } from './log-store.js';
+import type { AttemptExit, LogLine, LogStore, ReadLogOptions, TailLogOptions } from './log-store.js';
 
 /**
  * The embedded log store: one SQLite file in WAL mode, so the worker writes while API processes
@@ -19,6 +19,8 @@ export class SqliteLogStore implements LogStore {
   private readonly insertMany: (jobId: string, lines: readonly LogLine[]) => void;
   private readonly selectWrittenBefore: Database.Statement;
   private readonly deleteAll: (jobId: string) => void;
+  private readonly upsertExit: Database.Statement;
+  private readonly selectExit: Database.Statement;
 
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
@@ -42,6 +44,13 @@ export class SqliteLogStore implements LogStore {
         last_written INTEGER NOT NULL
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS log_jobs_last_written ON log_jobs (last_written);
+      -- How each attempt ended (AttemptExit as JSON), kept once its container is gone.
+      CREATE TABLE IF NOT EXISTS log_exits (
+        job_id  TEXT    NOT NULL,
+        attempt INTEGER NOT NULL,
+        exit    TEXT    NOT NULL,
+        PRIMARY KEY (job_id, attempt)
+      ) WITHOUT ROWID;
     `);
     // Logs stored before log_jobs existed.
     if (!this.db.prepare('SELECT 1 FROM log_jobs LIMIT 1').get()) {
@@ -74,7 +83,12 @@ export class SqliteLogStore implements LogStore {
     this.deleteAll = this.db.transaction((jobId: string) => {
       this.db.prepare('DELETE FROM log_lines WHERE job_id = ?').run(jobId);
       this.db.prepare('DELETE FROM log_jobs WHERE job_id = ?').run(jobId);
+      this.db.prepare('DELETE FROM log_exits WHERE job_id = ?').run(jobId);
     });
+    this.upsertExit = this.db.prepare(
+      'INSERT INTO log_exits (job_id, attempt, exit) VALUES (?, ?, ?) ON CONFLICT (job_id, attempt) DO UPDATE SET exit = excluded.exit',
+    );
+    this.selectExit = this.db.prepare('SELECT exit FROM log_exits WHERE job_id = ? AND attempt = ?');
   }
 
   /** Opens the default store file under the data dir. */
@@ -116,6 +130,15 @@ export class SqliteLogStore implements LogStore {
 
   async jobsWrittenBefore(ts: number, limit: number): Promise<string[]> {
     return (this.selectWrittenBefore.all(ts, limit) as Array<{ job_id: string }>).map((r) => r.job_id);
+  }
+
+  async recordExit(jobId: string, attempt: number, exit: AttemptExit): Promise<void> {
+    this.upsertExit.run(jobId, attempt, JSON.stringify(exit));
+  }
+
+  async recordedExit(jobId: string, attempt: number): Promise<AttemptExit | undefined> {
+    const row = this.selectExit.get(jobId, attempt) as { exit: string } | undefined;
+    return row && (JSON.parse(row.exit) as AttemptExit);
   }
 
   async deleteJob(jobId: string): Promise<void> {

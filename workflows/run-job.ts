@@ -130,7 +130,10 @@ export async function runJob(input: JobInput): Promise<JobResult> {
   }
 }
 
-/** Provisions a fresh container, runs the script in it, and removes it (unless its host is lost). */
+/**
+ * Provisions a fresh container, runs the script in it, and removes it (unless its host is lost):
+ * the run activity removes it when the script ends on its own, a cleanup activity otherwise.
+ */
 async function runAttempt(jobId: string, input: JobInput, attempt: number): Promise<AttemptResult> {
   const container = await provisionContainer({
     jobId,
@@ -147,13 +150,18 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
   const { runScript, removeContainer } = hostActivities(container, input);
 
   let hostLost = false;
+  let removed = false;
   try {
     // Cancelled while the container was being created: it is removed below, never started.
     if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
     setState('RUNNING', { host: container.host, containerId: container.containerId, attempt, reason: undefined });
     const outcome = await runWithDeadline(input, () =>
-      runScript({ jobId, containerId: container.containerId, cancelGraceSeconds: input.cancelGraceSeconds, attempt }),
+      runScript({ jobId, containerId: container.containerId, cancelGraceSeconds: input.cancelGraceSeconds, attempt, removeWhenDone: true }),
     );
+    // A script that ended on its own has its container removed by the run activity. No patch
+    // marker needed: the branch follows the recorded result, so a history from before (no
+    // `removed`) replays to the cleanup activity it did schedule.
+    removed = outcome.removed === true;
     return { outcome, container };
   } catch (err) {
     hostLost = isHostLoss(err);
@@ -162,7 +170,7 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
     if (hostLost) {
       // Its worker is gone: the reaper removes the container if the host ever comes back.
       upsertMemo({ cleanupPending: true });
-    } else {
+    } else if (!removed) {
       // Whatever happened, and even when cancelled: the attempt only ends once its container is gone.
       await CancellationScope.nonCancellable(async () => {
         try {

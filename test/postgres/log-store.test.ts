@@ -45,7 +45,7 @@ describe('PostgresLogStore on a real server', () => {
     expect(await b!.lastSeq('j')).toBe(1);
     expect(await c!.lastSeq('j')).toBe(1);
     const tables = await adminQuery<{ tablename: string }>(db.url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
-    expect(tables.map((t) => t.tablename)).toEqual(['log_jobs', 'log_lines']);
+    expect(tables.map((t) => t.tablename)).toEqual(['log_exits', 'log_jobs', 'log_lines']);
   });
 
   it('keeps a NUL as U+FFFD (PostgreSQL text cannot hold one) and stores the rest of the line', async () => {

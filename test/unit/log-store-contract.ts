@@ -168,6 +168,32 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
       });
     });
 
+    describe('recorded exits', () => {
+      const exit = (exitCode: number) => ({
+        exitCode, oomKilled: false, startedAt: '2026-11-28T07:00:00.000Z', finishedAt: '2026-11-28T07:00:01.500Z', lastSeq: 42,
+      });
+
+      it('keeps how each attempt ended, for any process, replaced when recorded again', async () => {
+        expect(await store.recordedExit('a', 1)).toBeUndefined();
+        await store.recordExit('a', 1, exit(3));
+        await store.recordExit('a', 2, exit(0));
+        expect(await other.recordedExit('a', 1)).toEqual(exit(3));
+        expect(await other.recordedExit('a', 2)).toEqual(exit(0));
+        expect(await other.recordedExit('b', 1)).toBeUndefined();
+        await other.recordExit('a', 1, { ...exit(137), oomKilled: true });
+        expect(await store.recordedExit('a', 1)).toEqual({ ...exit(137), oomKilled: true });
+      });
+
+      it('are deleted with the job', async () => {
+        await store.append('a', [line(1)]);
+        await store.recordExit('a', 1, exit(0));
+        await store.recordExit('b', 1, exit(1));
+        await store.deleteJob('a');
+        expect(await store.recordedExit('a', 1)).toBeUndefined();
+        expect(await store.recordedExit('b', 1)).toEqual(exit(1));
+      });
+    });
+
     describe('retention bookkeeping', () => {
       it('lists jobs by their last write, oldest first, and deletes one job whole', async () => {
         await store.append('first', [line(1)]);

@@ -112,6 +112,20 @@ describe('runJob workflow', () => {
     expect(calls.removed).toEqual(['c1']);
   });
 
+  it('schedules no cleanup when the run activity removed the container itself', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    const { activities, calls } = mockActivities(taskQueue, async () => ({ ...outcome(0), removed: true }));
+    const workflowId = randomUUID();
+    const result = await withWorker(activities, taskQueue, () =>
+      env.client.workflow.execute('runJob', { workflowId, taskQueue, args: [input] }),
+    );
+    expect(result).toMatchObject({ exitCode: 0, containerId: 'c1' });
+    expect(calls.removed).toEqual([]);
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const activityTypes = history.events!.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    expect(activityTypes).toEqual(['provisionContainer', 'runScript']);
+  });
+
   it('fails with ScriptFailed on a non-zero exit code, still removing the container', async () => {
     const taskQueue = `test-${randomUUID()}`;
     const { activities, calls } = mockActivities(taskQueue, async () => outcome(3));
