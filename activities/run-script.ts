@@ -2,9 +2,10 @@ import type { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { Readable } from 'node:stream';
 import type { RunProgress, ScriptOutcome } from '../domain/job-result.js';
-import type { LogLine, LogStore, LogStream } from '../log-store/log-store.js';
+import type { LogLine, LogStore } from '../log-store/log-store.js';
 import { containerLost, isNotFound } from './docker-errors.js';
-import { LineSplitter } from './line-splitter.js';
+import type { LineSplitter } from './line-splitter.js';
+import { advanceOverStored, OutputLines, startOfOutput, type OutputPosition } from './output-lines.js';
 import { containerSecrets, secretMasker } from './secret-mask.js';
 
 export interface RunScriptDeps {
@@ -19,58 +20,74 @@ export interface RunScriptDeps {
   logMaxBytes: number;
 }
 
+/** Heartbeat details of the run activity: `RunProgress`, and where the output's numbering stands. */
+export interface RunHeartbeat extends RunProgress {
+  /**
+   * The last checkpoint: every line it counts is stored, or dropped past the cap. Absent from the
+   * heartbeats of workers from before it (then the store says where the numbering stands).
+   */
+  output?: OutputPosition;
+}
+
 /**
- * The run activity's body. Output is read through Docker's log endpoint rather than attach, so
- * a retried activity (after its worker died) reads the same output again from the start and
- * skips the lines already stored: line numbering is the same on every read.
+ * The run activity's body. The output is read live through an attach opened before the container
+ * starts: the raw stream, as the container writes it. Docker's log endpoint re-reads the log file
+ * and sends a frame and a timestamp per line, several times slower; it is the way back in for a
+ * retried activity (its worker died) and for an attach that broke.
  *
- * Seq n is always the n-th line of output. Past the log cap lines are still read (the container
- * never blocks on a full pipe) and counted, but not stored; the one `system` line saying how much
- * was dropped takes the seq of the first dropped line, written once the output has ended. So the
- * numbering never depends on when a worker died, and a job's lines become readable in seq order.
+ * Seq n is always the n-th line of output as this job's runs read it, each line exactly once:
+ * a checkpoint in the heartbeat says how many lines of each stream were numbered with all of
+ * them stored, and the rows stored after it say the rest (see `OutputPosition`). A read of the
+ * whole output after a reattach skips that many lines of each stream and goes on numbering.
+ * Past the log cap lines are still read (the container never blocks on a full pipe) and counted,
+ * but not stored; the one `system` line saying how much was dropped takes the seq of the first
+ * dropped line, written once the output has ended.
  */
 export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): Promise<ScriptOutcome> {
   const { container, logStore, jobId, attempt } = deps;
-  const prior = ctx.info.heartbeatDetails as RunProgress | undefined;
+  const prior = ctx.info.heartbeatDetails as RunHeartbeat | undefined;
   // A later attempt continues the job's numbering, after a system line that marks its start.
   const seqBase = prior?.seqBase ?? (attempt > 1 ? await attemptSeqBase(logStore, jobId, attempt) : 0);
   if (attempt > 1) await logStore.append(jobId, [attemptMarker(seqBase, attempt)]);
-  const alreadyStored = Math.max(prior?.lastSeq ?? 0, await logStore.lastSeq(jobId));
+  let checkpoint = await advanceOverStored(logStore, jobId, prior?.output ?? startOfOutput(attempt, seqBase));
+  let lastSeq = Math.max(prior?.lastSeq ?? 0, await logStore.lastSeq(jobId));
+  const heartbeat = () => ctx.heartbeat({ containerId: container.id, lastSeq, seqBase, output: checkpoint } satisfies RunHeartbeat);
   // Recorded before the container starts, so a retry of this run reuses the same numbering.
-  ctx.heartbeat({ containerId: container.id, lastSeq: alreadyStored, seqBase } satisfies RunProgress);
+  heartbeat();
 
   const state = await inspect(container);
-  const mask = secretMasker(containerSecrets(state.Config));
+  const lines = new OutputLines(checkpoint, deps.logMaxBytes, secretMasker(containerSecrets(state.Config)), attempt);
+  let attached: Readable | undefined;
   if (state.State.Status === 'created') {
-    await container.start();
+    // Attached before the start, so it sees the output from its first byte.
+    attached = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+    // Until the pump listens: a connection that fails meanwhile is seen as destroyed there.
+    attached.on('error', () => undefined);
+    try {
+      await container.start();
+    } catch (err) {
+      attached.destroy();
+      throw err;
+    }
   } else {
-    ctx.log.info('reattaching to container', { jobId, containerId: container.id, alreadyStored });
+    ctx.log.info('reattaching to container', { jobId, containerId: container.id, position: checkpoint });
   }
 
-  let seq = attempt > 1 ? seqBase + 1 : 0;
-  let lastSeq = alreadyStored;
-  let batch: LogLine[] = [];
-  const cap = new LogCap(deps.logMaxBytes);
-  const lineSink = (stream: LogStream) =>
-    new LineSplitter((raw) => {
-      seq += 1;
-      // Masked before anything else sees the line: secrets never reach the log store.
-      const line = mask(raw);
-      if (cap.keep(seq, line) && seq > alreadyStored) batch.push({ seq, stream, ts: Date.now(), line, attempt });
+  // One store write at a time; once it is done, every line numbered before it is stored (or
+  // dropped past the cap): a checkpoint.
+  let storing = Promise.resolve();
+  const flush = () => {
+    storing = storing.then(async () => {
+      const position = lines.position();
+      const batch = lines.take();
+      if (batch.length > 0) {
+        await logStore.append(jobId, batch);
+        lastSeq = batch[batch.length - 1]!.seq;
+      }
+      checkpoint = position;
     });
-  const stdout = lineSink('stdout');
-  const stderr = lineSink('stderr');
-  const position = new LogPosition();
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const lines = batch;
-    batch = [];
-    await logStore.append(jobId, lines);
-    lastSeq = lines[lines.length - 1]!.seq;
+    return storing;
   };
-
-  const heartbeat = () => ctx.heartbeat({ containerId: container.id, lastSeq, seqBase } satisfies RunProgress);
-  heartbeat();
   const heartbeats = setInterval(heartbeat, deps.heartbeatIntervalMs);
 
   let stopping: Promise<void> | undefined;
@@ -90,29 +107,37 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
     stopping.catch(() => undefined);
   };
   ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+  // Lets go of a container that goes on running: what was read is stored, the next attempt
+  // reattaches from the checkpoint.
+  const letGo = async (): Promise<never> => {
+    await flush();
+    heartbeat();
+    throw ctx.cancellationSignal.reason;
+  };
+  const pending = () => lines.pending;
 
   try {
-    const output = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true })) as unknown as Readable;
-    await pumpOutput(output, position.reader(stdout, stderr), () => batch.length, flush, detach.signal);
-    if (detach.signal.aborted) {
-      await flush();
-      heartbeat();
-      throw ctx.cancellationSignal.reason;
+    let complete = false;
+    if (attached) {
+      const splitters = lines.reread();
+      const end = await pumpOutput(attached, (type, payload) => (type === 2 ? splitters.stderr : splitters.stdout).push(payload), pending, flush, detach.signal);
+      // An attach ends when the container's output does, so the container stops right after (its
+      // init holds the output open until then); one that broke or ended early is read again below.
+      complete = end.how === 'end' && (await stopsSoon(container, detach.signal));
+      if (!complete && !detach.signal.aborted) {
+        ctx.log.warn('attach to the container broke: reading its output from the log', { jobId, containerId: container.id, how: end.how, error: String(end.error) });
+      }
+    }
+    if (detach.signal.aborted) await letGo();
+    if (!complete) {
+      await readLog(container, lines, pending, flush, detach.signal, () => stopping);
+      if (detach.signal.aborted) await letGo();
     }
     if (stopping) await stopping;
-    const { StatusCode } = (await container.wait()) as { StatusCode: number };
-    // A follow read can end before Docker has written a stopped container's last messages (a
-    // late stderr line, a final line without newline): read again what came after it.
-    const { since, skip } = position.resumePoint();
-    // (A follow read of a stopped container ends at the end of its log, and streams.)
-    const rest = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true, since })) as unknown as Readable;
-    position.skip(skip);
-    await pumpOutput(rest, position.reader(stdout, stderr), () => batch.length, flush, detach.signal);
+    const exitCode = await waitForExit(container, detach.signal);
+    if (exitCode === undefined) return await letGo();
     // The output has ended: the last lines and the cap marker are final.
-    stdout.flush();
-    stderr.flush();
-    const marker = cap.marker(attempt);
-    if (marker) batch.push(marker);
+    lines.end();
     await flush();
     if (ctx.cancellationSignal.aborted) {
       heartbeat();
@@ -123,11 +148,43 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
     // negative run time.
     const finishedAt = finished.State.FinishedAt;
     const startedAt = Date.parse(finished.State.StartedAt) > Date.parse(finishedAt) ? finishedAt : finished.State.StartedAt;
-    return { exitCode: StatusCode, oomKilled: finished.State.OOMKilled, startedAt, finishedAt, lastSeq };
+    return { exitCode, oomKilled: finished.State.OOMKilled, startedAt, finishedAt, lastSeq };
   } finally {
     clearInterval(heartbeats);
     ctx.cancellationSignal.removeEventListener('abort', onCancel);
+    attached?.destroy();
   }
+}
+
+/**
+ * Reads the container's whole output through the log endpoint, following it until the container
+ * stops, skipping the lines already numbered (per stream).
+ */
+async function readLog(
+  container: Docker.Container,
+  lines: OutputLines,
+  pending: () => number,
+  flush: () => Promise<void>,
+  detach: AbortSignal,
+  stopping: () => Promise<void> | undefined,
+): Promise<void> {
+  const splitters = lines.reread();
+  const position = new LogPosition();
+  const read = async (since: number) => {
+    const output = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true, since })) as unknown as Readable;
+    const end = await pumpOutput(output, position.reader(splitters.stdout, splitters.stderr), pending, flush, detach);
+    if (end.how === 'error') throw end.error;
+  };
+  await read(0);
+  if (detach.aborted) return;
+  await stopping();
+  if ((await waitForExit(container, detach)) === undefined) return;
+  // A follow read can end before Docker has written a stopped container's last messages (a
+  // late stderr line, a final line without newline): read again what came after it.
+  // (A follow read of a stopped container ends at the end of its log, and streams.)
+  const { since, skip } = position.resumePoint();
+  position.skip(skip);
+  await read(since);
 }
 
 /**
@@ -191,50 +248,17 @@ export class LogPosition {
   }
 }
 
-/** Counts stored bytes against the per-job cap and what is dropped past it. */
-export class LogCap {
-  private storedBytes = 0;
-  private firstDropped = 0;
-  private droppedLines = 0;
-  private droppedBytes = 0;
-
-  constructor(private readonly maxBytes: number) {}
-
-  /** Whether line `seq` is within the cap. */
-  keep(seq: number, line: string): boolean {
-    const bytes = Buffer.byteLength(line) + 1;
-    if (this.firstDropped === 0 && this.storedBytes + bytes <= this.maxBytes) {
-      this.storedBytes += bytes;
-      return true;
-    }
-    if (this.firstDropped === 0) this.firstDropped = seq;
-    this.droppedLines += 1;
-    this.droppedBytes += bytes;
-    return false;
-  }
-
-  /** The line that says what was dropped, in the first dropped line's place; none under the cap. */
-  marker(attempt: number): LogLine | undefined {
-    if (this.firstDropped === 0) return undefined;
-    return {
-      seq: this.firstDropped,
-      stream: 'system',
-      ts: Date.now(),
-      line:
-        `[hodei] log truncated: output over the ${this.maxBytes}-byte log cap was not stored ` +
-        `(${this.droppedLines} lines, ${this.droppedBytes} bytes dropped)`,
-      attempt,
-    };
-  }
-}
+/** How a read of the output ended: its end, a close or an error before that, or `detach`. */
+type PumpEnd = { how: 'end' | 'close' | 'detach'; error?: undefined } | { how: 'error'; error: unknown };
 
 /**
- * Reads Docker's multiplexed log stream (frames of an 8-byte header — stream type, 3 zero bytes,
+ * Reads Docker's multiplexed output stream (frames of an 8-byte header — stream type, 3 zero bytes,
  * big-endian length — then the payload) and hands each frame to `onFrame`, storing each chunk's
  * complete lines before reading on, so memory stays bounded whatever the output's size. Resolves
- * when the output ends (the container stopped), or on `detach`, when the activity lets go of a
- * container that goes on running. (dockerode's demuxStream copies the rest of its buffer for
- * every frame, quadratic in a chunk's frame count: far too slow for a million short lines.)
+ * when the stream ends (the container stopped) or breaks, or on `detach`, when the activity lets
+ * go of a container that goes on running; rejects when storing fails. (dockerode's demuxStream
+ * copies the rest of its buffer for every frame, quadratic in a chunk's frame count: far too slow
+ * for a million short lines.)
  */
 function pumpOutput(
   output: Readable,
@@ -242,15 +266,15 @@ function pumpOutput(
   pendingLines: () => number,
   flush: () => Promise<void>,
   detach: AbortSignal,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
+): Promise<PumpEnd> {
+  return new Promise<PumpEnd>((resolve, reject) => {
     let pending: Buffer = Buffer.alloc(0);
     let flushing: Promise<void> | undefined;
     let scheduled = false;
-    let done = false;
+    let ended: PumpEnd | undefined;
     // One store write at a time, with the stream paused meanwhile (back-pressure to Docker).
     const store = () => {
-      if (done || flushing || pendingLines() === 0) return;
+      if (ended || flushing || pendingLines() === 0) return;
       output.pause();
       flushing = flush().then(
         () => {
@@ -274,8 +298,8 @@ function pumpOutput(
       }
       // Copied, so a small remainder never pins a whole chunk.
       pending = Buffer.from(buf.subarray(offset));
-      // Docker sends a chunk per message: store in batches, once the chunks already received are
-      // split (setImmediate runs after pending I/O), or at once when a batch is large.
+      // Store in batches, once the chunks already received are split (setImmediate runs after
+      // pending I/O), or at once when a batch is large.
       if (pendingLines() >= MAX_BATCH_LINES) store();
       else if (!scheduled) {
         scheduled = true;
@@ -285,19 +309,22 @@ function pumpOutput(
         });
       }
     });
-    const finish = () => {
-      done = true;
+    const finish = (end: PumpEnd) => {
+      if (ended) return;
+      ended = end;
       // The caller stores what is left; never while a write is in flight (writes stay in order).
-      void (flushing ?? Promise.resolve()).then(() => resolve());
+      void (flushing ?? Promise.resolve()).then(() => resolve(end));
     };
-    output.once('end', finish);
-    output.once('close', finish);
-    output.once('error', reject);
+    // A stream that broke before it was handed here.
+    if (output.destroyed) finish(output.errored ? { how: 'error', error: output.errored } : { how: 'close' });
+    output.once('end', () => finish({ how: 'end' }));
+    output.once('close', () => finish({ how: 'close' }));
+    output.once('error', (error: unknown) => finish({ how: 'error', error }));
     detach.addEventListener(
       'abort',
       () => {
+        finish({ how: 'detach' });
         output.destroy();
-        finish();
       },
       { once: true },
     );
@@ -306,6 +333,30 @@ function pumpOutput(
 
 /** Lines stored in one write at most. */
 const MAX_BATCH_LINES = 2000;
+
+/** Whether the container stops within a couple of seconds (or `detach` lets go of it first). */
+async function stopsSoon(container: Docker.Container, detach: AbortSignal): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const exit = waitForExit(container, detach).then(() => true);
+  // Observed here so a later failure of the wait never becomes an unhandled rejection.
+  exit.catch(() => undefined);
+  try {
+    return await Promise.race([exit, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The container's exit code once it has stopped; undefined when `detach` lets go of it first. */
+async function waitForExit(container: Docker.Container, detach: AbortSignal): Promise<number | undefined> {
+  try {
+    const { StatusCode } = (await container.wait({ abortSignal: detach })) as { StatusCode: number };
+    return StatusCode;
+  } catch (err) {
+    if (detach.aborted) return undefined;
+    throw err;
+  }
+}
 
 async function stopContainer(container: Docker.Container, graceSeconds: number): Promise<void> {
   try {

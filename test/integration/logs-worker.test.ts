@@ -80,6 +80,26 @@ async function crashWorker(beforeRestart?: () => Promise<unknown>): Promise<void
   workerPid = await stack.startWorker();
 }
 
+/**
+ * Kills the worker three times while job `id` runs, each time once `lines[i]` more lines are
+ * stored: (1) while the job prints, (2) just after the new worker reattached, while it stores
+ * the backlog it re-read, (3) then the script ends while no worker runs, and the next one finds
+ * a stopped container.
+ */
+async function crashThreeTimes(id: string, lines: [number, number, number]): Promise<void> {
+  await waitForStored(id, lines[0]);
+  await crashWorker();
+  await waitForStored(id, (await storedLines(id)).length + lines[1]);
+  await crashWorker();
+  await waitForStored(id, (await storedLines(id)).length + lines[2]);
+  await crashWorker(() =>
+    waitFor('the job container to exit', async () => ((await containerState(id)) === 'exited' ? true : undefined), {
+      timeoutMs: 90_000,
+      intervalMs: 100,
+    }),
+  );
+}
+
 function rssKiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
@@ -90,22 +110,7 @@ describe('worker crash and reattach (kill -9, real Temporal, real Docker)', () =
     const count = 1500;
     const j = await submit({ script: `for i in $(seq 1 ${count}); do echo "n $i"; sleep 0.01; done; exit 7`, timeoutSeconds: 300 });
 
-    // 1: while the job prints, early on.
-    await waitForStored(j.id, 100);
-    await crashWorker();
-    // 2: just after the new worker reattached, while it stores the backlog it re-read.
-    const afterFirst = (await storedLines(j.id)).length;
-    await waitForStored(j.id, afterFirst + 20);
-    await crashWorker();
-    // 3: the script ends while no worker runs; the next one finds a stopped container.
-    const afterSecond = (await storedLines(j.id)).length;
-    await waitForStored(j.id, afterSecond + 20);
-    await crashWorker(() =>
-      waitFor('the job container to exit', async () => ((await containerState(j.id)) === 'exited' ? true : undefined), {
-        timeoutMs: 90_000,
-        intervalMs: 100,
-      }),
-    );
+    await crashThreeTimes(j.id, [100, 20, 20]);
 
     const done = await waitForEnd(j.id);
     expect(done.state).toBe('FAILED');
@@ -117,6 +122,31 @@ describe('worker crash and reattach (kill -9, real Temporal, real Docker)', () =
     await sse.closed;
     expect(sse.lines().map((l) => l.seq)).toEqual(expected.map((_, i) => i + 1));
     expect(sse.end()).toEqual({ state: 'FAILED', exitCode: 7 });
+  }, 240_000);
+});
+
+describe('worker crash and reattach with stdout and stderr both busy', () => {
+  it('stores every line of each stream exactly once, in its order, though the attach and the log interleave them differently', async () => {
+    // Two processes print at once, 150,000 numbered lines each, in three bursts of 50,000 two
+    // seconds apart: within a burst the attach and the log order the two streams' lines
+    // differently, and storing one takes long enough for the first crash to land in it.
+    const count = 150_000;
+    const loop = (prefix: string, redirect: string) =>
+      `(for r in 0 1 2; do seq -f '${prefix} %g' $((r * 50000 + 1)) $((r * 50000 + 50000)) ${redirect}; sleep 2; done) &`;
+    const j = await submit({ script: `${loop('o', '')}\n${loop('e', '>&2')}\nwait\nexit 3`, timeoutSeconds: 300 });
+
+    await crashThreeTimes(j.id, [30_000, 30_000, 5_000]);
+
+    const done = await waitForEnd(j.id);
+    expect(done.state).toBe('FAILED');
+    expect(done.exitCode).toBe(3);
+    const numbers = (prefix: string) => Array.from({ length: count }, (_, i) => `${prefix} ${i + 1}`);
+    const ofStream = async (stream: string) => (await (await api(`/jobs/${j.id}/logs?stream=${stream}`)).text()).replace(/\n$/, '').split('\n');
+    expect(await ofStream('stdout')).toEqual(numbers('o'));
+    expect(await ofStream('stderr')).toEqual(numbers('e'));
+    const sse = await openSse(`${stack.info.apiUrl}/jobs/${j.id}/logs/stream`, { token: stack.info.apiToken });
+    await sse.closed;
+    expect(sse.lines().map((l) => l.seq)).toEqual(Array.from({ length: 2 * count }, (_, i) => i + 1));
   }, 240_000);
 });
 

@@ -2,13 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
+import { PassThrough, type Readable } from 'node:stream';
+import { Context } from '@temporalio/activity';
+import { ActivityCancellationDetails, ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { HostSlots } from '../../activities/host-slots.js';
+import { runScriptInContainer, type RunHeartbeat } from '../../activities/run-script.js';
+import type { ScriptOutcome } from '../../domain/job-result.js';
 import { FAILURE_CONTAINER_LOST, LABEL_INSTANCE } from '../../domain/names.js';
+import type { LogStore } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 
 // The run activity on the real Docker engine and a real store, outside any workflow: how it
@@ -91,5 +96,139 @@ describe('runScript', () => {
     const err = await runScript({ jobId, containerId, cancelGraceSeconds: 0, attempt: 1, removeWhenDone: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect((err as ApplicationFailure).type).toBe(FAILURE_CONTAINER_LOST);
+  });
+});
+
+/**
+ * `count` numbered lines on each stream, printed at once by two processes, in `rounds` bursts.
+ * Bursts of thousands of lines: the attach and the log then interleave the streams differently
+ * at most places (Docker copies each stream separately for each).
+ */
+const busyScript = (count: number, rounds: number, pauseSeconds = 0.1) => {
+  const per = count / rounds;
+  const loop = (prefix: string, redirect: string) =>
+    `(for r in $(seq 0 ${rounds - 1}); do seq -f '${prefix} %g' $((r * ${per} + 1)) $(((r + 1) * ${per})) ${redirect}; sleep ${pauseSeconds}; done) &`;
+  return `${loop('o', '')}\n${loop('e', '>&2')}\nwait\nexit 5`;
+};
+
+/** Runs the run activity's body in an activity context of its own. */
+function runBody(env: MockActivityEnvironment, jobId: string, container: Docker.Container, store: LogStore = logStore): Promise<ScriptOutcome> {
+  return env.run(() =>
+    runScriptInContainer(Context.current(), {
+      container,
+      modem: docker.modem,
+      logStore: store,
+      jobId,
+      attempt: 1,
+      cancelGraceSeconds: 0,
+      heartbeatIntervalMs: 5,
+      logMaxBytes: 100 * 1024 * 1024,
+    }),
+  ) as Promise<ScriptOutcome>;
+}
+
+/** The job's stored log holds each stream's `count` lines exactly once, in order, as seqs 1…2·count. */
+async function expectEveryLineOnce(jobId: string, count: number) {
+  const rows = await logStore.read(jobId);
+  expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
+  const numbers = (prefix: string) => Array.from({ length: count }, (_, i) => `${prefix} ${i + 1}`);
+  expect(rows.filter((r) => r.stream === 'stdout').map((r) => r.line)).toEqual(numbers('o'));
+  expect(rows.filter((r) => r.stream === 'stderr').map((r) => r.line)).toEqual(numbers('e'));
+  expect(rows).toHaveLength(2 * count);
+}
+
+/** A container whose attach stream breaks after `bytes` bytes: closes, fails, or ends early. */
+function attachBreaksAfter(container: Docker.Container, bytes: number, how: 'close' | 'error' | 'end'): Docker.Container {
+  const broken = Object.create(container) as Docker.Container;
+  broken.attach = (async (opts: Docker.ContainerAttachOptions) => {
+    const real = (await container.attach(opts)) as unknown as Readable;
+    const relay = new PassThrough();
+    let seen = 0;
+    real.on('data', (chunk: Buffer) => {
+      if (relay.destroyed) return;
+      seen += chunk.length;
+      if (seen <= bytes) {
+        relay.write(chunk);
+        return;
+      }
+      relay.write(chunk.subarray(0, chunk.length - (seen - bytes)));
+      real.destroy();
+      if (how === 'end') relay.end();
+      else relay.destroy(how === 'error' ? new Error('socket hang up') : undefined);
+    });
+    real.on('end', () => relay.end());
+    return relay;
+  }) as unknown as Docker.Container['attach'];
+  return broken;
+}
+
+/** A provisioned job container for `script`. */
+async function provisionBusy(script: string) {
+  const { jobId, containerId } = await provision(script);
+  return { jobId, container: docker.getContainer(containerId) };
+}
+
+// How the run activity reads a container's output: the live attach, and the ways back to the
+// log endpoint (an attach that breaks, a run that died with lines stored past its last
+// heartbeat, a worker shutting down), while stdout and stderr are both busy, so that the two
+// reads interleave them differently.
+describe('reading a container output while stdout and stderr are both busy', () => {
+  it('through the attach: every line of each stream once, the exit code', async () => {
+    const { jobId, container } = await provisionBusy(busyScript(100_000, 5));
+    const outcome = await runBody(new MockActivityEnvironment(), jobId, container);
+    expect(outcome.exitCode).toBe(5);
+    expect(outcome.lastSeq).toBe(200_000);
+    await expectEveryLineOnce(jobId, 100_000);
+  });
+
+  for (const how of ['close', 'error', 'end'] as const) {
+    it(`an attach that breaks (${how}) mid-output: the rest comes from the log, nothing lost or doubled`, async () => {
+      // An attach that ends while the container runs on is taken for broken once the container
+      // has not stopped for a while: this one runs for seconds more.
+      const { jobId, container } = await provisionBusy(busyScript(100_000, 5, how === 'end' ? 1 : 0.1));
+      const outcome = await runBody(new MockActivityEnvironment(), jobId, attachBreaksAfter(container, 100_000, how));
+      expect(outcome.exitCode).toBe(5);
+      await expectEveryLineOnce(jobId, 100_000);
+    });
+  }
+
+  it('a run that died with lines stored past its last heartbeat: the retry reads the log and numbers each line once', async () => {
+    const { jobId, container } = await provisionBusy(busyScript(100_000, 5));
+    // The first run's store fails at its 5th write, like a worker dying there.
+    let writes = 0;
+    const dying: LogStore = Object.assign(Object.create(logStore) as LogStore, {
+      append: async (id: string, lines: Parameters<LogStore['append']>[1]) => {
+        if (++writes === 5) throw new Error('worker died');
+        return logStore.append(id, lines);
+      },
+    });
+    const first = new MockActivityEnvironment();
+    const beats: RunHeartbeat[] = [];
+    first.on('heartbeat', (d: RunHeartbeat) => beats.push(d));
+    await expect(runBody(first, jobId, container, dying)).rejects.toThrow('worker died');
+    // The server got an early heartbeat only: the store is ahead of its checkpoint.
+    const early = beats.find((b) => (b.output?.seq ?? 0) > 0)!;
+    expect(early).toBeDefined();
+    expect(await logStore.lastSeq(jobId)).toBeGreaterThan(early.output!.seq);
+
+    const outcome = await runBody(new MockActivityEnvironment({ heartbeatDetails: early }), jobId, container);
+    expect(outcome.exitCode).toBe(5);
+    await expectEveryLineOnce(jobId, 100_000);
+  });
+
+  it('a worker shutting down lets go of the container; the retry goes on from its checkpoint', async () => {
+    const { jobId, container } = await provisionBusy(busyScript(100_000, 5));
+    const first = new MockActivityEnvironment();
+    const beats: RunHeartbeat[] = [];
+    first.on('heartbeat', (d: RunHeartbeat) => beats.push(d));
+    const running = runBody(first, jobId, container);
+    while ((await logStore.lastSeq(jobId)) < 10_000) await new Promise((resolve) => setTimeout(resolve, 5));
+    first.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
+    await expect(running).rejects.toBeDefined();
+    expect((await container.inspect()).State.Running).toBe(true);
+
+    const outcome = await runBody(new MockActivityEnvironment({ heartbeatDetails: beats.at(-1) }), jobId, container);
+    expect(outcome.exitCode).toBe(5);
+    await expectEveryLineOnce(jobId, 100_000);
   });
 });

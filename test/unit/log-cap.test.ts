@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LineSplitter } from '../../activities/line-splitter.js';
-import { LogCap, LogPosition } from '../../activities/run-script.js';
+import { LogCap } from '../../activities/output-lines.js';
+import { LogPosition } from '../../activities/run-script.js';
 
 describe('LineSplitter on long lines', () => {
   it('never cuts a multi-byte character in two', () => {
