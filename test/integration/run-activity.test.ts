@@ -194,30 +194,32 @@ describe('reading a container output while stdout and stderr are both busy', () 
 
   it('a run that died with lines stored past its last heartbeat: the retry reads the log and numbers each line once', async () => {
     const { jobId, container } = await provisionBusy(busyScript(100_000, 5));
-    // The first run's store fails at its 5th write, like a worker dying there.
-    let writes = 0;
-    const dying: LogStore = Object.assign(Object.create(logStore) as LogStore, {
-      append: async (id: string, lines: Parameters<LogStore['append']>[1]) => {
-        if (++writes === 5) throw new Error('worker died');
-        return logStore.append(id, lines);
-      },
-    });
     const first = new MockActivityEnvironment();
     const beats: RunHeartbeat[] = [];
     first.on('heartbeat', (d: RunHeartbeat) => beats.push(d));
+    // The first run's store fails at its 5th write, like a worker dying there; the server got
+    // the heartbeats sent before its 4th write only, so the store is ahead of their checkpoint.
+    let writes = 0;
+    let serverGot: RunHeartbeat | undefined;
+    const dying: LogStore = Object.assign(Object.create(logStore) as LogStore, {
+      append: async (id: string, lines: Parameters<LogStore['append']>[1]) => {
+        writes += 1;
+        if (writes === 4) serverGot = beats.at(-1);
+        if (writes === 5) throw new Error('worker died');
+        return logStore.append(id, lines);
+      },
+    });
     await expect(runBody(first, jobId, container, dying)).rejects.toThrow('worker died');
-    // The server got an early heartbeat only: the store is ahead of its checkpoint.
-    const early = beats.find((b) => (b.output?.seq ?? 0) > 0)!;
-    expect(early).toBeDefined();
-    expect(await logStore.lastSeq(jobId)).toBeGreaterThan(early.output!.seq);
+    expect(await logStore.lastSeq(jobId)).toBeGreaterThan(serverGot!.output!.seq);
 
-    const outcome = await runBody(new MockActivityEnvironment({ heartbeatDetails: early }), jobId, container);
+    const outcome = await runBody(new MockActivityEnvironment({ heartbeatDetails: serverGot }), jobId, container);
     expect(outcome.exitCode).toBe(5);
     await expectEveryLineOnce(jobId, 100_000);
   });
 
   it('a worker shutting down lets go of the container; the retry goes on from its checkpoint', async () => {
-    const { jobId, container } = await provisionBusy(busyScript(100_000, 5));
+    // Pauses long enough for the container to be still running when the worker lets go.
+    const { jobId, container } = await provisionBusy(busyScript(100_000, 5, 0.5));
     const first = new MockActivityEnvironment();
     const beats: RunHeartbeat[] = [];
     first.on('heartbeat', (d: RunHeartbeat) => beats.push(d));
