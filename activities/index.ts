@@ -102,7 +102,9 @@ export function createActivities(deps: ActivityDeps) {
       const prior = ctx.info.heartbeatDetails as ProvisionProgress | undefined;
       let created: Docker.Container | undefined;
       try {
-        ctx.heartbeat({ phase: 'creating' } satisfies ProvisionProgress);
+        // No heartbeat on the way: each one the server records is a write to the job's state, and
+        // creating a container takes well under the heartbeat timeout. A failed attempt heartbeats
+        // (below) to carry when failures began across retries.
         created = await createJobContainer(docker, instanceId, input);
         await created.putArchive(await scriptArchive(input.script), { path: '/' });
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
