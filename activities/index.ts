@@ -164,25 +164,19 @@ export function createActivities(deps: ActivityDeps) {
       if (!input.removeWhenDone) return outcome;
       await logStore.recordExit(input.jobId, input.attempt, outcome);
       try {
-        await container.remove({ force: true, v: true });
+        await removeJobContainer(container);
       } catch (err) {
-        if (!isNotFound(err)) {
-          // The workflow's cleanup activity tries again, with its deadline.
-          log.warn('could not remove container after its script ended', { containerId: container.id, error: String(err) });
-          return outcome;
-        }
+        // The workflow's cleanup activity tries again, with its deadline.
+        log.warn('could not remove container after its script ended', { containerId: container.id, error: String(err) });
+        return outcome;
       }
-      log.info('container removed', { containerId: container.id });
       return { ...outcome, removed: true };
     },
 
     /** Removes the job's container whatever state it is in; a container already gone is fine. */
     async removeContainer(input: RemoveContainerInput): Promise<void> {
       try {
-        await docker.getContainer(input.containerId).remove({ force: true, v: true });
-        log.info('container removed', { containerId: input.containerId });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
+        await removeJobContainer(docker.getContainer(input.containerId));
       } finally {
         host.slots.notify();
       }
@@ -258,10 +252,20 @@ async function createJobContainer(docker: Docker, instanceId: string, input: Pro
   }
 }
 
-async function removeQuietly(container: Docker.Container): Promise<void> {
+/** Removes the container whatever state it is in; one already gone is fine. */
+async function removeJobContainer(container: Docker.Container): Promise<void> {
   try {
     await container.remove({ force: true, v: true });
+    log.info('container removed', { containerId: container.id });
   } catch (err) {
-    if (!isNotFound(err)) log.warn('could not remove container', { containerId: container.id, error: String(err) });
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+async function removeQuietly(container: Docker.Container): Promise<void> {
+  try {
+    await removeJobContainer(container);
+  } catch (err) {
+    log.warn('could not remove container', { containerId: container.id, error: String(err) });
   }
 }

@@ -1,15 +1,10 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import type { LogLine } from '../../log-store/log-store.js';
 import { authHeaders } from './api-client.js';
 import { waitFor } from './wait.js';
 
-/** A log line as the SSE stream sends it. */
-export interface LogEvent {
-  seq: number;
-  stream: 'stdout' | 'stderr' | 'system';
-  ts: number;
-  line: string;
-  attempt: number;
-}
+/** A log line as the SSE stream sends it: the stored line itself. */
+export type LogEvent = LogLine;
 
 /** An open SSE connection that records what arrives. */
 export interface SseConnection {
