@@ -77,7 +77,10 @@ function schemathesis(apiUrl: string, token: string): Promise<{ code: number | n
     '--max-examples', process.env.HODEI_FUZZ_EXAMPLES ?? '25',
     '--phases', 'examples,coverage,fuzzing',
     '--seed', '1',
-    '--workers', '2',
+    // One worker thread: CPython 3.11.7 (this machine's python3) tracks the AST constructor's
+    // recursion depth per interpreter, not per thread, so hypothesis parsing lambdas' source in two
+    // threads at once fails at random with "SystemError: AST constructor recursion depth mismatch".
+    '--workers', '1',
     '--request-timeout', '20',
     '--no-color',
     // Nothing written to the work tree (by default it keeps found examples in .schemathesis/).
