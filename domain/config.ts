@@ -111,9 +111,16 @@ const ConfigSchema = z.object({
   HODEI_PROVISION_DEADLINE_SECONDS: positiveInt.default(300),
   /** Most seconds a job may ask for between SIGTERM and SIGKILL (`cancelGraceSeconds`). */
   HODEI_MAX_CANCEL_GRACE_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
-  /** How often the reaper looks for containers whose job has ended, seconds. */
-  HODEI_REAPER_INTERVAL_SECONDS: positiveInt.default(30),
-  /** Age below which the reaper never touches a container (it may be provisioning), seconds. */
+  /**
+   * How often the reaper looks for containers whose job has ended, seconds. A container whose
+   * workflow closed without cleaning up (terminated) goes at the next sweep. A sweep costs one
+   * container list and one Temporal describe per job container on the host.
+   */
+  HODEI_REAPER_INTERVAL_SECONDS: positiveInt.default(10),
+  /**
+   * Age below which the reaper leaves a container alone while Temporal does not know its workflow
+   * (it may be provisioning), seconds. A closed workflow's container needs no such wait.
+   */
   HODEI_REAPER_GRACE_SECONDS: z.coerce.number().int().min(0).default(60),
   /**
    * Most bytes of output stored per job (100 MiB). Past it the job runs on and its output is
