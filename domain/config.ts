@@ -161,10 +161,14 @@ const ConfigSchema = z.object({
     .string()
     .optional()
     .transform((value) => value?.split(',').map((s) => s.trim().replace(/\/+$/, '')).filter(Boolean)),
+  /** Port of the Temporal Web UI that `npm start` runs (`npm start` only). */
+  HODEI_TEMPORAL_UI_PORT: port.default(8233),
   /** Base URL of the Temporal Web UI; the web page links each job to its workflow there. */
   HODEI_TEMPORAL_UI_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8233'),
   /** Log level of the API and worker (pino levels). */
   HODEI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How the API, the worker and `npm start` print logs: `json`, `pretty`, or `auto` (pretty on a terminal, JSON when piped). */
+  HODEI_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
 });
 
 export type Config = Omit<z.infer<typeof ConfigSchema>, 'HODEI_INSTANCE_ID' | 'HODEI_ALLOWED_IMAGES' | 'HODEI_CODEC_CORS_ORIGINS'> & {
