@@ -214,10 +214,11 @@ function loadInstanceId(dataDir: string): string {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch {
-    mkdirSync(dataDir, { recursive: true });
+    // The data dir holds the API token and the codec key: this user's only.
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const id = `hodei-${randomUUID().slice(0, 8)}`;
     try {
-      writeFileSync(file, `${id}\n`, { flag: 'wx' });
+      writeFileSync(file, `${id}\n`, { flag: 'wx', mode: 0o600 });
       return id;
     } catch {
       // Another process (API or worker) created it first.
