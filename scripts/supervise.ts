@@ -17,7 +17,7 @@
  * terminal, JSON when piped; HODEI_LOG_FORMAT), Temporal's in <data dir>/temporal.log.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, loadConfig, type Config } from '../domain/config.js';
@@ -128,8 +128,11 @@ class Part {
 const node = (script: string) => () =>
   spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
 
+/** Where this start's part of temporal.log begins (it is appended to across starts). */
+let temporalLogStart = 0;
 const temporal = new Part('temporal', () => {
   const out = openSync(temporalLog, 'a', 0o600);
+  temporalLogStart = fstatSync(out).size;
   const child = spawn(
     TEMPORAL_BIN,
     [
@@ -167,7 +170,14 @@ async function stopAll(): Promise<void> {
 async function fail(message: string, part?: PartName): Promise<never> {
   if (stopping) return new Promise<never>(() => undefined);
   logger.fatal({ part }, message);
-  if (part === 'temporal') console.error(`[start] the end of ${temporalLog}:\n${tail(temporalLog, 20)}`);
+  if (part === 'temporal') {
+    const log = readSince(temporalLog, temporalLogStart);
+    // The dev server exits at once on a port in use: say which setting to change.
+    const inUse = log.split('\n').find((line) => /address already in use/i.test(line)) ?? '';
+    if (inUse.includes(`:${temporalPort}:`)) logger.fatal(`${config.TEMPORAL_ADDRESS} is in use (another npm start?): set TEMPORAL_ADDRESS to another host:port`);
+    else if (inUse.includes(`:${config.HODEI_TEMPORAL_UI_PORT}:`)) logger.fatal(`the Web UI port ${config.HODEI_TEMPORAL_UI_PORT} is in use: set HODEI_TEMPORAL_UI_PORT to another port`);
+    else console.error(`[start] the end of ${temporalLog}:\n${log.trimEnd().split('\n').slice(-20).join('\n')}`);
+  }
   await stopAll();
   process.exit(1);
 }
@@ -269,10 +279,10 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-function tail(file: string, lines: number): string {
+function readSince(file: string, offset: number): string {
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return readFileSync(file).subarray(offset).toString('utf8');
   } catch {
-    return '(none)';
+    return '';
   }
 }
