@@ -21,6 +21,8 @@ export interface AppDeps {
   logger: Logger;
   /** The accepted API tokens, as hashes with their scopes (`apiTokens(config)`). */
   tokens: readonly ApiToken[];
+  /** Aborted when the process shuts down: live log streams end with a `shutdown` event. */
+  shutdown?: AbortSignal;
 }
 
 /** The HTTP API, testable with `app.request(...)` and no open port. */

@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { HTTPException } from 'hono/http-exception';
-import { stream, streamSSE } from 'hono/streaming';
+import { stream, streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { Config } from '../domain/config.js';
 import { JOB_STATES } from '../domain/job-state.js';
 import type { LogLine, LogStore } from '../log-store/log-store.js';
@@ -17,7 +17,12 @@ export interface LogsDeps {
   /** Tuning of live tails (poll interval…); defaults suit production. */
   tail?: Partial<Omit<LogTailsOptions<JobEnd>, 'watchEnd'>>;
   onError?: (err: unknown) => void;
+  /** Aborted when the API shuts down: each live stream then sends a `shutdown` event and closes. */
+  shutdown?: AbortSignal;
 }
+
+/** The data of the `shutdown` event: the API is going away; reconnect with `Last-Event-ID` to go on. */
+export const SHUTDOWN_EVENT = { event: 'shutdown', data: JSON.stringify({ reason: 'the API is shutting down; reconnect with Last-Event-ID' }), retry: 1000 };
 
 /** The data of the final SSE event. */
 export const JobEndSchema = z.object({
@@ -63,7 +68,8 @@ const streamLogs = createRoute({
   summary: 'Follow the output live (Server-Sent Events)',
   description:
     'Stored lines first, then live lines as printed, then one `end` event with the final state, then the stream ' +
-    'closes. Each line is an event whose `id` is its seq and whose data is a LogEvent; reconnect with ' +
+    'closes (when the API shuts down first, one `shutdown` event instead: reconnect to go on). Each line is an ' +
+    'event whose `id` is its seq and whose data is a LogEvent; reconnect with ' +
     '`Last-Event-ID` (or `?after=SEQ`) to get every later line exactly once. Comments keep a quiet stream alive.',
   request: {
     params: JobIdParams,
@@ -72,7 +78,7 @@ const streamLogs = createRoute({
   },
   responses: {
     200: {
-      content: { 'text/event-stream': { schema: z.string().describe('events: (default) LogEvent, `end` JobEnd') } },
+      content: { 'text/event-stream': { schema: z.string().describe('events: (default) LogEvent, `end` JobEnd, `shutdown`') } },
       description: 'The event stream',
     },
     400: errorResponse('Bad query'),
@@ -85,7 +91,7 @@ const LOG_PAGE = 5000;
 const LOG_PAGE_BYTES = 4 * 1024 * 1024;
 
 /** The log routes, mounted under /jobs. */
-export function logsApp({ client, logStore, config, tail, onError }: LogsDeps) {
+export function logsApp({ client, logStore, config, tail, onError, shutdown }: LogsDeps) {
   const app = new OpenAPIHono({
     defaultHook: (result, c) => (result.success ? undefined : validationError(c, result.error)),
   });
@@ -138,7 +144,19 @@ export function logsApp({ client, logStore, config, tail, onError }: LogsDeps) {
     return streamSSE(c, async (sse) => {
       const stop = new AbortController();
       sse.onAbort(() => stop.abort());
-      for await (const event of tails.follow(id, after, stop.signal)) {
+      const onShutdown = () => stop.abort();
+      shutdown?.addEventListener('abort', onShutdown);
+      if (shutdown?.aborted) stop.abort();
+      try {
+        const ended = await followJob(sse, stop.signal);
+        if (!ended && shutdown?.aborted && !sse.aborted) await sse.writeSSE(SHUTDOWN_EVENT);
+      } finally {
+        shutdown?.removeEventListener('abort', onShutdown);
+      }
+    }) as never;
+    /** Sends the job's lines, then its end; false when `signal` stopped it first. */
+    async function followJob(sse: SSEStreamingApi, signal: AbortSignal): Promise<boolean> {
+      for await (const event of tails.follow(id, after, signal)) {
         if (sse.aborted) break;
         if ('lines' in event) {
           // One write per batch of lines rather than per line (a 50 MB log is half a million
@@ -148,10 +166,11 @@ export function logsApp({ client, logStore, config, tail, onError }: LogsDeps) {
           await sse.write(': keep-alive\n\n');
         } else {
           await sse.writeSSE({ event: 'end', data: JSON.stringify(event.end) });
-          break;
+          return true;
         }
       }
-    }) as never;
+      return false;
+    }
   });
 
   return app;

@@ -1,3 +1,4 @@
+import type { Server as HttpServer } from 'node:http';
 import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../domain/config.js';
@@ -9,7 +10,7 @@ import { apiTokens, TOKEN_FILE } from './auth.js';
 import { serveCodec } from './codec-server.js';
 
 const config = loadConfig();
-const logger = createLogger('api', config.HODEI_LOG_LEVEL);
+const logger = createLogger('api', config.HODEI_LOG_LEVEL, config.HODEI_LOG_FORMAT);
 const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
 // Every payload the API puts in Temporal (a job's input with its secrets, its memo) is encrypted.
 const codec = new AesGcmPayloadCodec(codecKeys(config));
@@ -18,7 +19,9 @@ const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, da
 const logStore = await openLogStore(config, { onError: (err) => logger.warn({ err }, 'log store connection') });
 const tokens = apiTokens(config);
 if (config.HODEI_API_TOKENS.length === 0) logger.info({ file: `${config.HODEI_DATA_DIR}/${TOKEN_FILE}` }, 'no HODEI_API_TOKENS: using the token in the data dir');
-const app = createApp({ client, logStore, config, logger, tokens });
+// Aborted at shutdown: live log streams send a final `shutdown` event and end.
+const shuttingDown = new AbortController();
+const app = createApp({ client, logStore, config, logger, tokens, shutdown: shuttingDown.signal });
 
 const server = serve({ fetch: app.fetch, port: config.HODEI_API_PORT, hostname: config.HODEI_API_HOST }, (info) => {
   logger.info({ url: `http://${config.HODEI_API_HOST}:${info.port}` }, 'api listening');
@@ -31,11 +34,33 @@ const codecServer =
     ? undefined
     : serveCodec({ codec, allowedOrigins: config.HODEI_CODEC_CORS_ORIGINS, port: config.HODEI_CODEC_PORT, logger });
 
-const shutdown = () => {
-  codecServer?.close();
-  server.close(() => {
-    void connection.close().finally(() => logStore.close());
-  });
+// What a request still running at shutdown gets before its connection is cut, and the most a
+// shutdown takes before the process exits anyway.
+const SHUTDOWN_GRACE_MS = 2000;
+const SHUTDOWN_DEADLINE_MS = 5000;
+
+const shutdown = (signal: NodeJS.Signals) => {
+  if (shuttingDown.signal.aborted) return;
+  logger.info({ signal }, 'api shutting down');
+  shuttingDown.abort();
+  setTimeout(() => {
+    logger.warn('api did not stop in time: exiting');
+    process.exit(1);
+  }, SHUTDOWN_DEADLINE_MS).unref();
+  const servers = [server, codecServer].filter((s) => s !== undefined) as HttpServer[];
+  const cut = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), SHUTDOWN_GRACE_MS);
+  let open = servers.length;
+  for (const s of servers) {
+    s.close(() => {
+      open -= 1;
+      if (open > 0) return;
+      clearTimeout(cut);
+      void connection
+        .close()
+        .finally(() => logStore.close())
+        .finally(() => logger.info('api stopped'));
+    });
+  }
 };
 process.once('SIGINT', shutdown);
 process.once('SIGTERM', shutdown);

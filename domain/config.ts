@@ -111,9 +111,16 @@ const ConfigSchema = z.object({
   HODEI_PROVISION_DEADLINE_SECONDS: positiveInt.default(300),
   /** Most seconds a job may ask for between SIGTERM and SIGKILL (`cancelGraceSeconds`). */
   HODEI_MAX_CANCEL_GRACE_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
-  /** How often the reaper looks for containers whose job has ended, seconds. */
-  HODEI_REAPER_INTERVAL_SECONDS: positiveInt.default(30),
-  /** Age below which the reaper never touches a container (it may be provisioning), seconds. */
+  /**
+   * How often the reaper looks for containers whose job has ended, seconds. A container whose
+   * workflow closed without cleaning up (terminated) goes at the next sweep. A sweep costs one
+   * container list and one Temporal describe per job container on the host.
+   */
+  HODEI_REAPER_INTERVAL_SECONDS: positiveInt.default(10),
+  /**
+   * Age below which the reaper leaves a container alone while Temporal does not know its workflow
+   * (it may be provisioning), seconds. A closed workflow's container needs no such wait.
+   */
   HODEI_REAPER_GRACE_SECONDS: z.coerce.number().int().min(0).default(60),
   /**
    * Most bytes of output stored per job (100 MiB). Past it the job runs on and its output is
@@ -154,10 +161,14 @@ const ConfigSchema = z.object({
     .string()
     .optional()
     .transform((value) => value?.split(',').map((s) => s.trim().replace(/\/+$/, '')).filter(Boolean)),
+  /** Port of the Temporal Web UI that `npm start` runs (`npm start` only). */
+  HODEI_TEMPORAL_UI_PORT: port.default(8233),
   /** Base URL of the Temporal Web UI; the web page links each job to its workflow there. */
   HODEI_TEMPORAL_UI_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8233'),
   /** Log level of the API and worker (pino levels). */
   HODEI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How the API, the worker and `npm start` print logs: `json`, `pretty`, or `auto` (pretty on a terminal, JSON when piped). */
+  HODEI_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
 });
 
 export type Config = Omit<z.infer<typeof ConfigSchema>, 'HODEI_INSTANCE_ID' | 'HODEI_ALLOWED_IMAGES' | 'HODEI_CODEC_CORS_ORIGINS'> & {
@@ -203,10 +214,11 @@ function loadInstanceId(dataDir: string): string {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch {
-    mkdirSync(dataDir, { recursive: true });
+    // The data dir holds the API token and the codec key: this user's only.
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const id = `hodei-${randomUUID().slice(0, 8)}`;
     try {
-      writeFileSync(file, `${id}\n`, { flag: 'wx' });
+      writeFileSync(file, `${id}\n`, { flag: 'wx', mode: 0o600 });
       return id;
     } catch {
       // Another process (API or worker) created it first.

@@ -10,7 +10,7 @@ export function readOrCreateDataFile(dataDir: string, name: string, make: () => 
   try {
     return readFileSync(file, 'utf8').trim();
   } catch {
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const value = make();
     try {
       writeFileSync(file, `${value}\n`, { flag: 'wx', mode: 0o600 });

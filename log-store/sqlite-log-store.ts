@@ -23,7 +23,8 @@ export class SqliteLogStore implements LogStore {
   private readonly selectExit: Database.Statement;
 
   constructor(file: string) {
-    mkdirSync(path.dirname(file), { recursive: true });
+    // The data dir holds every job's output: this user's only.
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');

@@ -4,7 +4,8 @@
 # measures its bare-Docker baseline in the same run, prints medians, p95 and ratios, and writes
 # JSON to bench/results/. A bench fails only on an error, never on a timing.
 #   BENCH_RUNS   samples per series (default 20)
-#   BENCH_BATCH  cancel bench: running jobs started at once per path (default 5)
+#   BENCH_BATCH  cancel bench: running jobs started at once per path (default 5);
+#                orphans bench: running jobs terminated per batch (default 5)
 #   BENCH_THROUGHPUT_JOBS  throughput bench: jobs per series at capacity 8 (default 200)
 #   BENCH_BURST  throughput bench: jobs submitted in the burst (default 1000)
 #   npm run bench -- cancel     runs only the named benches
@@ -13,7 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
 benches=("$@")
-if [ ${#benches[@]} -eq 0 ]; then benches=(foundation cancel throughput); fi
+if [ ${#benches[@]} -eq 0 ]; then benches=(foundation cancel throughput orphans); fi
 status=0
 for bench in "${benches[@]}"; do
   echo "=== bench/${bench}.ts ==="

@@ -10,5 +10,6 @@ if [ "$(cat "$OUT/.build-hash" 2>/dev/null || true)" = "$hash" ]; then exit 0; f
 printf '[setup] %s\n' "building the web page (vite)" >&2
 # Type-check the page's code (the root project has no DOM types) where TypeScript is installed.
 if [ -x node_modules/.bin/tsc ]; then npx tsc --noEmit -p web; fi
-npx vite build --config web/vite.config.ts
+# Warnings and errors only: the bundle report is no news on every start.
+npx vite build --config web/vite.config.ts --logLevel warn
 echo "$hash" > "$OUT/.build-hash"

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { containerSlotSupplier, HostSlots } from '../activities/host-slots.js';
 import { loadConfig } from '../domain/config.js';
@@ -14,11 +14,20 @@ import { startReaper } from './reaper.js';
 import { serveMetrics, WorkerMetrics } from './metrics.js';
 
 const config = loadConfig();
-const logger = createLogger('worker', config.HODEI_LOG_LEVEL);
+const logger = createLogger('worker', config.HODEI_LOG_LEVEL, config.HODEI_LOG_FORMAT);
 
 Runtime.install({
   logger: new DefaultLogger(toSdkLevel(config.HODEI_LOG_LEVEL), (entry) => {
     const level = entry.level.toLowerCase() as 'trace' | 'debug' | 'info' | 'warn' | 'error';
+    logger[level]({ ...entry.meta }, entry.message);
+  }),
+});
+// Bundled here rather than by Worker.create, whose bundler logs webpack's whole report at info:
+// that report is kept for debug.
+const workflowBundle = await bundleWorkflowCode({
+  workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+  logger: new DefaultLogger('TRACE', (entry) => {
+    const level = entry.level === 'INFO' ? 'debug' : (entry.level.toLowerCase() as 'trace' | 'debug' | 'warn' | 'error');
     logger[level]({ ...entry.meta }, entry.message);
   }),
 });
@@ -57,7 +66,7 @@ const common = { connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter
 const jobsWorker = await Worker.create({
   ...common,
   taskQueue: config.HODEI_TASK_QUEUE,
-  workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+  workflowBundle,
   activities: { provisionContainer: activities.provisionContainer },
   interceptors: { activity: [metrics.interceptor] },
   // Provisioning is polled only while this host has a free container slot: queued jobs stay in

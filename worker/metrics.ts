@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, ActivityInterceptorsFactory, Next } from '@temporalio/worker';
 import type { Context } from '@temporalio/activity';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ProvisionProgress, ScriptOutcome } from '../domain/job-result.js';
+import type { ScriptOutcome } from '../domain/job-result.js';
 import { createLogger } from '../domain/logger.js';
 import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
 import type { LogLine, LogStore } from '../log-store/log-store.js';
@@ -20,13 +20,13 @@ export class WorkerMetrics {
   readonly registry = new Registry();
   readonly queueWait = new Histogram({
     name: 'hodei_job_queue_wait_seconds',
-    help: 'Job submitted → a host slot taken for it (waiting for capacity)',
+    help: 'Job queued → its provisioning started on a host with a free slot (waiting for capacity)',
     buckets: WAIT_BUCKETS,
     registers: [this.registry],
   });
   readonly provisioning = new Histogram({
     name: 'hodei_job_provisioning_seconds',
-    help: 'Host slot taken → container created (image, script, limits)',
+    help: 'Provisioning started → container created with the script inside (image, limits)',
     buckets: WAIT_BUCKETS,
     registers: [this.registry],
   });
@@ -116,21 +116,19 @@ class MetricsInterceptor implements ActivityInboundCallsInterceptor {
     return result;
   }
 
-  /** The provision activity heartbeats `creating` once it holds a slot: that splits wait from work. */
+  /**
+   * The provisioning worker polls only once it holds a container slot (`containerSlotSupplier`),
+   * so the provision activity starts when the job's wait for capacity ends: scheduled → started is
+   * the queue wait, started → returned the provisioning. Observed once per provisioned container.
+   */
   private async provision(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>) {
-    let slotTakenAt: number | undefined;
-    const ctx = this.ctx as { heartbeat: (details?: unknown) => void };
-    const heartbeat = ctx.heartbeat;
-    ctx.heartbeat = (details?: unknown) => {
-      if ((details as ProvisionProgress | undefined)?.phase === 'creating') slotTakenAt ??= Date.now();
-      heartbeat(details);
-    };
+    const started = Date.now();
     const result = await next(input);
     const done = Date.now();
-    const taken = slotTakenAt ?? done;
-    // Scheduled time of the first attempt: the workflow schedules provisioning as it starts.
-    this.metrics.queueWait.observe(Math.max(0, taken - this.ctx.info.scheduledTimestampMs) / 1000);
-    this.metrics.provisioning.observe(Math.max(0, done - taken) / 1000);
+    // Scheduled time of the first attempt (the workflow schedules provisioning as it starts, or as
+    // it queues the job again): a retried provisioning's failed attempts count as waiting.
+    this.metrics.queueWait.observe(Math.max(0, started - this.ctx.info.scheduledTimestampMs) / 1000);
+    this.metrics.provisioning.observe((done - started) / 1000);
     return result;
   }
 }

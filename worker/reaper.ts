@@ -12,7 +12,11 @@ export interface ReaperOptions {
   docker: Docker;
   client: Client;
   instanceId: string;
-  /** Containers younger than this are never touched: they may be in the middle of provisioning. */
+  /**
+   * Containers younger than this are left alone while Temporal does not know their workflow (or
+   * they carry no job id): they may be in the middle of provisioning. A closed workflow needs no
+   * such wait: its container goes at the first sweep that sees it.
+   */
   graceMs: number;
   logger: Logger;
   /** Called with the number of containers each sweep removed. */
@@ -25,11 +29,15 @@ export interface SweepResult {
   complete: boolean;
 }
 
+/** What a sweep makes of one container: remove it now, keep it, or keep it until it is older than the grace. */
+type Verdict = 'orphan' | 'keep' | 'orphan-after-grace';
+
 /**
- * Removes this installation's job containers whose workflow is closed, or that Temporal
- * positively reports as not found — the containers of terminated workflows, of cleanups that
- * could not reach Docker, of crashed provisioning. When Temporal cannot be reached it removes
- * nothing: an unknown answer is never taken for "gone".
+ * Removes this installation's job containers whose workflow is closed (at once), or that
+ * Temporal positively reports as not found (once older than the grace) — the containers of
+ * terminated workflows, of cleanups that could not reach Docker, of crashed provisioning. When
+ * Temporal cannot be reached it removes nothing: an unknown answer is never taken for "gone".
+ * Costs one container list and one describe per managed container on the host.
  */
 export async function sweepOrphans(options: ReaperOptions): Promise<SweepResult> {
   const { docker, client, instanceId, graceMs, logger } = options;
@@ -39,11 +47,10 @@ export async function sweepOrphans(options: ReaperOptions): Promise<SweepResult>
   });
   const removed: string[] = [];
   for (const container of containers) {
-    if (Date.now() - container.Created * 1000 < graceMs) continue;
     const jobId = container.Labels[LABEL_JOB_ID];
-    let orphan: boolean;
+    let verdict: Verdict;
     if (!jobId) {
-      orphan = true;
+      verdict = 'orphan-after-grace';
     } else {
       try {
         const description = await client.connection.withDeadline(Date.now() + DESCRIBE_DEADLINE_MS, () =>
@@ -51,17 +58,19 @@ export async function sweepOrphans(options: ReaperOptions): Promise<SweepResult>
         );
         const currentAttempt = (description.memo as { attempt?: number } | undefined)?.attempt ?? 1;
         const containerAttempt = Number(container.Labels[LABEL_ATTEMPT] ?? 1);
-        // Closed, or still running but on a later attempt (this container's host was lost).
-        orphan = description.status.name !== 'RUNNING' || containerAttempt < currentAttempt;
+        // Closed, or still running but on a later attempt (this container's host was lost): no
+        // one will use this container again, however young it is.
+        verdict = description.status.name !== 'RUNNING' || containerAttempt < currentAttempt ? 'orphan' : 'keep';
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) {
           logger.warn({ err }, 'reaper: Temporal unreachable, removing nothing this sweep');
           return { removed, complete: false };
         }
-        orphan = true;
+        verdict = 'orphan-after-grace';
       }
     }
-    if (!orphan) continue;
+    if (verdict === 'keep') continue;
+    if (verdict === 'orphan-after-grace' && Date.now() - container.Created * 1000 < graceMs) continue;
     try {
       await docker.getContainer(container.Id).remove({ force: true, v: true });
       removed.push(container.Id);

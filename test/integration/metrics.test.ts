@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { api, cancel, stack, submit, waitForEnd, waitForState } from '../support/api-client.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, cancel, clientFor, stack, submit, waitForEnd, waitForState } from '../support/api-client.js';
+import { startStack, type RunningStack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
 interface Sample {
@@ -37,11 +38,17 @@ async function scrapeApi(): Promise<Sample[]> {
   return parse(await res.text());
 }
 
-async function scrapeWorker(): Promise<Sample[]> {
-  const res = await fetch(stack().workerMetricsUrl);
+async function scrapeWorker(url = stack().workerMetricsUrl): Promise<Sample[]> {
+  const res = await fetch(url);
   expect(res.status).toBe(200);
   return parse(await res.text());
 }
+
+/** Count and sum a histogram gained between two scrapes. */
+const delta = (before: Sample[], after: Sample[], name: string) => ({
+  count: sum(after, `${name}_count`) - sum(before, `${name}_count`),
+  sum: sum(after, `${name}_sum`) - sum(before, `${name}_sum`),
+});
 
 describe('/metrics', () => {
   it('parses as Prometheus text and its numbers move when jobs run', async () => {
@@ -68,6 +75,10 @@ describe('/metrics', () => {
     for (const name of ['hodei_job_queue_wait_seconds_count', 'hodei_job_provisioning_seconds_count']) {
       expect(sum(worker1, name), name).toBeGreaterThanOrEqual(sum(worker0, name) + 2);
     }
+    // Provisioning takes a real, bounded time (creating a container and putting the script in).
+    const provisioned = delta(worker0, worker1, 'hodei_job_provisioning_seconds');
+    expect(provisioned.sum).toBeGreaterThan(0);
+    expect(provisioned.sum / provisioned.count).toBeLessThan(60);
     expect(sum(worker1, 'hodei_job_run_seconds_count', { outcome: 'exit_zero' })).toBeGreaterThanOrEqual(
       sum(worker0, 'hodei_job_run_seconds_count', { outcome: 'exit_zero' }) + 1,
     );
@@ -90,5 +101,37 @@ describe('/metrics', () => {
     expect(sum(samples, 'hodei_job_containers', { host: running.host! })).toBeGreaterThanOrEqual(1);
     expect((await cancel(job.id)).status).toBe(202);
     expect((await waitForEnd(job.id)).state).toBe('CANCELLED');
+  });
+});
+
+describe('queue wait and provisioning, on a stack of its own (capacity 1)', () => {
+  let small: RunningStack;
+  beforeAll(async () => {
+    small = await startStack({ capacity: 1 });
+  });
+  afterAll(async () => {
+    await small?.stop();
+  });
+  const client = clientFor(() => small.info);
+
+  it('counts the time a job waits for capacity as queue wait, and provisioning apart from it', async () => {
+    const before = await scrapeWorker(small.info.workerMetricsUrl);
+    const blocker = await client.submit({ script: 'sleep 4' });
+    await client.waitForState(blocker.id, ['RUNNING']);
+    // The host is full: this one waits until the blocker's container is gone.
+    const waiting = await client.submit({ script: 'echo waited' });
+    expect((await client.waitForEnd(blocker.id)).state).toBe('SUCCEEDED');
+    expect((await client.waitForEnd(waiting.id)).state).toBe('SUCCEEDED');
+    const after = await scrapeWorker(small.info.workerMetricsUrl);
+
+    const queued = delta(before, after, 'hodei_job_queue_wait_seconds');
+    const provisioned = delta(before, after, 'hodei_job_provisioning_seconds');
+    expect(queued.count).toBe(2);
+    expect(provisioned.count).toBe(2);
+    // The second job waited out most of the blocker's 4 s (it was queued once the blocker ran).
+    expect(queued.sum).toBeGreaterThan(2);
+    // Waiting is not provisioning: each container was created in a real, bounded time.
+    expect(provisioned.sum).toBeGreaterThan(0);
+    expect(provisioned.sum / provisioned.count).toBeLessThan(60);
   });
 });

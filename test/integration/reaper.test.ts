@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../../domain/names.js';
@@ -17,15 +17,20 @@ afterEach(async () => {
   await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
 });
 
-/** A container labelled like a job's, for a job id no workflow has. */
-async function orphanContainer(): Promise<string> {
+/** A container labelled like a job's, by default for a job id no workflow has. */
+async function orphanContainer(jobId = `missing-${randomUUID()}`): Promise<string> {
   const container = await docker.createContainer({
     Image: 'hodei-worker:latest',
     Cmd: ['sleep', '60'],
-    Labels: { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceId, [LABEL_JOB_ID]: `missing-${randomUUID()}` },
+    Labels: { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceId, [LABEL_JOB_ID]: jobId },
     HostConfig: { NetworkMode: 'none' },
   });
   return container.id;
+}
+
+/** A workflow on a task queue no worker serves: it stays running until the test terminates it. */
+async function startWorkflow(client: Client): Promise<WorkflowHandle> {
+  return client.workflow.start('reaperTestWorkflow', { taskQueue: `reaper-test-${randomUUID()}`, workflowId: `reaper-${randomUUID()}` });
 }
 
 async function clientFor(address: string): Promise<Client> {
@@ -45,6 +50,30 @@ describe('sweepOrphans', () => {
     await orphanContainer();
     const result = await sweepOrphans({ docker, client: await clientFor(stack().temporalAddress), instanceId, graceMs: 60_000, logger });
     expect(result.removed).toEqual([]);
+  });
+
+  it('removes a young container at once when its workflow is closed (no creation grace)', async () => {
+    const client = await clientFor(stack().temporalAddress);
+    const workflow = await startWorkflow(client);
+    await workflow.terminate('test: the job was terminated');
+    const id = await orphanContainer(workflow.workflowId);
+    // A minute's grace, and the container a second old: the closed workflow is enough.
+    const result = await sweepOrphans({ docker, client, instanceId, graceMs: 60_000, logger });
+    expect(result).toEqual({ removed: [id], complete: true });
+  });
+
+  it('keeps the container of a running workflow, however old', async () => {
+    const client = await clientFor(stack().temporalAddress);
+    const workflow = await startWorkflow(client);
+    try {
+      const id = await orphanContainer(workflow.workflowId);
+      const result = await sweepOrphans({ docker, client, instanceId, graceMs: 0, logger });
+      expect(result).toEqual({ removed: [], complete: true });
+      const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } });
+      expect(left.map((c) => c.Id)).toEqual([id]);
+    } finally {
+      await workflow.terminate('test: done');
+    }
   });
 
   it('removes nothing when Temporal cannot be reached', async () => {

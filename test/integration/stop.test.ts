@@ -15,7 +15,7 @@ import {
   waitForRunningContainer,
 } from '../support/api-client.js';
 import { waitFor } from '../support/wait.js';
-import { LABEL_JOB_ID } from '../../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
 import { TERMINAL_STATES } from '../../domain/job-state.js';
 
 const run = promisify(execFile);
@@ -87,7 +87,8 @@ describe('a cancel storm', () => {
 describe('cancel while queued (capacity 1)', () => {
   let small: RunningStack;
   beforeAll(async () => {
-    small = await startStack({ capacity: 1 });
+    // The reaper's grace at its default (60 s), its interval short: see the reaper test below.
+    small = await startStack({ capacity: 1, env: { HODEI_REAPER_GRACE_SECONDS: '60', HODEI_REAPER_INTERVAL_SECONDS: '2' } });
   });
   afterAll(async () => {
     await small?.stop();
@@ -117,6 +118,26 @@ describe('cancel while queued (capacity 1)', () => {
 
     await client.cancel(blocker);
     await waitFor('the blocker to be CANCELLED', async () => ((await stateOf(blocker)) === 'CANCELLED' ? true : undefined));
+  });
+
+  it('the reaper removes a terminated job\'s container at its next sweep, not after the creation grace', async () => {
+    const job = await submitSmall('while true; do echo tick; sleep 0.1; done');
+    await waitFor('the job to run', async () => ((await stateOf(job)) === 'RUNNING' ? true : undefined));
+    const { instanceId, temporalAddress, namespace } = small.info;
+    const [container] = await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${job}`, `${LABEL_INSTANCE}=${instanceId}`] } });
+    expect(container).toBeDefined();
+    await run(TEMPORAL_BIN, [
+      'workflow', 'terminate', '--address', temporalAddress, '--namespace', namespace,
+      '--workflow-id', job, '--reason', 'test: terminate',
+    ]);
+    await waitFor(
+      "the terminated job's container to be gone",
+      async () => ((await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${job}`] } })).length === 0 ? true : undefined),
+      { timeoutMs: 50_000, intervalMs: 50 },
+    );
+    // Gone before it was 60 s old (the grace), so the grace did not apply: a sweep every 2 s
+    // removed it (bench/orphans.ts measures the time with the default settings).
+    expect(Date.now() - container!.Created * 1000).toBeLessThan(60_000);
   });
 });
 

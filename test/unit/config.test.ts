@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +21,26 @@ describe('loadConfig', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('makes a missing data dir for this user only (0700), the installation id 0600', () => {
+    const parent = mkdtempSync(path.join(tmpdir(), 'hodei-config-'));
+    try {
+      const dir = path.join(parent, 'data');
+      loadConfig({ HODEI_DATA_DIR: dir });
+      expect(statSync(dir).mode & 0o777).toBe(0o700);
+      expect(statSync(path.join(dir, 'instance-id')).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('has the reaper sweep often enough that a terminated job\'s container goes within 15 s, and logs by terminal', () => {
+    const config = loadConfig({ HODEI_INSTANCE_ID: 'test-config' });
+    expect(config.HODEI_REAPER_INTERVAL_SECONDS).toBeLessThanOrEqual(10);
+    expect(config.HODEI_LOG_FORMAT).toBe('auto');
+    expect(loadConfig({ HODEI_INSTANCE_ID: 'test-config', HODEI_LOG_FORMAT: 'json' }).HODEI_LOG_FORMAT).toBe('json');
+    expect(() => loadConfig({ HODEI_INSTANCE_ID: 'test-config', HODEI_LOG_FORMAT: 'yaml' })).toThrow(/HODEI_LOG_FORMAT/);
   });
 
   it('takes HODEI_LOG_STORE: sqlite by default, or a PostgreSQL URL; refuses anything else without repeating it', () => {
