@@ -29,16 +29,34 @@ trap stop INT TERM EXIT
 
 temporal_host="${TEMPORAL_ADDRESS%:*}"
 temporal_port="${TEMPORAL_ADDRESS##*:}"
-.tools/bin/temporal server start-dev \
+temporal_log="$HODEI_DATA_DIR/temporal.log"
+temporal_log_start=$(($(stat -c %s "$temporal_log" 2>/dev/null || echo 0) + 1))
+bash scripts/temporal-dev.sh \
   --ip "$temporal_host" --port "$temporal_port" --ui-port "$UI_PORT" \
-  --db-filename "$HODEI_DATA_DIR/temporal.db" \
-  --search-attribute HodeiState=Keyword --search-attribute HodeiLabels=KeywordList \
-  --search-attribute HodeiHost=Keyword \
-  --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
-  --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
-  "${ui_codec[@]}" --log-level warn --ui-disable-news-fetch >>"$HODEI_DATA_DIR/temporal.log" 2>&1 &
-pids+=($!)
-bash scripts/temporal-init.sh
+  --db-filename "$HODEI_DATA_DIR/temporal.db" "${ui_codec[@]}" >>"$temporal_log" 2>&1 &
+temporal_pid=$!
+pids+=("$temporal_pid")
+# The dev server exits at once on a port in use: say which setting to change, not a timeout later.
+temporal_exited() {
+  local line
+  line="$(tail -c +"$temporal_log_start" "$temporal_log" | grep -m1 -i 'address already in use' || true)"
+  if [[ "$line" == *":$temporal_port:"* || "$line" == *"frontend port"* ]]; then
+    echo "[start] $TEMPORAL_ADDRESS is in use (another npm start?): set TEMPORAL_ADDRESS to another host:port" >&2
+  elif [[ "$line" == *":$UI_PORT:"* || "$line" == *"UI port"* ]]; then
+    echo "[start] the Temporal Web UI port $UI_PORT is in use: set HODEI_TEMPORAL_UI_PORT to another port" >&2
+  else
+    echo "[start] the Temporal dev server exited; the end of $temporal_log:" >&2
+    tail -c +"$temporal_log_start" "$temporal_log" | tail -n 20 >&2
+  fi
+  exit 1
+}
+bash scripts/temporal-init.sh &
+init_pid=$!
+while kill -0 "$init_pid" 2>/dev/null; do
+  kill -0 "$temporal_pid" 2>/dev/null || { kill "$init_pid" 2>/dev/null || true; temporal_exited; }
+  sleep 0.2
+done
+wait "$init_pid" || { kill -0 "$temporal_pid" 2>/dev/null || temporal_exited; exit 1; }
 
 node --import tsx worker/main.ts &
 pids+=($!)
@@ -48,7 +66,8 @@ pids+=($!)
 for _ in $(seq 1 240); do
   curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break
   for pid in "${pids[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { echo "[start] a component exited during start-up" >&2; exit 1; }
+    # A port in use ends the API or the worker with a message naming the setting (above).
+    kill -0 "$pid" 2>/dev/null || { echo "[start] a component exited during start-up (its message is above)" >&2; exit 1; }
   done
   sleep 0.5
 done
