@@ -21,6 +21,8 @@ export interface AppDeps {
   logger: Logger;
   /** The accepted API tokens, as hashes with their scopes (`apiTokens(config)`). */
   tokens: readonly ApiToken[];
+  /** The built web page's directory (default `WEB_DIST`, where set-up builds it). */
+  dist?: string;
 }
 
 /** The HTTP API, testable with `app.request(...)` and no open port. */
