@@ -23,6 +23,8 @@ export interface AppDeps {
   tokens: readonly ApiToken[];
   /** Aborted when the process shuts down: live log streams end with a `shutdown` event. */
   shutdown?: AbortSignal;
+  /** The built web page's directory (default `WEB_DIST`, where set-up builds it). */
+  dist?: string;
 }
 
 /** The HTTP API, testable with `app.request(...)` and no open port. */

@@ -1,9 +1,11 @@
-import { serve, type ServerType } from '@hono/node-server';
+import { createServer, type Server } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { listenOrExit } from '../domain/listen.js';
 import { errorBody } from './errors.js';
 
 /** The only address the codec endpoint listens on: it decrypts for anyone who can reach it. */
@@ -88,12 +90,17 @@ export function codecApp({ codec, allowedOrigins, port }: CodecServerOptions) {
   return app;
 }
 
-/** Serves the codec endpoint on 127.0.0.1:`port`; a busy port is logged and the API runs on. */
-export function serveCodec(options: CodecServerOptions & { logger: Logger }): ServerType {
-  const app = codecApp(options);
-  const server = serve({ fetch: app.fetch, port: options.port, hostname: CODEC_HOST }, (info) => {
-    options.logger.info({ url: `http://${CODEC_HOST}:${info.port}`, origins: options.allowedOrigins }, 'codec endpoint listening');
-  });
-  server.on('error', (err) => options.logger.warn({ err, port: options.port }, 'codec endpoint not started: the Web UI shows payloads encrypted'));
-  return server;
+/**
+ * Serves the codec endpoint on 127.0.0.1:`port` (0: one the system picks); resolves once it
+ * listens, with the port bound. A port in use ends the process with a message naming
+ * HODEI_CODEC_PORT: the Web UI was told this port, so running on without it helps nobody.
+ */
+export async function serveCodec(options: CodecServerOptions & { logger: Logger }): Promise<{ server: Server; port: number }> {
+  const server = createServer();
+  const port = await listenOrExit(server, { port: options.port, host: CODEC_HOST, setting: 'HODEI_CODEC_PORT', logger: options.logger });
+  // The app checks `Host` against the port bound, known only now; no request is read before
+  // this runs (it follows the listen callback without a turn of the event loop).
+  server.on('request', getRequestListener(codecApp({ ...options, port }).fetch));
+  options.logger.info({ url: `http://${CODEC_HOST}:${port}`, port, origins: options.allowedOrigins }, 'codec endpoint listening');
+  return { server, port };
 }

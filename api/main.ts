@@ -1,7 +1,8 @@
 import type { Server as HttpServer } from 'node:http';
-import { serve } from '@hono/node-server';
+import { createAdaptorServer } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../domain/config.js';
+import { listenOrExit, writePortsFile } from '../domain/listen.js';
 import { createLogger } from '../domain/logger.js';
 import { AesGcmPayloadCodec, CODEC_KEY_FILE, codecKeys } from '../domain/payload-codec.js';
 import { openLogStore } from '../log-store/open-log-store.js';
@@ -13,9 +14,9 @@ const config = loadConfig();
 const logger = createLogger('api', config.HODEI_LOG_LEVEL, config.HODEI_LOG_FORMAT);
 const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
 // Every payload the API puts in Temporal (a job's input with its secrets, its memo) is encrypted.
-const codec = new AesGcmPayloadCodec(codecKeys(config));
+const payloadCodec = new AesGcmPayloadCodec(codecKeys(config));
 if (!config.HODEI_CODEC_KEY) logger.info({ file: `${config.HODEI_DATA_DIR}/${CODEC_KEY_FILE}` }, 'no HODEI_CODEC_KEY: using the key in the data dir');
-const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [codec] } });
+const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [payloadCodec] } });
 const logStore = await openLogStore(config, { onError: (err) => logger.warn({ err }, 'log store connection') });
 const tokens = apiTokens(config);
 if (config.HODEI_API_TOKENS.length === 0) logger.info({ file: `${config.HODEI_DATA_DIR}/${TOKEN_FILE}` }, 'no HODEI_API_TOKENS: using the token in the data dir');
@@ -23,16 +24,18 @@ if (config.HODEI_API_TOKENS.length === 0) logger.info({ file: `${config.HODEI_DA
 const shuttingDown = new AbortController();
 const app = createApp({ client, logStore, config, logger, tokens, shutdown: shuttingDown.signal });
 
-const server = serve({ fetch: app.fetch, port: config.HODEI_API_PORT, hostname: config.HODEI_API_HOST }, (info) => {
-  logger.info({ url: `http://${config.HODEI_API_HOST}:${info.port}` }, 'api listening');
-});
+const server = createAdaptorServer({ fetch: app.fetch });
+// A port in use ends the API with a message naming the setting (npm start shows it).
+const apiPort = await listenOrExit(server, { port: config.HODEI_API_PORT, host: config.HODEI_API_HOST, setting: 'HODEI_API_PORT', logger });
+logger.info({ url: `http://${config.HODEI_API_HOST}:${apiPort}`, port: apiPort }, 'api listening');
 
 // The Web UI's codec endpoint. Here rather than in the worker: one per installation's API (the
 // process people reach), not one per Docker host, and a worker never serves HTTP by default.
-const codecServer =
-  config.HODEI_CODEC_PORT === 'off'
-    ? undefined
-    : serveCodec({ codec, allowedOrigins: config.HODEI_CODEC_CORS_ORIGINS, port: config.HODEI_CODEC_PORT, logger });
+const codec = config.HODEI_CODEC_PORT === 'off'
+  ? undefined
+  : await serveCodec({ codec: payloadCodec, allowedOrigins: config.HODEI_CODEC_CORS_ORIGINS, port: config.HODEI_CODEC_PORT, logger });
+const codecServer = codec?.server;
+await writePortsFile(config.HODEI_PORTS_FILE, { api: apiPort, ...(codec ? { codec: codec.port } : {}) });
 
 // What a request still running at shutdown gets before its connection is cut, and the most a
 // shutdown takes before the process exits anyway.

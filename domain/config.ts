@@ -24,7 +24,7 @@ const ConfigSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   /** Task queue on which jobs are queued; each worker also serves `<queue>@<host id>`. */
   HODEI_TASK_QUEUE: z.string().min(1).default('hodei-jobs'),
-  /** Port of the HTTP API. */
+  /** Port of the HTTP API (0: one the system picks; see HODEI_PORTS_FILE). */
   HODEI_API_PORT: port.default(8080),
   /** Address the HTTP API listens on. */
   HODEI_API_HOST: z.string().min(1).default('127.0.0.1'),
@@ -169,6 +169,12 @@ const ConfigSchema = z.object({
   HODEI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How the API, the worker and `npm start` print logs: `json`, `pretty`, or `auto` (pretty on a terminal, JSON when piped). */
   HODEI_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  /**
+   * A file where the API (`{"api": …, "codec": …}`) or the worker (`{"metrics": …}`) writes the
+   * ports it bound, once it listens: for a launcher that sets a port to 0 (the system picks a free
+   * one) and needs the real one. Default: none written.
+   */
+  HODEI_PORTS_FILE: z.string().min(1).optional(),
 });
 
 export type Config = Omit<z.infer<typeof ConfigSchema>, 'HODEI_INSTANCE_ID' | 'HODEI_ALLOWED_IMAGES' | 'HODEI_CODEC_CORS_ORIGINS'> & {

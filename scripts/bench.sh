@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run bench`: installs what is missing (scripts/setup.sh), then runs each benchmark in bench/.
-# Every bench starts its own stack (Temporal dev server, worker, API) on free loopback ports,
-# measures its bare-Docker baseline in the same run, prints medians, p95 and ratios, and writes
+# Every bench starts its own stack (Temporal dev server, worker, API) on loopback ports of its
+# own (test/support/stack.ts), measures its bare-Docker baseline in the same run, prints medians, p95 and ratios, and writes
 # JSON to bench/results/. A bench fails only on an error, never on a timing.
 #   BENCH_RUNS   samples per series (default 20)
 #   BENCH_BATCH  cancel bench: running jobs started at once per path (default 5);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs Debian's PostgreSQL server when missing (idempotent, no prompts), for the PostgreSQL
 # log store's tests. It installs only: the tests start a server of their own from these binaries
-# (test/support/postgres.ts: initdb into a fresh data dir, 127.0.0.1 and a free port only) and
-# stop it by its PID when they end.
+# (test/support/postgres.ts: initdb into a fresh data dir, 127.0.0.1 only, on a port tried
+# again when taken) and stop it by its PID when they end.
 set -euo pipefail
 if compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   exit 0

@@ -24,7 +24,7 @@ import { ConfigError, loadConfig, type Config } from '../domain/config.js';
 import { createLogger } from '../domain/logger.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const TEMPORAL_BIN = path.join(ROOT, '.tools/bin/temporal');
+const TEMPORAL_CLI = path.join(ROOT, '.tools/bin/temporal');
 const STOP_DEADLINE_MS = 10_000;
 const START_DEADLINE_MS = 180_000;
 const BACKOFF_FIRST_MS = 1000;
@@ -133,20 +133,15 @@ let temporalLogStart = 0;
 const temporal = new Part('temporal', () => {
   const out = openSync(temporalLog, 'a', 0o600);
   temporalLogStart = fstatSync(out).size;
+  // The one launcher of the dev server (its flags shared with the test stack); it execs the server.
   const child = spawn(
-    TEMPORAL_BIN,
+    'bash',
     [
-      'server', 'start-dev',
+      path.join(ROOT, 'scripts/temporal-dev.sh'),
       '--ip', temporalHost, '--port', temporalPort, '--ui-port', String(config.HODEI_TEMPORAL_UI_PORT),
       '--db-filename', path.join(dataDir, 'temporal.db'),
-      '--search-attribute', 'HodeiState=Keyword', '--search-attribute', 'HodeiLabels=KeywordList',
-      '--search-attribute', 'HodeiHost=Keyword',
-      // One partition per task queue: queued jobs are dispatched in the order they were queued.
-      '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
-      '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
       // The Web UI decodes payloads (encrypted in Temporal) with the API's codec endpoint.
       ...(config.HODEI_CODEC_PORT === 'off' ? [] : ['--ui-codec-endpoint', `http://127.0.0.1:${config.HODEI_CODEC_PORT}`]),
-      '--log-level', 'warn', '--ui-disable-news-fetch',
     ],
     { cwd: ROOT, env, stdio: ['ignore', out, out], detached: true },
   );
@@ -244,7 +239,7 @@ function printBanner(): void {
     ...(['127.0.0.1:7233', 'localhost:7233'].includes(config.TEMPORAL_ADDRESS) ? [] : ['--address', config.TEMPORAL_ADDRESS]),
     ...(config.TEMPORAL_NAMESPACE === 'default' ? [] : ['--namespace', config.TEMPORAL_NAMESPACE]),
   ].join(' ');
-  const cli = path.join(ROOT, '.tools/bin/temporal');
+  const cli = TEMPORAL_CLI;
   const lines = [
     '',
     '  Hodei Jobs is running.',

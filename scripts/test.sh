@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: installs what is missing (scripts/setup.sh), then runs every test tier. The
-# integration tier starts its own stack (Temporal dev server, worker, API) on free ports, with
-# its own installation id, so it never touches a running `npm start`.
+# integration tier starts its own stack (Temporal dev server, worker, API) on ports of its own
+# (test/support/stack.ts), with its own installation id, so it never touches a running `npm start`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,12 +32,9 @@ fi
 npx tsc --noEmit -p .
 npx eslint .
 mkdir -p test/artifacts
+rm -f test/artifacts/results.json
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json=test/artifacts/results.json "$@" || status=$?
-# One plain closing line that any CI can read.
-node -e '
-  const r = JSON.parse(require("fs").readFileSync("test/artifacts/results.json", "utf8"));
-  const skipped = r.numPendingTests + r.numTodoTests;
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
-' || true
+# One plain closing line that any CI can read; a suite that failed counts its tests as failed.
+node scripts/test-summary.mjs test/artifacts/results.json || status=$((status ? status : 1))
 exit "$status"

@@ -8,6 +8,7 @@ import { loadConfig } from '../domain/config.js';
 import { hostTaskQueue } from '../domain/names.js';
 import { openLogStore } from '../log-store/open-log-store.js';
 import { createLogger } from '../domain/logger.js';
+import { writePortsFile } from '../domain/listen.js';
 import { codecKeys, encryptingDataConverter } from '../domain/payload-codec.js';
 import { dockerHostId } from './host.js';
 import { startReaper } from './reaper.js';
@@ -108,11 +109,13 @@ const stopReaper = startReaper({
   onRemoved: (count) => metrics.reaperRemoved.inc(count),
 });
 
-const metricsServer =
+const metricsEndpoint =
   config.HODEI_WORKER_METRICS_PORT === undefined
     ? undefined
-    : await serveMetrics(metrics.registry, config.HODEI_WORKER_METRICS_PORT, config.HODEI_WORKER_METRICS_HOST);
-if (metricsServer) logger.info({ address: metricsServer.address() }, 'worker metrics listening');
+    : await serveMetrics(metrics.registry, { port: config.HODEI_WORKER_METRICS_PORT, host: config.HODEI_WORKER_METRICS_HOST, logger });
+if (metricsEndpoint) logger.info({ address: metricsEndpoint.server.address(), port: metricsEndpoint.port }, 'worker metrics listening');
+await writePortsFile(config.HODEI_PORTS_FILE, metricsEndpoint ? { metrics: metricsEndpoint.port } : {});
+const metricsServer = metricsEndpoint?.server;
 
 try {
   // If either worker stops (a signal, or a fatal error), stop the other too.

@@ -4,8 +4,9 @@ import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, ActivityInt
 import type { Context } from '@temporalio/activity';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ScriptOutcome } from '../domain/job-result.js';
-import { createLogger } from '../domain/logger.js';
 import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
+import type { Logger } from 'pino';
+import { listenOrExit } from '../domain/listen.js';
 import type { LogLine, LogStore } from '../log-store/log-store.js';
 
 // Jobs wait seconds to hours; containers start in well under a second.
@@ -134,11 +135,15 @@ class MetricsInterceptor implements ActivityInboundCallsInterceptor {
 }
 
 /**
- * Serves `GET /metrics` (Prometheus text) on its own port. A port that cannot be bound (another
- * worker on this machine has it) is logged, and the worker runs on without metrics: jobs matter
- * more than their numbers.
+ * Serves `GET /metrics` (Prometheus text) on its own port (0: one the system picks); resolves once
+ * it listens, with the port bound. A port in use ends the worker with a message naming
+ * HODEI_WORKER_METRICS_PORT: whoever set it expects the metrics there (a second worker on one
+ * machine needs a port of its own, or 0).
  */
-export function serveMetrics(registry: Registry, port: number, host: string): Promise<Server | undefined> {
+export async function serveMetrics(
+  registry: Registry,
+  { port, host, logger }: { port: number; host: string; logger: Logger },
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
@@ -149,11 +154,5 @@ export function serveMetrics(registry: Registry, port: number, host: string): Pr
       (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${err.message}\n`),
     );
   });
-  return new Promise((resolve) => {
-    server.once('error', (err) => {
-      createLogger('worker', 'error').error({ err, port, host }, 'worker metrics not served: cannot listen');
-      resolve(undefined);
-    });
-    server.listen(port, host, () => resolve(server));
-  });
+  return { server, port: await listenOrExit(server, { port, host, setting: 'HODEI_WORKER_METRICS_PORT', logger }) };
 }

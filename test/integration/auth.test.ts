@@ -92,7 +92,7 @@ describe('API tokens', () => {
     expect((await api('/jobs/whatever', { headers: { authorization: `Bearer ${WRONG}` } })).status).toBe(401);
     expect((await api('/jobs/whatever')).status).toBe(404);
     for (const name of ['api', 'worker']) {
-      const text = readFileSync(path.join(stack().dataDir, `${name}.log`), 'utf8');
+      const text = readFileSync(path.join(stack().logDir, `${name}.log`), 'utf8');
       expect(text.length, `${name}.log has lines`).toBeGreaterThan(0);
       expect(text).not.toContain(stack().apiToken);
       for (const token of Object.values(stack().scopedTokens)) expect(text).not.toContain(token);

@@ -4,7 +4,6 @@ import { LIVE_STATES } from '../../activities/host-slots.js';
 import { LABEL_INSTANCE } from '../../domain/names.js';
 import { clientFor, type Job } from '../support/api-client.js';
 import { ExtraEngine } from '../support/engine.js';
-import { freePort } from '../support/ports.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 import { WorkerProcess } from '../support/worker-process.js';
@@ -25,10 +24,8 @@ beforeAll(async () => {
     capacity: CAPACITY,
     env: { DOCKER_HOST: engineA.dockerHost, HODEI_HOST_LOSS_SECONDS: '5' },
   });
-  workerB = new WorkerProcess(
-    { ...stack.env, DOCKER_HOST: engineB.dockerHost, HODEI_WORKER_METRICS_PORT: String(await freePort()) },
-    path.join(stack.info.dataDir, 'worker-b.log'),
-  );
+  // stack.env has HODEI_WORKER_METRICS_PORT=0: worker B's metrics get a port of their own.
+  workerB = new WorkerProcess({ ...stack.env, DOCKER_HOST: engineB.dockerHost }, path.join(stack.info.logDir, 'worker-b.log'));
 }, 240_000);
 
 afterAll(async () => {

@@ -48,21 +48,24 @@ describe('running jobs end to end (real Temporal, real Docker)', () => {
     expect(done.state).toBe('SUCCEEDED');
     const expected = ['phase1', 'phase2', 'phase3'].flatMap((p) => [1, 2, 3, 4, 5].map((i) => `${p} ${i}`));
     expect((await logs(job.id)).trimEnd().split('\n')).toEqual(expected);
+    // It sleeps 4.5 s in all; the upper bound only catches a hang (a loaded machine is slow).
     const seconds = (Date.parse(done.finishedAt!) - Date.parse(done.startedAt!)) / 1000;
     expect(seconds).toBeGreaterThan(4.5);
-    expect(seconds).toBeLessThan(8);
+    expect(seconds).toBeLessThan(60);
   });
 
   it('runs five 5-second jobs in parallel', async () => {
-    const started = Date.now();
     const jobs = await Promise.all(
       [1, 2, 3, 4, 5].map((n) => submit({ script: `echo start ${n}; sleep 5; echo end ${n}`, labels: { batch: 'parallel' } })),
     );
-    const done = await Promise.all(jobs.map((j) => waitForEnd(j.id)));
-    const elapsed = (Date.now() - started) / 1000;
+    const done = await Promise.all(jobs.map((j) => waitForEnd(j.id, 120_000)));
     expect(done.map((j) => j.state)).toEqual(Array(5).fill('SUCCEEDED'));
-    // A serial run takes 25 s.
-    expect(elapsed).toBeLessThan(15);
+    // Run one after another, they would span at least the sum of their run times (25 s or more);
+    // side by side they span less, however slow the machine: no bound on the clock.
+    const starts = done.map((j) => Date.parse(j.startedAt!));
+    const ends = done.map((j) => Date.parse(j.finishedAt!));
+    const runTimes = done.reduce((sum, _, i) => sum + ends[i]! - starts[i]!, 0);
+    expect(Math.max(...ends) - Math.min(...starts)).toBeLessThan(runTimes);
     for (const [i, j] of jobs.entries()) {
       expect(await logs(j.id)).toBe(`start ${i + 1}\nend ${i + 1}\n`);
       expect(await containersOf(j.id)).toEqual([]);
@@ -85,12 +88,14 @@ describe('running jobs end to end (real Temporal, real Docker)', () => {
 
   it('times out: TIMED_OUT at the deadline, output kept, container gone', async () => {
     const job = await submit({ script: 'echo before; sleep 600', timeoutSeconds: 2, cancelGraceSeconds: 1 });
-    const done = await waitForEnd(job.id, 30_000);
+    const done = await waitForEnd(job.id, 120_000);
     expect(done.state).toBe('TIMED_OUT');
     expect(done.workflow.status).toBe('FAILED');
     expect(await logs(job.id)).toBe('before\n');
     expect(await containersOf(job.id)).toEqual([]);
+    // Not the 600 s of its sleep: the deadline (2 s + 1 s grace) ended it. The bound only catches
+    // a hang; queueing and provisioning on a loaded machine take their time.
     const seconds = (Date.parse(done.finishedAt!) - Date.parse(done.createdAt)) / 1000;
-    expect(seconds).toBeLessThan(10);
+    expect(seconds).toBeLessThan(120);
   });
 });

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../../domain/names.js';
 import { sweepOrphans } from '../../worker/reaper.js';
 import { docker, stack } from '../support/api-client.js';
-import { freePort } from '../support/ports.js';
 
 const logger = pino({ level: 'silent' });
 const instanceId = `reaper-${randomUUID().slice(0, 8)}`;
@@ -78,11 +78,16 @@ describe('sweepOrphans', () => {
 
   it('removes nothing when Temporal cannot be reached', async () => {
     await orphanContainer();
-    // A client whose server goes away: connect lazily to a port nothing listens on.
-    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}` });
+    // A Temporal that cannot be reached: a port this test holds (bound to port 0, so no one else
+    // can have it) whose every connection is closed at once, as an unreachable server's would be.
+    const unreachable = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => unreachable.listen(0, '127.0.0.1', resolve));
+    const connection = Connection.lazy({ address: `127.0.0.1:${(unreachable.address() as AddressInfo).port}` });
     connections.push(connection);
     const client = new Client({ connection, namespace: 'default' });
-    const result = await sweepOrphans({ docker, client, instanceId, graceMs: 0, logger });
+    const result = await sweepOrphans({ docker, client, instanceId, graceMs: 0, logger }).finally(
+      () => new Promise((resolve) => unreachable.close(resolve)),
+    );
     expect(result).toEqual({ removed: [], complete: false });
     expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } })).toHaveLength(1);
   });

@@ -87,8 +87,8 @@ describe('secrets', () => {
     expectNoSecret(described, secret, 'temporal workflow describe');
 
     // Nor do the platform's own logs (the stack's API, worker and Temporal output).
-    for (const file of readdirSync(info.dataDir).filter((f) => f.endsWith('.log'))) {
-      expect(readFileSync(path.join(info.dataDir, file), 'utf8'), file).not.toContain(secret);
+    for (const file of readdirSync(info.logDir).filter((f) => f.endsWith('.log'))) {
+      expect(readFileSync(path.join(info.logDir, file), 'utf8'), file).not.toContain(secret);
     }
 
     // The codec endpoint decodes the job's input from that history, for the Web UI's origin.

@@ -1,8 +1,9 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../support/browser.js';
@@ -17,7 +18,8 @@ const SUITE = `web-${randomUUID().slice(0, 8)}`;
 let browser: Browser;
 beforeAll(async () => {
   // The page the API serves is built at set-up; rebuild here when web/ changed since (a no-op otherwise).
-  execFileSync('bash', [path.join(ROOT, 'scripts/build-web.sh')], { stdio: 'inherit' });
+  // Asynchronously: a synchronous child process would block this test worker.
+  await promisify(execFile)('bash', [path.join(ROOT, 'scripts/build-web.sh')]);
   mkdirSync(ARTIFACTS, { recursive: true });
   browser = await launchChromium();
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -24,10 +24,12 @@ export class ExtraEngine {
     this.docker = new Docker({ socketPath: this.socket });
   }
 
+  /** Starts the engine; fails as soon as dockerd exits, with the end of its log. */
   async start(): Promise<void> {
     mkdirSync(path.join(this.dir, 'exec'), { recursive: true });
-    const log = openSync(path.join(this.dir, 'dockerd.log'), 'a');
-    this.process = spawn(
+    const logPath = path.join(this.dir, 'dockerd.log');
+    const log = openSync(logPath, 'a');
+    const child = spawn(
       'dockerd',
       [
         '--host', this.dockerHost,
@@ -38,12 +40,26 @@ export class ExtraEngine {
       ],
       { stdio: ['ignore', log, log] },
     );
-    const child = this.process;
-    await waitFor('the extra Docker engine to answer', async () => {
-      if (child.exitCode !== null) throw new Error(`dockerd exited; see ${this.dir}/dockerd.log`);
+    closeSync(log);
+    this.process = child;
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.once('error', () => resolve());
+    });
+    let gone = false;
+    void exited.then(() => (gone = true));
+    const failure = (what: string) => {
+      const tail = readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-40).join('\n');
+      return new Error(`${what}\n--- last 40 lines of ${logPath} ---\n${tail}\n---`);
+    };
+    const answered = await waitFor('the extra Docker engine to answer', async () => {
+      if (gone) return false;
       await this.docker.ping();
       return true;
-    }, { timeoutMs: 60_000, intervalMs: 200 });
+    }, { timeoutMs: 60_000, intervalMs: 200 }).catch((err: Error) => {
+      throw failure(err.message);
+    });
+    if (!answered) throw failure('dockerd exited while starting');
   }
 
   /** Copies an image from the main engine (`docker save | docker load`), unless present. */

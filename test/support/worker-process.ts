@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { ROOT } from './stack.js';
 
 /** One more worker process (another host's), with the stack's settings and its own engine. */
@@ -22,6 +22,7 @@ export class WorkerProcess {
       env: this.env,
       stdio: ['ignore', log, log],
     });
+    closeSync(log);
   }
 
   /** Ends the worker; SIGKILL plays a crash. */
