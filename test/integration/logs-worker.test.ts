@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storedLineCost } from '../../activities/output-lines.js';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
 import type { Job } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
@@ -180,9 +181,10 @@ describe('bounded resources', () => {
     // Everything up to the cap is stored, then the marker; nothing after it.
     expect(stored.at(-1)).toBe(marker);
     expect(tail.at(-1)).toBe(marker);
-    const keptBytes = stored.slice(0, -1).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
-    expect(keptBytes).toBeLessThanOrEqual(LOG_CAP);
-    expect(keptBytes).toBeGreaterThan(LOG_CAP - 100);
+    // The cap counts what each line costs the store, not only its text.
+    const keptCost = stored.slice(0, -1).reduce((n, l) => n + storedLineCost(l), 0);
+    expect(keptCost).toBeLessThanOrEqual(LOG_CAP);
+    expect(keptCost).toBeGreaterThan(LOG_CAP - storedLineCost(stored[0]!));
     const kept = stored.length - 1;
     expect(marker).toContain(`(${1_000_001 - kept} lines, ${100_000_000 + 5 - kept * 100} bytes dropped)`);
   }, 300_000);
