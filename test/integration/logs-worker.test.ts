@@ -189,3 +189,25 @@ describe('bounded resources', () => {
     expect(marker).toContain(`(${1_000_001 - kept} lines, ${100_000_000 + 5 - kept * 100} bytes dropped)`);
   }, 300_000);
 });
+
+describe('the start of a job whose worker died', () => {
+  it('stays its first start once a new worker reattached, not the retry’s', async () => {
+    const j = await submit({ script: 'for i in $(seq 1 600); do echo "n $i"; sleep 0.05; done', timeoutSeconds: 300 });
+    await waitForStored(j.id, 20);
+    const first = (await job(j.id)).startedAt;
+    expect(first).toBeDefined();
+    const crashedAt = Date.now();
+    await crashWorker();
+    // Lines come again once the retried run has reattached to the container.
+    await waitForStored(j.id, (await storedLines(j.id)).length + 20);
+    const after = await job(j.id);
+    expect(after.state).toBe('RUNNING');
+    const started = Date.parse(after.startedAt!);
+    expect(started).toBeLessThanOrEqual(Date.parse(first!));
+    expect(started).toBeGreaterThanOrEqual(Date.parse(after.createdAt));
+    expect(started).toBeLessThan(crashedAt);
+    const done = await waitForEnd(j.id);
+    expect(done.state).toBe('SUCCEEDED');
+    expect(Date.parse(done.startedAt!)).toBeLessThan(crashedAt);
+  }, 240_000);
+});
