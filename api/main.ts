@@ -6,6 +6,7 @@ import { AesGcmPayloadCodec, CODEC_KEY_FILE, codecKeys } from '../domain/payload
 import { openLogStore } from '../log-store/open-log-store.js';
 import { createApp } from './app.js';
 import { apiTokens, TOKEN_FILE } from './auth.js';
+import { answerClientErrors } from './http-errors.js';
 import { serveCodec } from './codec-server.js';
 
 const config = loadConfig();
@@ -23,6 +24,7 @@ const app = createApp({ client, logStore, config, logger, tokens });
 const server = serve({ fetch: app.fetch, port: config.HODEI_API_PORT, hostname: config.HODEI_API_HOST }, (info) => {
   logger.info({ url: `http://${config.HODEI_API_HOST}:${info.port}` }, 'api listening');
 });
+answerClientErrors(server);
 
 // The Web UI's codec endpoint. Here rather than in the worker: one per installation's API (the
 // process people reach), not one per Docker host, and a worker never serves HTTP by default.
