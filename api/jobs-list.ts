@@ -38,7 +38,7 @@ export const ListQuerySchema = z.object({
         .max(32),
     )
     .openapi({ description: 'key:value; repeat for jobs carrying every one of them.' }),
-  limit: decimalInt(1, 100).default(20).openapi({ description: 'Jobs per page (1-100, default 20).' }),
+  limit: decimalInt(1, 100).default(20).openapi({ description: 'Jobs per page (1-100, default 20).', default: 20 }),
   cursor: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'not a cursor from this API')
