@@ -46,7 +46,7 @@ export async function advanceOverStored(store: LogStore, jobId: string, from: Ou
       }
       position[row.stream] += 1;
       position.seq = row.seq;
-      position.cap.storedBytes += Buffer.byteLength(row.line) + 1;
+      position.cap.storedBytes += storedLineCost(row.line);
     }
     after = page[page.length - 1]!.seq;
   }
@@ -127,16 +127,46 @@ export class OutputLines {
   }
 }
 
+/** The log store's page size, and what a page of an index B-tree keeps in itself (SQLite's rules). */
+const PAGE_BYTES = 4096;
+const MAX_LOCAL = Math.floor(((PAGE_BYTES - 12) * 64) / 255) - 23;
+const MIN_LOCAL = Math.floor(((PAGE_BYTES - 12) * 32) / 255) - 23;
+/** A row's bytes beside its text (job id, seq, stream, ts, attempt, record header), measured. */
+const ROW_BYTES = 60;
+/** Pages filled in seq order end up about 86% full. */
+const FILL = 1.17;
+
+/**
+ * What storing one line costs the log store, in bytes: what the log cap counts, so a job's output
+ * grows the store by about the cap at most, whatever its lines look like. Measured on the SQLite
+ * store (test/unit/log-cap.test.ts checks it against the real file): a row costs about 70 bytes
+ * beside its text (2,000,000 empty lines are 130 MiB, not 2 MB), and a row over ~1000 bytes
+ * keeps a part in its page and spills the rest into whole 4 KiB overflow pages (a line of 1000
+ * bytes costs 4.6 KiB).
+ */
+export function storedLineCost(line: string): number {
+  const payload = Buffer.byteLength(line) + ROW_BYTES;
+  if (payload <= MAX_LOCAL) return Math.ceil(payload * FILL);
+  const spill = MIN_LOCAL + ((payload - MIN_LOCAL) % (PAGE_BYTES - 4));
+  const local = spill <= MAX_LOCAL ? spill : MIN_LOCAL;
+  return Math.ceil((local + 4) * FILL) + Math.ceil((payload - local) / (PAGE_BYTES - 4)) * PAGE_BYTES;
+}
+
 /** What the log cap has counted so far. */
 export interface LogCapState {
+  /** What the lines stored cost the store (`storedLineCost`). */
   storedBytes: number;
   /** Seq of the first line dropped; 0 while under the cap. */
   firstDropped: number;
   droppedLines: number;
+  /** Bytes of the output dropped (each line's text and its newline). */
   droppedBytes: number;
 }
 
-/** Counts stored bytes against the per-job cap and what is dropped past it. */
+/**
+ * Counts what the stored lines cost the store against the per-job cap (`HODEI_LOG_MAX_BYTES`), and
+ * what is dropped past it.
+ */
 export class LogCap {
   private storedBytes = 0;
   private firstDropped = 0;
@@ -152,14 +182,16 @@ export class LogCap {
 
   /** Whether line `seq` is within the cap. */
   keep(seq: number, line: string): boolean {
-    const bytes = Buffer.byteLength(line) + 1;
-    if (this.firstDropped === 0 && this.storedBytes + bytes <= this.maxBytes) {
-      this.storedBytes += bytes;
-      return true;
+    if (this.firstDropped === 0) {
+      const cost = storedLineCost(line);
+      if (this.storedBytes + cost <= this.maxBytes) {
+        this.storedBytes += cost;
+        return true;
+      }
+      this.firstDropped = seq;
     }
-    if (this.firstDropped === 0) this.firstDropped = seq;
     this.droppedLines += 1;
-    this.droppedBytes += bytes;
+    this.droppedBytes += Buffer.byteLength(line) + 1;
     return false;
   }
 

@@ -12,6 +12,7 @@ import { errorBody, onError } from './errors.js';
 import { healthApp } from './health.js';
 import { jobsApp } from './jobs.js';
 import { logsApp } from './logs.js';
+import { strictUtf8Body } from './strict-body.js';
 import { webApp } from './web.js';
 
 export interface AppDeps {
@@ -42,6 +43,7 @@ export function createApp(deps: AppDeps) {
       maxSize: MAX_SUBMIT_BYTES,
       onError: (c) => c.json(errorBody('payload_too_large', `request body over ${MAX_SUBMIT_BYTES} bytes`), 413),
     }),
+    strictUtf8Body(),
   );
   app.route('/', healthApp(deps));
   app.route('/', metrics.app);

@@ -1,6 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { optionalTsToDate } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 
 const { temporal } = proto;
@@ -31,12 +32,21 @@ export const JobViewSchema = z.object({
 export type JobView = z.infer<typeof JobViewSchema>;
 
 const PendingActivityState = temporal.api.enums.v1.PendingActivityState;
+const EventType = temporal.api.enums.v1.EventType;
+
+export interface DescribeOptions {
+  /**
+   * Also tell when a running job's script started (`startedAt`), which may read the workflow's
+   * history. Default: true; off where only the state matters.
+   */
+  runStart?: boolean;
+}
 
 /**
  * Reads a job from Temporal's describe (status, memo, pending activities): no workflow query, so
  * it is fast and works while no worker runs. Undefined for an unknown id.
  */
-export async function describeJob(client: Client, id: string): Promise<JobView | undefined> {
+export async function describeJob(client: Client, id: string, options: DescribeOptions = {}): Promise<JobView | undefined> {
   let description: WorkflowExecutionDescription;
   try {
     description = await client.workflow.getHandle(id).describe();
@@ -45,7 +55,43 @@ export async function describeJob(client: Client, id: string): Promise<JobView |
     throw err;
   }
   if (description.type !== RUN_JOB_WORKFLOW) return undefined;
-  return toJobView(description);
+  const job = toJobView(description);
+  if (options.runStart !== false && !job.startedAt && (job.state === 'RUNNING' || job.state === 'CANCELLING')) {
+    job.startedAt = (await runStartedAt(client, description))?.toISOString();
+  }
+  return job;
+}
+
+/**
+ * When the running attempt's script started. The workflow records the container's start only
+ * once the script has ended; until then it is the run activity's start: its first attempt's, in
+ * the describe. A run whose worker died was retried, and the retry reattached to the container
+ * the first attempt had started: the describe then holds only the retry's start, so the time comes
+ * from the history, where the run activity was scheduled (just before its first attempt started).
+ */
+async function runStartedAt(client: Client, d: WorkflowExecutionDescription): Promise<Date | undefined> {
+  const run = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'runScript');
+  if (!run) return undefined;
+  if ((run.attempt ?? 1) <= 1) {
+    return run.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED ? optionalTsToDate(run.lastStartedTime) : undefined;
+  }
+  let nextPageToken: Uint8Array | undefined;
+  // A job's history is a few dozen events; the bound only guards against a runaway one.
+  for (let page = 0; page < 20; page += 1) {
+    const history = await client.workflowService.getWorkflowExecutionHistory({
+      namespace: client.options.namespace,
+      execution: { workflowId: d.workflowId, runId: d.runId },
+      nextPageToken,
+    });
+    const scheduled = history.history?.events?.find(
+      (e) =>
+        e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && e.activityTaskScheduledEventAttributes?.activityId === run.activityId,
+    );
+    if (scheduled) return optionalTsToDate(scheduled.eventTime);
+    if (!history.nextPageToken?.length) return undefined;
+    nextPageToken = history.nextPageToken;
+  }
+  return undefined;
 }
 
 export function toJobView(d: WorkflowExecutionDescription): JobView {

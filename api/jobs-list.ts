@@ -1,10 +1,12 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
+import { LABEL_VALUE_MESSAGE, labelValueOk } from '../domain/job-spec.js';
 import { JOB_STATES, type JobState } from '../domain/job-state.js';
 import { RUN_JOB_WORKFLOW } from '../domain/names.js';
 import { ErrorSchema } from './errors.js';
+import { decimalInt } from './params.js';
 import { JobViewSchema, toJobView } from './job-view.js';
 
 /**
@@ -25,9 +27,18 @@ export const ListQuerySchema = z.object({
     .union([z.string(), z.array(z.string())])
     .optional()
     .transform((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]))
-    .pipe(z.array(z.string().regex(LABEL_FILTER, 'labels are key:value')).max(32))
+    .pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(LABEL_FILTER, 'labels are key:value')
+            .refine((filter) => labelValueOk(filter.slice(filter.indexOf(':') + 1)), LABEL_VALUE_MESSAGE),
+        )
+        .max(32),
+    )
     .openapi({ description: 'key:value; repeat for jobs carrying every one of them.' }),
-  limit: z.coerce.number().int().min(1).max(100).default(20).openapi({ description: 'Jobs per page (1-100, default 20).' }),
+  limit: decimalInt(1, 100).default(20).openapi({ description: 'Jobs per page (1-100, default 20).', default: 20 }),
   cursor: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'not a cursor from this API')
@@ -82,23 +93,43 @@ export class BadCursorError extends Error {
   override name = 'BadCursorError';
 }
 
-/** A page token from Temporal, tied to the query it pages through. */
-function encodeCursor(query: string, token: Uint8Array): string {
-  return Buffer.from(JSON.stringify({ q: queryTag(query), t: Buffer.from(token).toString('base64') })).toString('base64url');
+/**
+ * Signs and checks list cursors: a cursor carries Temporal's page token, a tag of the filter it
+ * pages, and a MAC under a key derived from the installation's codec keys (shared by every API
+ * replica; a cursor made under a previous key still passes). A forged or altered cursor is refused
+ * at once, before Temporal sees it (Temporal would take seconds to refuse a token it cannot read).
+ */
+export class CursorCodec {
+  private readonly keys: Buffer[];
+
+  constructor(secrets: readonly Buffer[]) {
+    if (secrets.length === 0) throw new Error('a cursor codec needs a key');
+    this.keys = secrets.map((secret) => createHmac('sha256', secret).update('hodei list cursor v1').digest());
+  }
+
+  /** A page token from Temporal, tied to the query it pages through. */
+  encode(query: string, token: Uint8Array): string {
+    const payload = Buffer.from(JSON.stringify({ q: queryTag(query), t: Buffer.from(token).toString('base64') })).toString('base64url');
+    return payload + mac(this.keys[0]!, payload);
+  }
+
+  decode(query: string, cursor: string): Buffer {
+    const payload = cursor.slice(0, -MAC_CHARS);
+    const given = cursor.slice(-MAC_CHARS);
+    if (cursor.length <= MAC_CHARS || !this.keys.some((key) => sameText(mac(key, payload), given))) {
+      throw new BadCursorError('not a cursor from this API');
+    }
+    const { q, t } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { q: string; t: string };
+    if (q !== queryTag(query)) throw new BadCursorError('the cursor belongs to another filter');
+    return Buffer.from(t, 'base64');
+  }
 }
 
-function decodeCursor(query: string, cursor: string): Buffer {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw new BadCursorError('not a cursor from this API');
-  }
-  const { q, t } = (parsed ?? {}) as { q?: unknown; t?: unknown };
-  if (typeof t !== 'string' || typeof q !== 'string') throw new BadCursorError('not a cursor from this API');
-  if (q !== queryTag(query)) throw new BadCursorError('the cursor belongs to another filter');
-  return Buffer.from(t, 'base64');
-}
+/** A MAC of 16 bytes, as 22 base64url characters at the cursor's end. */
+const MAC_CHARS = 22;
+const mac = (key: Buffer, payload: string) => createHmac('sha256', key).update(payload).digest().subarray(0, 16).toString('base64url');
+
+const sameText = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 const queryTag = (query: string) => createHash('sha256').update(query).digest('base64url').slice(0, 16);
 
@@ -110,9 +141,9 @@ const LIST_TIMEOUT_MS = 10_000;
  * by start time, then ended jobs by end time (the order of the Web UI; the SQL visibility store
  * has no ORDER BY). The cursor wraps Temporal's next page token with a tag of the filter.
  */
-export async function listJobs(client: Client, namespace: string, q: ListQuery) {
+export async function listJobs(client: Client, namespace: string, cursors: CursorCodec, q: ListQuery) {
   const query = listQuery(q);
-  const nextPageToken = q.cursor ? decodeCursor(query, q.cursor) : undefined;
+  const nextPageToken = q.cursor ? cursors.decode(query, q.cursor) : undefined;
   let response;
   try {
     response = await client.connection.withDeadline(Date.now() + LIST_TIMEOUT_MS, () =>
@@ -132,5 +163,5 @@ export async function listJobs(client: Client, namespace: string, q: ListQuery) 
     }),
   );
   const token = response.nextPageToken;
-  return { jobs, nextCursor: token && token.length > 0 ? encodeCursor(query, token) : undefined };
+  return { jobs, nextCursor: token && token.length > 0 ? cursors.encode(query, token) : undefined };
 }

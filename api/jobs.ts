@@ -6,7 +6,8 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { HTTPException } from 'hono/http-exception';
 import type { Config } from '../domain/config.js';
 import type { JobMemo } from '../domain/job-result.js';
-import { JobSpecSchema } from '../domain/job-spec.js';
+import { JobSpecSchema, labelsAttribute } from '../domain/job-spec.js';
+import { codecKeys } from '../domain/payload-codec.js';
 import { resolveJobInput } from '../domain/resolve-job.js';
 import { isTerminal } from '../domain/job-state.js';
 import { LABELS_KEY, RUN_JOB_WORKFLOW, STATE_KEY } from '../domain/names.js';
@@ -14,7 +15,7 @@ import type { LogStore } from '../log-store/log-store.js';
 import { errorBody, errorResponse, validationError } from './errors.js';
 import { IdempotencyHeaders, idempotentJobId, specFingerprint } from './idempotency.js';
 import { describeJob, JobIdParams, JobViewSchema, type JobView } from './job-view.js';
-import { BadCursorError, listJobs, listJobsRoute } from './jobs-list.js';
+import { BadCursorError, CursorCodec, listJobs, listJobsRoute } from './jobs-list.js';
 
 export interface JobsDeps {
   client: Client;
@@ -72,6 +73,8 @@ export function jobsApp({ client, config }: JobsDeps) {
     defaultHook: (result, c) => (result.success ? undefined : validationError(c, result.error)),
   });
 
+  const cursors = new CursorCodec(codecKeys(config));
+
   const findJob = async (id: string): Promise<JobView> => {
     const job = await describeJob(client, id);
     if (!job) throw new HTTPException(404, { message: `job ${id} not found` });
@@ -99,7 +102,7 @@ export function jobsApp({ client, config }: JobsDeps) {
         memo: { ...memo, ...(submission ? { submission } : {}) },
         typedSearchAttributes: new TypedSearchAttributes([
           { key: STATE_KEY, value: 'QUEUED' },
-          { key: LABELS_KEY, value: Object.entries(input.labels).map(([k, v]) => `${k}:${v}`) },
+          { key: LABELS_KEY, value: labelsAttribute(input.labels) },
         ]),
         // Same key while the job runs: the running one; after it ended: refused, answered below.
         ...(key ? { workflowIdConflictPolicy: 'USE_EXISTING' as const, workflowIdReusePolicy: 'REJECT_DUPLICATE' as const } : {}),
@@ -135,7 +138,7 @@ export function jobsApp({ client, config }: JobsDeps) {
 
   app.openapi(listJobsRoute, async (c) => {
     try {
-      return c.json(await listJobs(client, config.TEMPORAL_NAMESPACE, c.req.valid('query')), 200);
+      return c.json(await listJobs(client, config.TEMPORAL_NAMESPACE, cursors, c.req.valid('query')), 200);
     } catch (err) {
       if (err instanceof BadCursorError) return c.json(errorBody('invalid_request', `cursor: ${err.message}`, [{ path: 'cursor', message: err.message }]), 400);
       throw err;

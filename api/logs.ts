@@ -4,11 +4,12 @@ import { HTTPException } from 'hono/http-exception';
 import { stream, streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { Config } from '../domain/config.js';
 import { JOB_STATES } from '../domain/job-state.js';
-import type { LogLine, LogStore } from '../log-store/log-store.js';
+import type { LogStore } from '../log-store/log-store.js';
 import { LogTails, type LogTailsOptions } from '../log-store/log-tail.js';
 import { LogRetention } from '../log-store/retention.js';
 import { errorResponse, validationError } from './errors.js';
-import { describeJob, JobIdParams, type JobView } from './job-view.js';
+import { decimalInt } from './params.js';
+import { describeJob, JobIdParams, type DescribeOptions, type JobView } from './job-view.js';
 
 export interface LogsDeps {
   client: Client;
@@ -42,7 +43,8 @@ export const LogEventSchema = z.object({
 
 type LogEvent = z.infer<typeof LogEventSchema>;
 
-const Seq = z.coerce.number().int().min(0);
+/** A seq: 0 (before the first line) or a line's. */
+const Seq = () => decimalInt(0, Number.MAX_SAFE_INTEGER);
 
 const getLogs = createRoute({
   method: 'get',
@@ -52,7 +54,7 @@ const getLogs = createRoute({
     params: JobIdParams,
     query: z.object({
       stream: z.enum(['stdout', 'stderr', 'system']).optional().describe('only this stream'),
-      tail: z.coerce.number().int().min(1).max(1_000_000).optional().describe('only the last N lines'),
+      tail: decimalInt(1, 1_000_000, 'only the last N lines').optional(),
     }),
   },
   responses: {
@@ -73,8 +75,13 @@ const streamLogs = createRoute({
     '`Last-Event-ID` (or `?after=SEQ`) to get every later line exactly once. Comments keep a quiet stream alive.',
   request: {
     params: JobIdParams,
-    query: z.object({ after: Seq.optional().describe('only lines with a greater seq') }),
-    headers: z.object({ 'last-event-id': Seq.optional().describe('as `after`; wins over it') }),
+    query: z.object({ after: Seq().optional().openapi({ description: 'only lines with a greater seq' }) }),
+    headers: z.object({
+      'last-event-id': z
+        .union([z.literal(''), Seq()])
+        .optional()
+        .openapi({ type: 'integer', minimum: 0, description: 'as `after`; wins over it (empty: as if absent)' }),
+    }),
   },
   responses: {
     200: {
@@ -88,7 +95,21 @@ const streamLogs = createRoute({
 
 /** A text log is sent a page at a time: at most this many lines, or about this many bytes. */
 const LOG_PAGE = 5000;
-const LOG_PAGE_BYTES = 4 * 1024 * 1024;
+const LOG_PAGE_BYTES = 1024 * 1024;
+
+/**
+ * Aborts once the client has gone: its request's signal (the connection closed) or the response
+ * stream's abort, whichever the server reports first. A write to a gone client does not fail
+ * (hono drops it), so a loop must ask this before each read.
+ */
+function clientGone(request: AbortSignal): AbortController {
+  const gone = new AbortController();
+  if (request.aborted) gone.abort();
+  else request.addEventListener('abort', () => gone.abort(), { once: true });
+  return gone;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The log routes, mounted under /jobs. */
 export function logsApp({ client, logStore, config, tail, onError, shutdown }: LogsDeps) {
@@ -100,7 +121,7 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
 
   const tails = new LogTails<JobEnd>(
     logStore,
-    { idleMs: config.HODEI_SSE_KEEPALIVE_SECONDS * 1000, ...tail, watchEnd: (id, signal) => watchEnd(client, id, signal) },
+    { idleMs: config.HODEI_SSE_KEEPALIVE_SECONDS * 1000, pageBytes: LOG_PAGE_BYTES, ...tail, watchEnd: (id, signal) => watchEnd(client, id, signal) },
     onError,
   );
 
@@ -112,8 +133,8 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
     onError,
   }).start();
 
-  const findJob = async (id: string): Promise<JobView> => {
-    const job = await describeJob(client, id);
+  const findJob = async (id: string, options?: DescribeOptions): Promise<JobView> => {
+    const job = await describeJob(client, id, options);
     if (!job) throw new HTTPException(404, { message: `job ${id} not found` });
     return job;
   };
@@ -121,29 +142,41 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
   app.openapi(getLogs, async (c) => {
     const { id } = c.req.valid('param');
     const query = c.req.valid('query');
-    await findJob(id);
-    const text = (lines: LogLine[]) => lines.map((l) => `${l.line}\n`).join('');
-    if (query.tail !== undefined) return c.text(text(await logStore.tail(id, query.tail, { stream: query.stream })), 200);
+    await findJob(id, { runStart: false });
+    // A tail ends at the last line stored when it was asked for (a live job prints on).
+    const untilSeq = query.tail === undefined ? undefined : await logStore.lastSeq(id);
+    let afterSeq = query.tail === undefined ? 0 : await logStore.tailStart(id, query.tail, { stream: query.stream, untilSeq });
+    const gone = clientGone(c.req.raw.signal);
     c.header('Content-Type', 'text/plain; charset=utf-8');
-    // Page through the store so a huge log is never held in memory whole.
+    // Page through the store, a bounded page at a time, so no log is ever held in memory whole;
+    // stop reading as soon as the client has gone.
     return stream(c, async (out) => {
-      let afterSeq = 0;
-      for (;;) {
-        const lines = await logStore.read(id, { afterSeq, limit: LOG_PAGE, maxBytes: LOG_PAGE_BYTES, stream: query.stream });
-        if (lines.length === 0) break;
-        await out.write(text(lines));
+      out.onAbort(() => gone.abort());
+      while (!gone.signal.aborted) {
+        let lines = await logStore.read(id, { afterSeq, limit: LOG_PAGE, maxBytes: LOG_PAGE_BYTES, stream: query.stream });
+        if (untilSeq !== undefined) lines = lines.filter((l) => l.seq <= untilSeq);
+        if (lines.length === 0 || gone.signal.aborted) break;
+        await out.write(lines.map((l) => `${l.line}\n`).join(''));
         afterSeq = lines[lines.length - 1]!.seq;
+        if (untilSeq !== undefined && afterSeq >= untilSeq) break;
+        // Other requests get their turn between pages (a page is read synchronously).
+        await yieldToEventLoop();
       }
     }) as never;
   });
 
   app.openapi(streamLogs, async (c) => {
     const { id } = c.req.valid('param');
-    const after = c.req.valid('header')['last-event-id'] ?? c.req.valid('query').after ?? 0;
-    await findJob(id);
+    const lastEventId = c.req.valid('header')['last-event-id'];
+    const after = lastEventId !== undefined && lastEventId !== '' ? lastEventId : (c.req.valid('query').after ?? 0);
+    await findJob(id, { runStart: false });
+    const gone = clientGone(c.req.raw.signal);
     return streamSSE(c, async (sse) => {
       const stop = new AbortController();
       sse.onAbort(() => stop.abort());
+      // The client gone (the connection closed): stop reading at once.
+      if (gone.signal.aborted) stop.abort();
+      else gone.signal.addEventListener('abort', () => stop.abort(), { once: true });
       const onShutdown = () => stop.abort();
       shutdown?.addEventListener('abort', onShutdown);
       if (shutdown?.aborted) stop.abort();
@@ -157,7 +190,7 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
     /** Sends the job's lines, then its end; false when `signal` stopped it first. */
     async function followJob(sse: SSEStreamingApi, signal: AbortSignal): Promise<boolean> {
       for await (const event of tails.follow(id, after, signal)) {
-        if (sse.aborted) break;
+        if (sse.aborted || gone.signal.aborted) break;
         if ('lines' in event) {
           // One write per batch of lines rather than per line (a 50 MB log is half a million
           // events). Same framing as writeSSE: JSON data holds no line breaks, ids are numbers.
@@ -200,6 +233,6 @@ async function watchEnd(client: Client, id: string, signal: AbortSignal): Promis
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
-  const job = await describeJob(client, id);
+  const job = await describeJob(client, id, { runStart: false });
   return { state: job?.state ?? 'FAILED', exitCode: job?.exitCode };
 }

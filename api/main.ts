@@ -8,6 +8,7 @@ import { AesGcmPayloadCodec, CODEC_KEY_FILE, codecKeys } from '../domain/payload
 import { openLogStore } from '../log-store/open-log-store.js';
 import { createApp } from './app.js';
 import { apiTokens, TOKEN_FILE } from './auth.js';
+import { answerClientErrors } from './http-errors.js';
 import { serveCodec } from './codec-server.js';
 
 const config = loadConfig();
@@ -25,6 +26,8 @@ const shuttingDown = new AbortController();
 const app = createApp({ client, logStore, config, logger, tokens, shutdown: shuttingDown.signal });
 
 const server = createAdaptorServer({ fetch: app.fetch });
+// HTTP-level errors (bad Content-Length, huge headers) answered in the one error shape.
+answerClientErrors(server as HttpServer);
 // A port in use ends the API with a message naming the setting (npm start shows it).
 const apiPort = await listenOrExit(server, { port: config.HODEI_API_PORT, host: config.HODEI_API_HOST, setting: 'HODEI_API_PORT', logger });
 logger.info({ url: `http://${config.HODEI_API_HOST}:${apiPort}`, port: apiPort }, 'api listening');

@@ -11,6 +11,33 @@ export const MAX_SUBMIT_BYTES = 1024 * 1024;
 const noNul = (value: string) => !value.includes('\0');
 
 /**
+ * What a label value may hold: what Temporal's visibility stores and finds again. Control
+ * characters (NUL among them: PostgreSQL cannot store it) and `"` or `\` make the dev server's
+ * list query fail or miss the job; an unpaired surrogate (`\p{Cs}` under the `u` flag) is no
+ * Unicode text at all.
+ */
+const LABEL_VALUE_CHARS = /^[^\p{Cc}\p{Cs}"\\]*$/u;
+export const LABEL_VALUE_MESSAGE = 'label values must not contain control characters (NUL, tab, newline…), " or \\';
+export const labelValueOk = (value: string) => LABEL_VALUE_CHARS.test(value);
+
+/**
+ * The largest `HodeiLabels` search attribute Temporal takes: its default size limit of one search
+ * attribute value (`frontend.searchAttributesSizeOfValueLimit`, 2 KiB), counted on the JSON the
+ * client sends. Over it, starting the workflow fails.
+ */
+export const MAX_LABELS_ATTRIBUTE_BYTES = 2048;
+
+/** The job's labels as its `HodeiLabels` search attribute: `key:value` each. */
+export function labelsAttribute(labels: Record<string, string>): string[] {
+  return Object.entries(labels).map(([k, v]) => `${k}:${v}`);
+}
+
+/** Size of the labels' search attribute as Temporal counts it (its JSON payload's bytes). */
+export function labelsAttributeBytes(labels: Record<string, string>): number {
+  return new TextEncoder().encode(JSON.stringify(labelsAttribute(labels))).length;
+}
+
+/**
  * What a user submits to run a job. The API validates with this schema and the workflow receives
  * the parsed value (with defaults applied), so there is one definition of a valid job.
  */
@@ -72,9 +99,13 @@ export const JobSpecSchema = z
     labels: z
       .record(
         z.string().regex(LABEL_KEY, 'label keys must match [A-Za-z0-9][A-Za-z0-9._-]{0,62}'),
-        z.string().max(256),
+        z.string().max(256).refine(labelValueOk, LABEL_VALUE_MESSAGE),
       )
       .refine((labels) => Object.keys(labels).length <= 32, 'at most 32 labels')
+      .refine(
+        (labels) => labelsAttributeBytes(labels) <= MAX_LABELS_ATTRIBUTE_BYTES,
+        `labels take more than ${MAX_LABELS_ATTRIBUTE_BYTES} bytes as "key:value" strings in JSON (Temporal's limit of one search attribute)`,
+      )
       .default({}),
   });
 

@@ -52,6 +52,11 @@ export interface TailLogOptions {
   stream?: LogStream;
 }
 
+export interface TailStartOptions extends TailLogOptions {
+  /** Only lines up to this seq count (the last line when the tail was asked for). Default: every line. */
+  untilSeq?: number;
+}
+
 /**
  * Durable store of job output, written by the worker while a job runs and read by the API.
  * Writes are idempotent by (job id, seq), so a retried activity can write a line again safely.
@@ -64,6 +69,11 @@ export interface LogStore {
   read(jobId: string, options?: ReadLogOptions): Promise<LogLine[]>;
   /** The last `count` lines, in seq order. */
   tail(jobId: string, count: number, options?: TailLogOptions): Promise<LogLine[]>;
+  /**
+   * Where the last `count` lines begin, without reading them: the seq after which they follow
+   * (to `read` from, page by page), 0 when there are no more than `count`.
+   */
+  tailStart(jobId: string, count: number, options?: TailStartOptions): Promise<number>;
   /** Highest stored seq of the job, 0 when it has none. */
   lastSeq(jobId: string): Promise<number>;
   /** Up to `limit` jobs whose newest line was stored before `ts` (ms since the epoch). */

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { AttemptExit, LogLine, LogStore, ReadLogOptions, TailLogOptions } from './log-store.js';
+import type { AttemptExit, LogLine, LogStore, ReadLogOptions, TailLogOptions, TailStartOptions } from './log-store.js';
 
 /** The channel every append is announced on (`NOTIFY`), with payload `<last seq>:<job id>`. */
 export const APPEND_CHANNEL = 'hodei_log_append';
@@ -58,6 +58,9 @@ const READ_BOUNDED = `SELECT ${COLUMNS} FROM (
   ) page WHERE before < $5 ORDER BY seq`;
 const TAIL = `SELECT ${COLUMNS} FROM log_lines
   WHERE job_id = $1 AND ($2::text IS NULL OR stream = $2) ORDER BY seq DESC LIMIT $3`;
+// The seq of the line just before the last $4 lines up to seq $3.
+const TAIL_START = `SELECT seq FROM log_lines
+  WHERE job_id = $1 AND ($2::text IS NULL OR stream = $2) AND seq <= $3 ORDER BY seq DESC LIMIT 1 OFFSET $4`;
 
 /** bigint columns (seq, ts: ms since the epoch) as JS numbers: both stay far below 2^53. */
 const types = {
@@ -143,6 +146,15 @@ export class PostgresLogStore implements LogStore {
       values: [jobId, options.stream ?? null, count],
     });
     return rows.reverse();
+  }
+
+  async tailStart(jobId: string, count: number, options: TailStartOptions = {}): Promise<number> {
+    const { rows } = await this.pool.query<{ seq: number }>({
+      name: 'hodei-log-tail-start',
+      text: TAIL_START,
+      values: [jobId, options.stream ?? null, options.untilSeq ?? Number.MAX_SAFE_INTEGER, count],
+    });
+    return rows[0]?.seq ?? 0;
   }
 
   async lastSeq(jobId: string): Promise<number> {

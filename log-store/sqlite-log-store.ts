@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { AttemptExit, LogLine, LogStore, ReadLogOptions, TailLogOptions } from './log-store.js';
+import type { AttemptExit, LogLine, LogStore, ReadLogOptions, TailLogOptions, TailStartOptions } from './log-store.js';
 
 /**
  * The embedded log store: one SQLite file in WAL mode, so the worker writes while API processes
@@ -16,6 +16,8 @@ export class SqliteLogStore implements LogStore {
   private readonly selectTail: Database.Statement;
   private readonly selectTailOfStream: Database.Statement;
   private readonly selectLast: Database.Statement;
+  private readonly selectTailStart: Database.Statement;
+  private readonly selectTailStartOfStream: Database.Statement;
   private readonly insertMany: (jobId: string, lines: readonly LogLine[]) => void;
   private readonly selectWrittenBefore: Database.Statement;
   private readonly deleteAll: (jobId: string) => void;
@@ -73,6 +75,13 @@ export class SqliteLogStore implements LogStore {
       'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? AND stream = ? ORDER BY seq DESC LIMIT ?',
     );
     this.selectLast = this.db.prepare('SELECT MAX(seq) AS seq FROM log_lines WHERE job_id = ?');
+    // The seq of the line just before the last `count` (OFFSET count): walks the key, reads no text.
+    this.selectTailStart = this.db.prepare(
+      'SELECT seq FROM log_lines WHERE job_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1 OFFSET ?',
+    );
+    this.selectTailStartOfStream = this.db.prepare(
+      'SELECT seq FROM log_lines WHERE job_id = ? AND seq <= ? AND stream = ? ORDER BY seq DESC LIMIT 1 OFFSET ?',
+    );
     const touch = this.db.prepare(
       'INSERT INTO log_jobs (job_id, last_written) VALUES (?, ?) ON CONFLICT (job_id) DO UPDATE SET last_written = excluded.last_written',
     );
@@ -122,6 +131,14 @@ export class SqliteLogStore implements LogStore {
       ? (this.selectTailOfStream.all(jobId, options.stream, count) as LogLine[])
       : (this.selectTail.all(jobId, count) as LogLine[]);
     return rows.reverse();
+  }
+
+  async tailStart(jobId: string, count: number, options: TailStartOptions = {}): Promise<number> {
+    const until = options.untilSeq ?? Number.MAX_SAFE_INTEGER;
+    const row = (
+      options.stream ? this.selectTailStartOfStream.get(jobId, until, options.stream, count) : this.selectTailStart.get(jobId, until, count)
+    ) as { seq: number } | undefined;
+    return row?.seq ?? 0;
   }
 
   async lastSeq(jobId: string): Promise<number> {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storedLineCost } from '../../activities/output-lines.js';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
 import type { Job } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
@@ -180,10 +181,33 @@ describe('bounded resources', () => {
     // Everything up to the cap is stored, then the marker; nothing after it.
     expect(stored.at(-1)).toBe(marker);
     expect(tail.at(-1)).toBe(marker);
-    const keptBytes = stored.slice(0, -1).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
-    expect(keptBytes).toBeLessThanOrEqual(LOG_CAP);
-    expect(keptBytes).toBeGreaterThan(LOG_CAP - 100);
+    // The cap counts what each line costs the store, not only its text.
+    const keptCost = stored.slice(0, -1).reduce((n, l) => n + storedLineCost(l), 0);
+    expect(keptCost).toBeLessThanOrEqual(LOG_CAP);
+    expect(keptCost).toBeGreaterThan(LOG_CAP - storedLineCost(stored[0]!));
     const kept = stored.length - 1;
     expect(marker).toContain(`(${1_000_001 - kept} lines, ${100_000_000 + 5 - kept * 100} bytes dropped)`);
   }, 300_000);
+});
+
+describe('the start of a job whose worker died', () => {
+  it('stays its first start once a new worker reattached, not the retry’s', async () => {
+    const j = await submit({ script: 'for i in $(seq 1 600); do echo "n $i"; sleep 0.05; done', timeoutSeconds: 300 });
+    await waitForStored(j.id, 20);
+    const first = (await job(j.id)).startedAt;
+    expect(first).toBeDefined();
+    const crashedAt = Date.now();
+    await crashWorker();
+    // Lines come again once the retried run has reattached to the container.
+    await waitForStored(j.id, (await storedLines(j.id)).length + 20);
+    const after = await job(j.id);
+    expect(after.state).toBe('RUNNING');
+    const started = Date.parse(after.startedAt!);
+    expect(started).toBeLessThanOrEqual(Date.parse(first!));
+    expect(started).toBeGreaterThanOrEqual(Date.parse(after.createdAt));
+    expect(started).toBeLessThan(crashedAt);
+    const done = await waitForEnd(j.id);
+    expect(done.state).toBe('SUCCEEDED');
+    expect(Date.parse(done.startedAt!)).toBeLessThan(crashedAt);
+  }, 240_000);
 });

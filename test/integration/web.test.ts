@@ -8,7 +8,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../support/browser.js';
 import { ROOT } from '../support/stack.js';
-import { getJob, stack, submit, waitForEnd, waitForNoContainer, waitForRunningContainer } from '../support/api-client.js';
+import { cancel, getJob, stack, submit, waitForEnd, waitForNoContainer, waitForRunningContainer } from '../support/api-client.js';
 import { waitFor } from '../support/wait.js';
 
 const ARTIFACTS = path.join(ROOT, 'test/artifacts');
@@ -187,6 +187,31 @@ describe('the web page', () => {
     await stateBadge(page, 'CANCELLED').waitFor({ timeout: 15_000 });
     expect((await getJob(job.id)).state).toBe('CANCELLED');
     expect(await page.getByRole('button', { name: 'Cancel job' }).isVisible()).toBe(false);
+    await context.close();
+  });
+
+  it('shows when a running job started: "Queued for" stops there and the run time counts from it', async () => {
+    const job = await submit({ labels: { suite: SUITE }, script: 'sleep 60', cancelGraceSeconds: 0 });
+    const running = await waitFor('the running job to have a start', async () => {
+      const j = await getJob(job.id);
+      return j.state === 'RUNNING' && j.startedAt ? j : undefined;
+    });
+    const { context, page } = await open(`#/jobs/${job.id}`);
+    await stateBadge(page, 'RUNNING').waitFor();
+    const detail = (term: string) => page.locator(`dl.details dt:text-is("${term}") + dd`).textContent();
+    const started = await waitFor('the page to show the start', async () => {
+      const text = await detail('Started');
+      return text && text !== '—' ? text : undefined;
+    });
+    expect(started).toBe(await inPage<string>(page, `new Date(${JSON.stringify(running.startedAt)}).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' })`));
+    const queued = await detail('Queued for');
+    const runTime = await detail('Run time');
+    expect(queued).not.toBe('—');
+    expect(runTime).not.toBe('—');
+    // The page refreshes every second: after a few, the queue time is where it stopped and the run time has grown.
+    await waitFor('the run time to count on', async () => ((await detail('Run time')) !== runTime ? true : undefined), { timeoutMs: 15_000, intervalMs: 250 });
+    expect(await detail('Queued for')).toBe(queued);
+    await cancel(job.id);
     await context.close();
   });
 

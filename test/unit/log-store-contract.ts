@@ -136,6 +136,24 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         expect(await store.tail('missing', 3)).toEqual([]);
       });
 
+      it('tells where the last N lines begin (of one stream, up to a seq) without reading them', async () => {
+        await store.append('j', [line(1), { ...line(2), stream: 'stderr' }, line(3), { ...line(4), stream: 'stderr' }, line(5)]);
+        expect(await store.tailStart('j', 2)).toBe(3);
+        expect(await store.tailStart('j', 5)).toBe(0);
+        expect(await store.tailStart('j', 1_000_000)).toBe(0);
+        expect(await store.tailStart('j', 1, { stream: 'stderr' })).toBe(2);
+        expect(await store.tailStart('j', 2, { stream: 'stdout' })).toBe(1);
+        // As asked when seq 3 was the last line: lines 2 and 3.
+        expect(await store.tailStart('j', 2, { untilSeq: 3 })).toBe(1);
+        expect(await store.tailStart('j', 1, { stream: 'stderr', untilSeq: 3 })).toBe(0);
+        expect(await store.tailStart('missing', 3)).toBe(0);
+        // Reading from it gets exactly what tail() gets.
+        for (const [count, stream] of [[2, undefined], [1, 'stderr'], [9, 'stdout']] as const) {
+          const from = await store.tailStart('j', count, { stream });
+          expect(await store.read('j', { afterSeq: from, stream })).toEqual(await store.tail('j', count, { stream }));
+        }
+      });
+
       it('keeps every field and the text exactly: ANSI, \\r, tabs, Unicode, empty and long lines', async () => {
         const now = Date.now();
         const kept: LogLine[] = [

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { advanceOverStored, OutputLines, startOfOutput, type OutputPosition, type OutputStream } from '../../activities/output-lines.js';
+import { advanceOverStored, OutputLines, startOfOutput, storedLineCost, type OutputPosition, type OutputStream } from '../../activities/output-lines.js';
 import type { LogLine } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 
@@ -117,7 +117,9 @@ describe('resuming the numbering of a container output', () => {
     // Lines of two widths, so what fits under the cap depends on the interleaving.
     const out = { stdout: output(300).stdout, stderr: output(300, 3).stderr };
     const bytes = (lines: string[]) => lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+    const cost = (lines: string[]) => lines.reduce((n, l) => n + storedLineCost(l), 0);
     const total = { lines: 600, bytes: bytes(out.stdout) + bytes(out.stderr) };
+    // About 30 lines' worth of what the store spends on them.
     const maxBytes = 2500;
     // Died under the cap; over it with the checkpoint under it; over it with the checkpoint over
     // it; after the whole output and the marker were stored (the report was lost).
@@ -129,8 +131,9 @@ describe('resuming the numbering of a container output', () => {
       const { rows, kept, marker } = await storedLog(out);
       const keptLines = kept.stdout.length + kept.stderr.length;
       const keptBytes = bytes(kept.stdout) + bytes(kept.stderr);
-      expect(keptBytes).toBeLessThanOrEqual(maxBytes);
-      expect(keptBytes).toBeGreaterThan(maxBytes - 11);
+      const keptCost = cost(kept.stdout) + cost(kept.stderr);
+      expect(keptCost).toBeLessThanOrEqual(maxBytes);
+      expect(keptCost).toBeGreaterThan(maxBytes - storedLineCost(out.stdout[0]!));
       expect(marker?.seq).toBe(keptLines + 1);
       expect(rows).toHaveLength(keptLines + 1);
       expect(marker?.line).toContain(`(${total.lines - keptLines} lines, ${total.bytes - keptBytes} bytes dropped)`);
@@ -139,14 +142,16 @@ describe('resuming the numbering of a container output', () => {
 
   it('a retry after the marker was stored stores nothing new, even where a short line would still fit', async () => {
     const out = { stdout: ['aaaaaaaaaa', 'aaaaaaaaaa', 'aaaaaaaaaa'], stderr: ['bb', 'bb', 'bb'] };
-    // 25 bytes: two stdout lines (22) fit, the third does not, and a stderr line (3) would.
+    // Two stdout lines fit, the third does not, and a (cheaper) stderr line would.
+    const maxBytes = 2 * storedLineCost('aaaaaaaaaa') + storedLineCost('bb');
+    expect(storedLineCost('bb')).toBeLessThan(storedLineCost('aaaaaaaaaa'));
     const stdoutFirst = [...out.stdout.map((l) => ['stdout', l] as [OutputStream, string]), ...out.stderr.map((l) => ['stderr', l] as [OutputStream, string])];
-    await read(startOfOutput(1, 0), stdoutFirst, { maxBytes: 25, batch: 2 });
+    await read(startOfOutput(1, 0), stdoutFirst, { maxBytes, batch: 2 });
     const before = await store.read(jobId);
-    expect(before.map((r) => r.line)).toEqual(['aaaaaaaaaa', 'aaaaaaaaaa', '[hodei] log truncated: output over the 25-byte log cap was not stored (4 lines, 20 bytes dropped)']);
+    expect(before.map((r) => r.line)).toEqual(['aaaaaaaaaa', 'aaaaaaaaaa', `[hodei] log truncated: output over the ${maxBytes}-byte log cap was not stored (4 lines, 20 bytes dropped)`]);
     const resumed = await advanceOverStored(store, jobId, startOfOutput(1, 0));
     expect(resumed).toMatchObject({ seq: 2, stdout: 2, stderr: 0, cap: { firstDropped: 3 } });
-    await read(resumed, [...stdoutFirst.slice(3), ...stdoutFirst.slice(0, 3)], { maxBytes: 25, batch: 2 });
+    await read(resumed, [...stdoutFirst.slice(3), ...stdoutFirst.slice(0, 3)], { maxBytes, batch: 2 });
     expect(await store.read(jobId)).toEqual(before);
   });
 
@@ -163,9 +168,12 @@ describe('resuming the numbering of a container output', () => {
   });
 
   it('masks lines before counting them against the cap', () => {
-    const lines = new OutputLines(startOfOutput(1, 0), 6, (l) => l.replaceAll('secret', '***'), 1);
+    // Room for '***' only: 'secret' unmasked would not fit.
+    const maxBytes = storedLineCost('***');
+    expect(storedLineCost('secret')).toBeGreaterThan(maxBytes);
+    const lines = new OutputLines(startOfOutput(1, 0), maxBytes, (l) => l.replaceAll('secret', '***'), 1);
     lines.reread().stdout.push(Buffer.from('secret\nab\n'));
     expect(lines.take().map((l) => l.line)).toEqual(['***']);
-    expect(lines.position().cap).toMatchObject({ storedBytes: 4, firstDropped: 2, droppedLines: 1, droppedBytes: 3 });
+    expect(lines.position().cap).toMatchObject({ storedBytes: maxBytes, firstDropped: 2, droppedLines: 1, droppedBytes: 3 });
   });
 });

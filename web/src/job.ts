@@ -21,6 +21,18 @@ const STATUS_TEXT: Record<FollowStatus, string> = {
   failed: 'unavailable',
 };
 
+/**
+ * From submission to the script's start; still counting only while the job waits. A job that ran
+ * without a known start (the API could not tell it) shows none rather than a count that never stops.
+ */
+function queuedFor(j: Job): string {
+  if (j.startedAt) return formatDuration(j.createdAt, j.startedAt);
+  if (j.state === 'QUEUED' || j.state === 'PROVISIONING') return formatDuration(j.createdAt, undefined);
+  // Ended without ever running (cancelled or failed while queued): queued all its life.
+  if (TERMINAL.includes(j.state) && j.host === undefined) return formatDuration(j.createdAt, j.finishedAt);
+  return '—';
+}
+
 /** One job: details refreshed while it runs, its live log, cancel. */
 export function jobView(main: HTMLElement, id: string): () => void {
   const stop = new AbortController();
@@ -104,7 +116,7 @@ export function jobView(main: HTMLElement, id: string): () => void {
       ...row('Started', formatDate(j.startedAt)),
       ...row('Finished', formatDate(j.finishedAt)),
       ...row('Run time', formatDuration(j.startedAt, j.finishedAt)),
-      ...row('Queued for', formatDuration(j.createdAt, j.startedAt ?? j.finishedAt)),
+      ...row('Queued for', queuedFor(j)),
       ...row('Host', j.host ?? '—'),
       ...row('Attempt', j.attempt === undefined ? '—' : String(j.attempt)),
       ...row('Image', j.image ?? '—'),
