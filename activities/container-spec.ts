@@ -62,36 +62,44 @@ const ENGINE_LOG_FILES = 4;
 /**
  * The engine's own log of the container, bounded: the `local` driver (a compact binary format,
  * about 27 bytes of framing per line; rotated files compressed) in ENGINE_LOG_FILES files of
- * the log cap's size each, so it takes at most 4× the cap of the host's disk, and holds at least
- * the last 3× the cap of output.
+ * the log cap's size each (1 MiB at least), so it takes at most 4× the cap of the host's disk,
+ * and holds at least the last 3× the cap of output.
  *
  * The run activity reads this log from its start when it reattaches (its worker died, or the
  * attach broke), skipping the lines it numbered already, per stream. That is exact while the
  * engine still holds the whole output, which 3× the cap does for every line the store can keep
- * (the cap counts a line's bytes and its newline: lines of 13 bytes or more on average). Once the engine has rotated away the
- * output's head, a reattach skips the wrong lines: past the cap that only makes the count of
- * dropped lines low; before it — a flood of very short lines, or far more output than the cap
- * written while no worker read it — lines after the checkpoint are lost (never doubled or
- * misnumbered: each seq is still given once).
+ * (the cap counts a line's bytes and its newline: lines of 13 bytes or more on average).
+ * Edge case: once the engine has rotated away the output's head, a reattach skips the wrong
+ * lines. Past the cap that only makes the count of dropped lines low; before it (a flood of
+ * very short lines, or far more output than the cap written while no worker read it) lines
+ * after the checkpoint are lost, though none is doubled: each seq is still given once.
  */
 export function engineLogConfig(logMaxBytes: number): Docker.HostConfig['LogConfig'] {
   const fileBytes = Math.max(logMaxBytes, 1024 * 1024);
   return { Type: 'local', Config: { 'max-size': String(fileBytes), 'max-file': String(ENGINE_LOG_FILES), compress: 'true' } };
 }
 
-/** An anonymous volume (no Source) at the script's directory, created empty. */
-const SCRIPT_VOLUME = {
-  Type: 'volume',
-  Source: '',
-  Target: SCRIPT_DIR,
-  // The engine takes VolumeOptions' other fields as optional; @types/dockerode wants them all.
-  VolumeOptions: { NoCopy: true } as Docker.MountSettings['VolumeOptions'],
-} satisfies Docker.MountSettings;
+/** An anonymous volume (no Source) at the script's directory, created empty, with the container's labels. */
+function scriptVolume(labels: Record<string, string>): Docker.MountSettings {
+  return {
+    Type: 'volume',
+    Source: '',
+    Target: SCRIPT_DIR,
+    // The engine takes VolumeOptions' other fields as optional; @types/dockerode wants them all.
+    VolumeOptions: { NoCopy: true, Labels: labels } as Docker.MountSettings['VolumeOptions'],
+  };
+}
 
 /** The container a job's attempt runs in, created (not started) with this spec. */
 export function jobContainerSpec(request: JobContainerRequest, options: JobContainerOptions): Docker.ContainerCreateOptions {
   const { resources, secrets } = request;
   const env = { ...DEFAULT_ENV, HOME: WORK_DIR, ...request.env, ...secrets };
+  const labels = {
+    [LABEL_MANAGED]: 'true',
+    [LABEL_JOB_ID]: request.jobId,
+    [LABEL_INSTANCE]: options.instanceId,
+    [LABEL_ATTEMPT]: String(request.attempt),
+  };
   return {
     name: jobContainerName(request.jobId, request.attempt),
     Image: request.image,
@@ -104,10 +112,7 @@ export function jobContainerSpec(request: JobContainerRequest, options: JobConta
     User: JOB_USER,
     WorkingDir: WORK_DIR,
     Labels: {
-      [LABEL_MANAGED]: 'true',
-      [LABEL_JOB_ID]: request.jobId,
-      [LABEL_INSTANCE]: options.instanceId,
-      [LABEL_ATTEMPT]: String(request.attempt),
+      ...labels,
       ...(Object.keys(secrets).length > 0 ? { [LABEL_SECRET_NAMES]: Object.keys(secrets).join(',') } : {}),
     },
     AttachStdin: false,
@@ -133,8 +138,9 @@ export function jobContainerSpec(request: JobContainerRequest, options: JobConta
       // The script's directory: Docker copies into a created container only onto its writable
       // layer or a volume, and the layer is read-only. An anonymous volume, empty (no copy of
       // the image's files), owned by root and 0755: the job's user can read, never write it.
-      // Removed with the container (`v: true`).
-      Mounts: [SCRIPT_VOLUME],
+      // Removed with the container (`v: true`); labelled like it, so one left behind (a container
+      // removed without `v`) can be told apart.
+      Mounts: [scriptVolume(labels)],
       LogConfig: engineLogConfig(options.logMaxBytes),
       AutoRemove: false,
     },

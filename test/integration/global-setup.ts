@@ -18,6 +18,6 @@ export default async function setup(project: TestProject) {
     // Leave no container of this test installation behind, whatever the tests did.
     const docker = new Docker();
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
   };
 }

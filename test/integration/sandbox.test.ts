@@ -61,6 +61,7 @@ describe('the host disk', () => {
     const info = (await inspectWithSize) as Docker.ContainerInspectInfo & { SizeRw?: number };
     const volume = info.Mounts.find((m) => m.Destination === '/hodei');
     expect(volume?.Type).toBe('volume');
+    expect((await docker.getVolume(volume!.Name!).inspect()).Labels).toMatchObject({ [LABEL_JOB_ID]: job.id });
     const { stdout } = await run('du', ['-sb', volume!.Source]);
     const volumeBytes = Number(stdout.split('\t')[0]);
     console.log(`bytes written to the host disk: writable layer ${info.SizeRw}, script volume ${volumeBytes} (script ${Buffer.byteLength(script)})`);
