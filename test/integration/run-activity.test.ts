@@ -27,13 +27,13 @@ let logStore: SqliteLogStore;
 let activities: ReturnType<typeof createActivities>;
 
 /** The activities of a worker bound to `engine` (the real Docker engine, or a wrapper of it). */
-const activitiesOn = (engine: Docker) =>
+const activitiesOn = (engine: Docker, settings: Record<string, string> = {}) =>
   createActivities({
     host: { docker: engine, id: 'test-host', taskQueue: 'unused', slots: new HostSlots(engine, instanceId, 4) },
     logStore,
     instanceId,
     provisionDeadlineMs: 60_000,
-    limits: loadConfig({ HODEI_DATA_DIR: dir, HODEI_INSTANCE_ID: instanceId }),
+    limits: loadConfig({ HODEI_DATA_DIR: dir, HODEI_INSTANCE_ID: instanceId, ...settings }),
     seccompProfile: loadSeccompProfile(),
   });
 
@@ -89,6 +89,25 @@ describe('provisionContainer', () => {
     expect(err).toMatchObject({ type: FAILURE_PROVISIONING_REJECTED, nonRetryable: true });
     expect((err as Error).message).toMatch(/^the Docker engine refused the job's container: Range of CPUs/);
     expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${input.jobId}`] } })).toEqual([]);
+  });
+
+  it("an image's own volumes are scratch space (tmpfs of the job's size), not directories on the host's disk", async () => {
+    // The worker image with a VOLUME of its own.
+    const base = await docker.createContainer({ Image: 'hodei-worker:latest', User: 'root', Cmd: ['true'], Labels: { [LABEL_INSTANCE]: instanceId } });
+    const tag = `volume-${randomUUID().slice(0, 8)}`;
+    await base.commit({ repo: 'hodei-test-image', tag, changes: ['VOLUME ["/data"]'] });
+    await base.remove();
+    const image = `hodei-test-image:${tag}`;
+    try {
+      const acts = activitiesOn(docker, { HODEI_ALLOWED_IMAGES: 'hodei-test-image:*' });
+      const input = { ...provisionInput('df -k --output=fstype,size /data | tail -1 | tr -s " "\ndd if=/dev/zero of=/data/fill bs=1M count=64 2>&1 | grep -o "No space left on device"'), image };
+      const { containerId } = await inActivity(acts.provisionContainer, input);
+      const outcome = await inActivity(acts.runScript, { jobId: input.jobId, containerId, cancelGraceSeconds: 0, attempt: 1, removeWhenDone: true });
+      expect(outcome).toMatchObject({ exitCode: 0, removed: true });
+      expect((await logStore.read(input.jobId)).map((l) => l.line)).toEqual([`tmpfs ${16 * 1024}`, 'No space left on device']);
+    } finally {
+      await docker.getImage(image).remove();
+    }
   });
 });
 
