@@ -10,11 +10,23 @@ export function dockerStatus(err: unknown): number | undefined {
 export const isNotFound = (err: unknown): boolean => dockerStatus(err) === 404;
 export const isConflict = (err: unknown): boolean => dockerStatus(err) === 409;
 
-/** A run activity that finds its container gone cannot finish the job. */
-export function containerLost(containerId: string): ApplicationFailure {
+/** The engine refused the request itself (a 4xx): asking again gets the same answer. */
+export function isClientError(err: unknown): boolean {
+  const status = dockerStatus(err);
+  return status !== undefined && status >= 400 && status < 500;
+}
+
+/** The engine's own words for an error (its JSON `message`), else the error's message. */
+export function engineMessage(err: unknown): string {
+  const message = (err as { json?: { message?: unknown } } | null)?.json?.message;
+  return typeof message === 'string' ? message.trim() : String((err as Error | null)?.message ?? err);
+}
+
+/** A run activity that finds its container gone (or going) cannot finish the job. */
+export function containerLost(containerId: string, how = 'no longer exists'): ApplicationFailure {
   return ApplicationFailure.create({
     type: FAILURE_CONTAINER_LOST,
-    message: `container ${containerId} no longer exists`,
+    message: `container ${containerId} ${how}`,
     nonRetryable: true,
   });
 }

@@ -2,20 +2,15 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { JobResources } from '../domain/job-spec.js';
 import type { ProvisionedContainer, ProvisionProgress, ScriptOutcome } from '../domain/job-result.js';
-import {
-  FAILURE_IMAGE_NOT_FOUND,
-  LABEL_ATTEMPT,
-  FAILURE_PROVISIONING_FAILED,
-  LABEL_INSTANCE,
-  LABEL_JOB_ID,
-  LABEL_MANAGED,
-  LABEL_SECRET_NAMES,
-} from '../domain/names.js';
+import { FAILURE_IMAGE_NOT_FOUND, FAILURE_PROVISIONING_FAILED, LABEL_ATTEMPT, LABEL_JOB_ID, SCRIPT_DIR } from '../domain/names.js';
+import type { JobLimits } from '../domain/resolve-job.js';
 import type { LogStore } from '../log-store/log-store.js';
-import { isConflict, isContainerLost, isNotFound } from './docker-errors.js';
+import { jobContainerName, jobContainerSpec, type JobContainerOptions } from './container-spec.js';
+import { engineMessage, isClientError, isConflict, isContainerLost, isNotFound } from './docker-errors.js';
 import type { HostSlots } from './host-slots.js';
-import { runScriptInContainer } from './run-script.js';
-import { scriptArchive, scriptCommand } from './script-archive.js';
+import { graceSeconds, provisionIssues, provisioningRejected } from './job-policy.js';
+import { Heartbeats, runScriptInContainer } from './run-script.js';
+import { scriptArchive } from './script-archive.js';
 
 /** The Docker host a worker process is bound to. */
 export interface HostBinding {
@@ -37,6 +32,10 @@ export interface ActivityDeps {
   logMaxBytes?: number;
   /** How long provisioning keeps retrying engine errors before the job fails, ms. */
   provisionDeadlineMs: number;
+  /** The operator's limits, checked again on every job this worker receives (`HODEI_ALLOWED_IMAGES`, `HODEI_MAX_*`). */
+  limits: JobLimits;
+  /** The seccomp profile (JSON) job containers run under: `loadSeccompProfile()`. */
+  seccompProfile: string;
 }
 
 export interface ProvisionInput {
@@ -64,31 +63,25 @@ export interface RemoveContainerInput {
   containerId: string;
 }
 
-// Unprivileged uid/gid the script runs as (the worker image's `hodei` user).
-const JOB_UID = 10001;
-const JOB_USER = `${JOB_UID}:${JOB_UID}`;
-/** The job's working directory (and HOME): scratch space. */
-const WORK_DIR = '/work';
-
-function scratchMounts(scratchMb: number): Record<string, string> {
-  const opts = 'rw,nosuid,nodev';
-  return {
-    [WORK_DIR]: `${opts},size=${scratchMb}m,uid=${JOB_UID},gid=${JOB_UID},mode=0755`,
-    '/tmp': `${opts},size=${scratchMb}m,mode=1777`,
-    '/var/tmp': `${opts},size=64m,mode=1777`,
-    '/run/lock': `${opts},size=1m,mode=1777`,
-  };
-}
-
-/** Env every job gets unless it sets the variable itself. */
-const DEFAULT_ENV: Record<string, string> = {
-  // Unbuffered output so lines stream as printed, not when a buffer fills.
-  PYTHONUNBUFFERED: '1',
-};
+/** Heartbeats of a provisioning that takes long (a busy engine): none before this, so most send none. */
+const PROVISION_HEARTBEAT_AFTER_MS = 2000;
 
 export function createActivities(deps: ActivityDeps) {
   const { host, logStore, instanceId } = deps;
   const { docker } = host;
+  const logMaxBytes = deps.logMaxBytes ?? 100 * 1024 * 1024;
+  const heartbeatIntervalMs = deps.heartbeatIntervalMs ?? 100;
+  const containerOptions: JobContainerOptions = { instanceId, seccompProfile: deps.seccompProfile, logMaxBytes };
+
+  // The host's CPU cores, asked of the engine once (again after a failure).
+  let cores: Promise<number> | undefined;
+  const hostCores = (): Promise<number> => {
+    if (!cores) {
+      cores = docker.info().then((info: { NCPU: number }) => info.NCPU);
+      cores.catch(() => (cores = undefined));
+    }
+    return cores;
+  };
 
   return {
     /**
@@ -100,13 +93,23 @@ export function createActivities(deps: ActivityDeps) {
     async provisionContainer(input: ProvisionInput): Promise<ProvisionedContainer> {
       const ctx = Context.current();
       const prior = ctx.info.heartbeatDetails as ProvisionProgress | undefined;
+      // A workflow started on Temporal directly never went through the API: the same checks again.
+      const issues = provisionIssues(input, deps.limits);
+      if (issues.length > 0) {
+        throw provisioningRejected(`job refused by the worker: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+      }
+      // No heartbeat on the way unless it takes long: each one the server records is a write to
+      // the job's state, and creating a container usually takes well under the heartbeat timeout.
+      // A failed attempt heartbeats (below) to carry when failures began across retries.
+      const beats = new Heartbeats(ctx, prior).every(PROVISION_HEARTBEAT_AFTER_MS);
       let created: Docker.Container | undefined;
       try {
-        // No heartbeat on the way: each one the server records is a write to the job's state, and
-        // creating a container takes well under the heartbeat timeout. A failed attempt heartbeats
-        // (below) to carry when failures began across retries.
-        created = await createJobContainer(docker, instanceId, input);
-        await created.putArchive(await scriptArchive(input.script), { path: '/' });
+        const available = await hostCores();
+        if (input.resources.cpus > available) {
+          throw provisioningRejected(`resources.cpus: ${input.resources.cpus} is more than the ${available} CPU cores of host ${host.id}`);
+        }
+        created = await createJobContainer(docker, input, containerOptions);
+        await created.putArchive(await scriptArchive(input.script), { path: SCRIPT_DIR });
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
         log.info('container provisioned', { jobId: input.jobId, containerId: created.id, host: host.id });
         return { containerId: created.id, host: host.id, hostTaskQueue: host.taskQueue };
@@ -116,7 +119,7 @@ export function createActivities(deps: ActivityDeps) {
         // The engine failed (unreachable, overloaded…): Temporal retries with backoff, until the
         // provisioning deadline, counted from the first failure, passes.
         const firstFailureAt = prior?.firstFailureAt ?? Date.now();
-        ctx.heartbeat({ phase: 'retrying', firstFailureAt } satisfies ProvisionProgress);
+        beats.carry(() => ({ phase: 'retrying', firstFailureAt }) satisfies ProvisionProgress);
         if (Date.now() - firstFailureAt >= deps.provisionDeadlineMs) {
           throw ApplicationFailure.create({
             type: FAILURE_PROVISIONING_FAILED,
@@ -125,6 +128,8 @@ export function createActivities(deps: ActivityDeps) {
           });
         }
         throw err;
+      } finally {
+        beats.stop();
       }
     },
 
@@ -139,38 +144,49 @@ export function createActivities(deps: ActivityDeps) {
      * answers with the recorded exit; without one the container was lost.
      */
     async runScript(input: RunScriptInput): Promise<ScriptOutcome> {
+      const ctx = Context.current();
       const container = docker.getContainer(input.containerId);
-      let outcome: ScriptOutcome;
+      // From the activity's start to its end: every slow step (the store, the engine's attach,
+      // start, inspect, the removal) is inside the heartbeat timeout, so the server never gives
+      // up on an attempt that is only slow.
+      const beats = new Heartbeats(ctx, ctx.info.heartbeatDetails).every(heartbeatIntervalMs);
       try {
-        outcome = await runScriptInContainer(Context.current(), {
-          container,
-          modem: docker.modem,
-          logStore,
-          jobId: input.jobId,
-          attempt: input.attempt,
-          cancelGraceSeconds: input.cancelGraceSeconds,
-          heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 100,
-          logMaxBytes: deps.logMaxBytes ?? 100 * 1024 * 1024,
-        });
-      } catch (err) {
-        const recorded = isContainerLost(err) ? await logStore.recordedExit(input.jobId, input.attempt) : undefined;
-        if (recorded) return { ...recorded, removed: true };
-        throw err;
+        let outcome: ScriptOutcome;
+        try {
+          outcome = await runScriptInContainer(ctx, {
+            container,
+            modem: docker.modem,
+            logStore,
+            jobId: input.jobId,
+            attempt: input.attempt,
+            // Within the operator's maximum whoever started the workflow.
+            cancelGraceSeconds: graceSeconds(input.cancelGraceSeconds, deps.limits),
+            heartbeatIntervalMs,
+            heartbeats: beats,
+            logMaxBytes,
+          });
+        } catch (err) {
+          const recorded = isContainerLost(err) ? await logStore.recordedExit(input.jobId, input.attempt) : undefined;
+          if (recorded) return { ...recorded, removed: true };
+          throw err;
+        } finally {
+          // The container has (almost always) stopped: an exited container holds no slot, so the
+          // next queued job may go now, before this one's cleanup.
+          host.slots.notify();
+        }
+        if (!input.removeWhenDone) return outcome;
+        await logStore.recordExit(input.jobId, input.attempt, outcome);
+        try {
+          await removeJobContainer(container);
+        } catch (err) {
+          // The workflow's cleanup activity tries again, with its deadline.
+          log.warn('could not remove container after its script ended', { containerId: container.id, error: String(err) });
+          return outcome;
+        }
+        return { ...outcome, removed: true };
       } finally {
-        // The container has (almost always) stopped: an exited container holds no slot, so the
-        // next queued job may go now, before this one's cleanup.
-        host.slots.notify();
+        beats.stop();
       }
-      if (!input.removeWhenDone) return outcome;
-      await logStore.recordExit(input.jobId, input.attempt, outcome);
-      try {
-        await removeJobContainer(container);
-      } catch (err) {
-        // The workflow's cleanup activity tries again, with its deadline.
-        log.warn('could not remove container after its script ended', { containerId: container.id, error: String(err) });
-        return outcome;
-      }
-      return { ...outcome, removed: true };
     },
 
     /** Removes the job's container whatever state it is in; a container already gone is fine. */
@@ -194,61 +210,36 @@ function imageNotFound(image: string): ApplicationFailure {
   });
 }
 
-async function createJobContainer(docker: Docker, instanceId: string, input: ProvisionInput): Promise<Docker.Container> {
-  const name = `hodei-${input.jobId}-${input.attempt}`;
-  const secrets = input.secrets ?? {};
-  const env = { ...DEFAULT_ENV, HOME: WORK_DIR, ...input.env, ...secrets };
+async function createJobContainer(docker: Docker, input: ProvisionInput, options: JobContainerOptions): Promise<Docker.Container> {
+  const spec = jobContainerSpec(
+    { ...input, secrets: input.secrets ?? {}, imageVolumes: await imageVolumes(docker, input.image) },
+    options,
+  );
   try {
-    return await docker.createContainer({
-      name,
-      Image: input.image,
-      Cmd: scriptCommand(input.script),
-      Env: [
-        ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-        // docker-init (tini) forwards signals to the script's whole process group.
-        'TINI_KILL_PROCESS_GROUP=1',
-      ],
-      User: JOB_USER,
-      // The scratch space: the working directory and temp dirs live in size-limited tmpfs, so a
-      // job that fills its disk fails alone (the user cannot write anywhere else).
-      WorkingDir: WORK_DIR,
-      Labels: {
-        [LABEL_MANAGED]: 'true',
-        [LABEL_JOB_ID]: input.jobId,
-        [LABEL_INSTANCE]: instanceId,
-        [LABEL_ATTEMPT]: String(input.attempt),
-        ...(Object.keys(secrets).length > 0 ? { [LABEL_SECRET_NAMES]: Object.keys(secrets).join(',') } : {}),
-      },
-      AttachStdin: false,
-      AttachStdout: false,
-      AttachStderr: false,
-      Tty: false,
-      OpenStdin: false,
-      NetworkDisabled: true,
-      HostConfig: {
-        Init: true,
-        NetworkMode: 'none',
-        Privileged: false,
-        CapDrop: ['ALL'],
-        SecurityOpt: ['no-new-privileges'],
-        Memory: input.resources.memoryMb * 1024 * 1024,
-        MemorySwap: input.resources.memoryMb * 1024 * 1024,
-        NanoCpus: Math.round(input.resources.cpus * 1e9),
-        PidsLimit: input.resources.pidsLimit,
-        Tmpfs: scratchMounts(input.resources.scratchMb),
-        AutoRemove: false,
-      },
-    });
+    return await docker.createContainer(spec);
   } catch (err) {
     // Docker answers 404 to a create only for a missing image.
     if (isNotFound(err)) throw imageNotFound(input.image);
+    // Any other refusal (a limit the engine cannot give, a bad value) is final.
+    if (!isConflict(err) && isClientError(err)) throw provisioningRejected(`the Docker engine refused the job's container: ${engineMessage(err)}`);
     if (!isConflict(err)) throw err;
     // A container of this name exists: an earlier attempt of this activity created it.
-    const existing = docker.getContainer(name);
+    const existing = docker.getContainer(jobContainerName(input.jobId, input.attempt));
     const info = await existing.inspect();
     const labels = info.Config.Labels ?? {};
     if (labels[LABEL_JOB_ID] !== input.jobId || labels[LABEL_ATTEMPT] !== String(input.attempt)) throw err;
     return docker.getContainer(info.Id);
+  }
+}
+
+/** The volumes the image declares (`VOLUME`), but the script's directory, which is always one. */
+async function imageVolumes(docker: Docker, image: string): Promise<string[]> {
+  try {
+    const info = await docker.getImage(image).inspect();
+    return Object.keys(info.Config.Volumes ?? {}).filter((path) => path !== SCRIPT_DIR);
+  } catch (err) {
+    if (isNotFound(err)) throw imageNotFound(image);
+    throw err;
   }
 }
 

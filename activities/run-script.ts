@@ -16,8 +16,56 @@ export interface RunScriptDeps {
   attempt: number;
   cancelGraceSeconds: number;
   heartbeatIntervalMs: number;
+  /**
+   * The activity's heartbeats, beating since it started and on after this returns (through the
+   * container's removal). Default: heartbeats of this run's own, from its start to its end.
+   */
+  heartbeats?: Heartbeats;
   /** Most bytes of output stored per job; the rest is read and dropped. */
   logMaxBytes: number;
+}
+
+/**
+ * An activity's heartbeats on a timer, so that no slow step goes without one: each carries the
+ * latest details (`carry`), at first the details the attempt started with (a retry's, re-sent
+ * unchanged, lose nothing). The worker throttles what reaches the server.
+ */
+export class Heartbeats {
+  private details: () => unknown;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ctx: Context,
+    initial: unknown,
+  ) {
+    this.details = () => initial;
+  }
+
+  /** Heartbeats every `intervalMs` from now on, the first one after `firstAfterMs`. */
+  every(intervalMs: number, firstAfterMs = intervalMs): this {
+    this.stop();
+    this.timer = setTimeout(() => {
+      this.beat();
+      this.timer = setInterval(() => this.beat(), intervalMs);
+    }, firstAfterMs);
+    return this;
+  }
+
+  /** From now on the heartbeats carry what `details` returns; one goes at once. */
+  carry(details: () => unknown): void {
+    this.details = details;
+    this.beat();
+  }
+
+  beat(): void {
+    this.ctx.heartbeat(this.details());
+  }
+
+  stop(): void {
+    // clearTimeout clears an interval too.
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
 }
 
 /** Heartbeat details of the run activity: `RunProgress`, and where the output's numbering stands. */
@@ -44,16 +92,25 @@ export interface RunHeartbeat extends RunProgress {
  * dropped line, written once the output has ended.
  */
 export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): Promise<ScriptOutcome> {
-  const { container, logStore, jobId, attempt } = deps;
   const prior = ctx.info.heartbeatDetails as RunHeartbeat | undefined;
+  const own = deps.heartbeats ? undefined : new Heartbeats(ctx, prior).every(deps.heartbeatIntervalMs);
+  try {
+    return await runWithHeartbeats(ctx, deps, deps.heartbeats ?? own!, prior);
+  } finally {
+    own?.stop();
+  }
+}
+
+async function runWithHeartbeats(ctx: Context, deps: RunScriptDeps, beats: Heartbeats, prior: RunHeartbeat | undefined): Promise<ScriptOutcome> {
+  const { container, logStore, jobId, attempt } = deps;
   // A later attempt continues the job's numbering, after a system line that marks its start.
   const seqBase = prior?.seqBase ?? (attempt > 1 ? await attemptSeqBase(logStore, jobId, attempt) : 0);
   if (attempt > 1) await logStore.append(jobId, [attemptMarker(seqBase, attempt)]);
   let checkpoint = await advanceOverStored(logStore, jobId, prior?.output ?? startOfOutput(attempt, seqBase));
   let lastSeq = Math.max(prior?.lastSeq ?? 0, await logStore.lastSeq(jobId));
-  const heartbeat = () => ctx.heartbeat({ containerId: container.id, lastSeq, seqBase, output: checkpoint } satisfies RunHeartbeat);
+  const heartbeat = () => beats.beat();
   // Recorded before the container starts, so a retry of this run reuses the same numbering.
-  heartbeat();
+  beats.carry(() => ({ containerId: container.id, lastSeq, seqBase, output: checkpoint }) satisfies RunHeartbeat);
 
   const state = await inspect(container);
   const lines = new OutputLines(checkpoint, deps.logMaxBytes, secretMasker(containerSecrets(state.Config)), attempt);
@@ -88,16 +145,16 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
     });
     return storing;
   };
-  const heartbeats = setInterval(heartbeat, deps.heartbeatIntervalMs);
 
   let stopping: Promise<void> | undefined;
   const detach = new AbortController();
   // Runs outside the activity's async context: use ctx, never the module-level helpers.
   const onCancel = () => {
-    const details = ctx.cancellationDetails;
-    // A worker shutting down, or a server that gave up on this attempt, leaves the container
-    // running: the next attempt reattaches to it. Anything else is a real stop.
-    if (details?.workerShutdown || details?.timedOut) {
+    // Only the workflow's cancel (a user's, or the job's deadline) stops the script. A worker
+    // shutting down, a server that gave up on this attempt (timed out, or no longer knows it),
+    // a pause or a reset let go of the container, running: the next attempt reattaches to it.
+    // A stop the platform caused is never the script's exit code.
+    if (!ctx.cancellationDetails?.cancelRequested) {
       detach.abort();
       return;
     }
@@ -144,13 +201,14 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
       throw ctx.cancellationSignal.reason;
     }
     const finished = await inspect(container);
+    // Removed behind the platform's back (`docker rm -f`): its exit code is the kill's, not the script's.
+    if (finished.State.Status === 'removing' || finished.State.Status === 'dead') throw containerLost(container.id, 'was removed while it ran');
     // Docker stamps a very short-lived process's start after its exit at times: never report a
     // negative run time.
     const finishedAt = finished.State.FinishedAt;
     const startedAt = Date.parse(finished.State.StartedAt) > Date.parse(finishedAt) ? finishedAt : finished.State.StartedAt;
     return { exitCode, oomKilled: finished.State.OOMKilled, startedAt, finishedAt, lastSeq };
   } finally {
-    clearInterval(heartbeats);
     ctx.cancellationSignal.removeEventListener('abort', onCancel);
     attached?.destroy();
   }
@@ -171,7 +229,9 @@ async function readLog(
   const splitters = lines.reread();
   const position = new LogPosition();
   const read = async (since: number) => {
-    const output = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true, since })) as unknown as Readable;
+    const output = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true, since }).catch((err: unknown) => {
+      throw isNotFound(err) ? containerLost(container.id) : err;
+    })) as unknown as Readable;
     const end = await pumpOutput(output, position.reader(splitters.stdout, splitters.stderr), pending, flush, detach);
     if (end.how === 'error') throw end.error;
   };
@@ -354,6 +414,7 @@ async function waitForExit(container: Docker.Container, detach: AbortSignal): Pr
     return StatusCode;
   } catch (err) {
     if (detach.aborted) return undefined;
+    if (isNotFound(err)) throw containerLost(container.id);
     throw err;
   }
 }

@@ -134,7 +134,7 @@ runBench(main, async () => {
   await stack?.stop();
   if (instanceId) {
     for (const info of await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } })) {
-      await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
+      await docker.getContainer(info.Id).remove({ force: true, v: true }).catch(() => undefined);
     }
   }
 });

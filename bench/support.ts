@@ -149,7 +149,7 @@ export function timeProcess(command: string, args: string[]): Promise<ProcessTim
 /** Removes whatever bare baseline containers this bench run left behind. */
 export async function removeBenchContainers(runId: string): Promise<void> {
   for (const info of await containersWith([`${BENCH_LABEL}=${runId}`])) {
-    await docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
+    await docker.getContainer(info.Id).remove({ force: true, v: true }).catch(() => undefined);
   }
 }
 

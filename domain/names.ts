@@ -33,6 +33,8 @@ export const FAILURE_JOB_TIMED_OUT = 'JobTimedOut';
 export const FAILURE_IMAGE_NOT_FOUND = 'ImageNotFound';
 export const FAILURE_CONTAINER_LOST = 'ContainerLost';
 export const FAILURE_PROVISIONING_FAILED = 'ProvisioningFailed';
+/** The job asks for what this host or the operator's policy does not allow: it fails at once. */
+export const FAILURE_PROVISIONING_REJECTED = 'ProvisioningRejected';
 export const FAILURE_HOST_LOST = 'HostLost';
 
 /** Name of the host-specific task queue for a Docker engine, stable across worker restarts. */

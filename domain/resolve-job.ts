@@ -1,5 +1,5 @@
 import type { Config } from './config.js';
-import { defaultJobName, type JobInput, type JobSpec } from './job-spec.js';
+import { defaultJobName, type JobInput, type JobResources, type JobSpec } from './job-spec.js';
 
 export interface SpecIssue {
   path: string;
@@ -18,25 +18,53 @@ function escapeRegex(text: string): string {
   return text.replace(/[.+?^${}()|[\]\\/]/g, '\\$&');
 }
 
+/** The operator's limits on what a job may ask for. */
+export type JobLimits = Pick<
+  Config,
+  | 'HODEI_ALLOWED_IMAGES'
+  | 'HODEI_MAX_CANCEL_GRACE_SECONDS'
+  | 'HODEI_MAX_JOB_CPUS'
+  | 'HODEI_MAX_JOB_MEMORY_MB'
+  | 'HODEI_MAX_JOB_PIDS_LIMIT'
+  | 'HODEI_MAX_JOB_SCRATCH_MB'
+>;
+
+/** What a job asks of the operator's policy: its image and limits (an absent limit takes the default). */
+export interface PolicyRequest {
+  image: string;
+  resources: Partial<JobResources>;
+  cancelGraceSeconds?: number;
+}
+
+/**
+ * Where a job asks for more than the operator allows (image allowlist, resource and grace
+ * maxima). The API checks every spec with it, and the worker again every job it receives.
+ */
+export function policyIssues(request: PolicyRequest, limits: JobLimits): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  if (!imageAllowed(request.image, limits.HODEI_ALLOWED_IMAGES)) {
+    issues.push({ path: 'image', message: `image ${request.image} is not allowed (HODEI_ALLOWED_IMAGES)` });
+  }
+  const atMost = (path: string, value: number | undefined, max: number, setting: string) => {
+    if (value !== undefined && value > max) issues.push({ path, message: `must be at most ${max} (${setting})` });
+  };
+  const { resources } = request;
+  atMost('cancelGraceSeconds', request.cancelGraceSeconds, limits.HODEI_MAX_CANCEL_GRACE_SECONDS, 'HODEI_MAX_CANCEL_GRACE_SECONDS');
+  atMost('resources.cpus', resources.cpus, limits.HODEI_MAX_JOB_CPUS, 'HODEI_MAX_JOB_CPUS');
+  atMost('resources.memoryMb', resources.memoryMb, limits.HODEI_MAX_JOB_MEMORY_MB, 'HODEI_MAX_JOB_MEMORY_MB');
+  atMost('resources.pidsLimit', resources.pidsLimit, limits.HODEI_MAX_JOB_PIDS_LIMIT, 'HODEI_MAX_JOB_PIDS_LIMIT');
+  atMost('resources.scratchMb', resources.scratchMb, limits.HODEI_MAX_JOB_SCRATCH_MB, 'HODEI_MAX_JOB_SCRATCH_MB');
+  return issues;
+}
+
 /**
  * Turns a valid spec into the workflow's input: defaults from the operator's settings, and the
  * operator's limits (image allowlist, resource maxima, grace maximum) enforced. Returns the
  * issues instead when the spec asks for more than the operator allows.
  */
 export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInput } | { issues: SpecIssue[] } {
-  const issues: SpecIssue[] = [];
   const image = spec.image ?? config.HODEI_WORKER_IMAGE;
-  if (!imageAllowed(image, config.HODEI_ALLOWED_IMAGES)) {
-    issues.push({ path: 'image', message: `image ${image} is not allowed (HODEI_ALLOWED_IMAGES)` });
-  }
-  const atMost = (path: string, value: number | undefined, max: number, setting: string) => {
-    if (value !== undefined && value > max) issues.push({ path, message: `must be at most ${max} (${setting})` });
-  };
-  atMost('cancelGraceSeconds', spec.cancelGraceSeconds, config.HODEI_MAX_CANCEL_GRACE_SECONDS, 'HODEI_MAX_CANCEL_GRACE_SECONDS');
-  atMost('resources.cpus', spec.resources.cpus, config.HODEI_MAX_JOB_CPUS, 'HODEI_MAX_JOB_CPUS');
-  atMost('resources.memoryMb', spec.resources.memoryMb, config.HODEI_MAX_JOB_MEMORY_MB, 'HODEI_MAX_JOB_MEMORY_MB');
-  atMost('resources.pidsLimit', spec.resources.pidsLimit, config.HODEI_MAX_JOB_PIDS_LIMIT, 'HODEI_MAX_JOB_PIDS_LIMIT');
-  atMost('resources.scratchMb', spec.resources.scratchMb, config.HODEI_MAX_JOB_SCRATCH_MB, 'HODEI_MAX_JOB_SCRATCH_MB');
+  const issues = policyIssues({ image, resources: spec.resources, cancelGraceSeconds: spec.cancelGraceSeconds }, config);
   for (const name of Object.keys(spec.secrets)) {
     if (Object.hasOwn(spec.env, name)) issues.push({ path: `secrets.${name}`, message: `${name} is in env too: a name goes in one of them` });
   }

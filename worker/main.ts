@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { loadSeccompProfile } from '../activities/container-spec.js';
 import { createActivities } from '../activities/index.js';
 import { containerSlotSupplier, HostSlots } from '../activities/host-slots.js';
 import { loadConfig } from '../domain/config.js';
@@ -53,6 +54,9 @@ const activities = createActivities({
   instanceId: config.HODEI_INSTANCE_ID,
   provisionDeadlineMs: config.HODEI_PROVISION_DEADLINE_SECONDS * 1000,
   logMaxBytes: config.HODEI_LOG_MAX_BYTES,
+  // The API's limits, checked again on every job (a workflow may be started on Temporal directly).
+  limits: config,
+  seccompProfile: loadSeccompProfile(),
 });
 
 const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });

@@ -80,7 +80,28 @@ export async function sweepOrphans(options: ReaperOptions): Promise<SweepResult>
     }
   }
   options.onRemoved?.(removed.length);
+  await removeUnusedVolumes(docker, instanceId, logger);
   return { removed, complete: true };
+}
+
+/**
+ * Removes this installation's script volumes that no container uses any more: a job container
+ * removed behind the platform's back without `-v` leaves its (small) volume behind. A volume is
+ * created with its container, so one in use is never dangling; a removal that races a use fails
+ * and is left for the next sweep.
+ */
+async function removeUnusedVolumes(docker: Docker, instanceId: string, logger: Logger): Promise<void> {
+  const { Volumes } = await docker.listVolumes({
+    filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${instanceId}`], dangling: ['true'] },
+  });
+  for (const volume of Volumes ?? []) {
+    try {
+      await docker.getVolume(volume.Name).remove();
+      logger.info({ volume: volume.Name }, 'reaper: removed unused script volume');
+    } catch (err) {
+      if (!isNotFound(err)) logger.warn({ err, volume: volume.Name }, 'reaper: could not remove volume');
+    }
+  }
 }
 
 /** Sweeps at start and then every `intervalMs` (never two sweeps at once); returns a stop function. */

@@ -26,7 +26,7 @@ afterAll(async () => {
   if (!stack) return;
   await stack.stop();
   const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
 }, 60_000);
 
 /** Headers this stack's API wants. */

@@ -63,7 +63,7 @@ describe('/openapi.json', () => {
       await own.stop();
       const docker = new Docker();
       const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${own.info.instanceId}`] } });
-      await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+      await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
     }
   }, 600_000);
 });

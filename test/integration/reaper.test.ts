@@ -14,7 +14,7 @@ const connections: Connection[] = [];
 afterEach(async () => {
   await Promise.all(connections.splice(0).map((c) => c.close()));
   const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
 });
 
 /** A container labelled like a job's, by default for a job id no workflow has. */
@@ -40,6 +40,33 @@ async function clientFor(address: string): Promise<Client> {
 }
 
 describe('sweepOrphans', () => {
+  it("removes this installation's unused script volumes, never one a container uses or another installation's", async () => {
+    const labels = (instance: string) => ({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instance });
+    const unused = await docker.createVolume({ Name: `hodei-test-${randomUUID()}`, Labels: labels(instanceId) });
+    const foreign = await docker.createVolume({ Name: `hodei-test-${randomUUID()}`, Labels: labels(`other-${randomUUID().slice(0, 8)}`) });
+    // A running workflow's container, with its volume: both stay.
+    const client = await clientFor(stack().temporalAddress);
+    const workflow = await startWorkflow(client);
+    const inUse = `hodei-test-${randomUUID()}`;
+    const container = await docker.createContainer({
+      Image: 'hodei-worker:latest',
+      Cmd: ['sleep', '60'],
+      Labels: { ...labels(instanceId), [LABEL_JOB_ID]: workflow.workflowId },
+      HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: inUse, Target: '/hodei', VolumeOptions: { Labels: labels(instanceId) } as never }] },
+    });
+    try {
+      await sweepOrphans({ docker, client, instanceId, graceMs: 0, logger });
+      const names = new Set(((await docker.listVolumes()).Volumes ?? []).map((v) => v.Name));
+      expect(names.has(unused.name), 'unused volume removed').toBe(false);
+      expect(names.has(inUse), 'volume in use kept').toBe(true);
+      expect(names.has(foreign.name), "another installation's volume kept").toBe(true);
+    } finally {
+      await workflow.terminate('test: done');
+      await container.remove({ force: true, v: true });
+      await docker.getVolume(foreign.name).remove();
+    }
+  });
+
   it('removes a container whose workflow Temporal reports as not found', async () => {
     const id = await orphanContainer();
     const result = await sweepOrphans({ docker, client: await clientFor(stack().temporalAddress), instanceId, graceMs: 0, logger });

@@ -8,11 +8,13 @@ import { ActivityCancellationDetails, ApplicationFailure } from '@temporalio/com
 import { MockActivityEnvironment } from '@temporalio/testing';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSeccompProfile } from '../../activities/container-spec.js';
 import { createActivities } from '../../activities/index.js';
 import { HostSlots } from '../../activities/host-slots.js';
 import { runScriptInContainer, type RunHeartbeat } from '../../activities/run-script.js';
 import type { ScriptOutcome } from '../../domain/job-result.js';
-import { FAILURE_CONTAINER_LOST, LABEL_INSTANCE } from '../../domain/names.js';
+import { loadConfig } from '../../domain/config.js';
+import { FAILURE_CONTAINER_LOST, FAILURE_PROVISIONING_REJECTED, LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
 import type { LogStore } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 
@@ -24,20 +26,26 @@ let dir: string;
 let logStore: SqliteLogStore;
 let activities: ReturnType<typeof createActivities>;
 
-beforeAll(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'hodei-run-activity-'));
-  logStore = SqliteLogStore.inDataDir(dir);
-  activities = createActivities({
-    host: { docker, id: 'test-host', taskQueue: 'unused', slots: new HostSlots(docker, instanceId, 4) },
+/** The activities of a worker bound to `engine` (the real Docker engine, or a wrapper of it). */
+const activitiesOn = (engine: Docker, settings: Record<string, string> = {}) =>
+  createActivities({
+    host: { docker: engine, id: 'test-host', taskQueue: 'unused', slots: new HostSlots(engine, instanceId, 4) },
     logStore,
     instanceId,
     provisionDeadlineMs: 60_000,
+    limits: loadConfig({ HODEI_DATA_DIR: dir, HODEI_INSTANCE_ID: instanceId, ...settings }),
+    seccompProfile: loadSeccompProfile(),
   });
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'hodei-run-activity-'));
+  logStore = SqliteLogStore.inDataDir(dir);
+  activities = activitiesOn(docker);
 });
 
 afterAll(async () => {
   const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
   await logStore.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -47,17 +55,19 @@ const inActivity = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...a
   new MockActivityEnvironment().run(fn, ...args);
 const runScript = (input: Parameters<typeof activities.runScript>[0]) => inActivity(activities.runScript, input);
 
+const provisionInput = (script: string) => ({
+  jobId: randomUUID(),
+  attempt: 1,
+  image: 'hodei-worker:latest',
+  script,
+  env: {},
+  resources: { memoryMb: 128, cpus: 1, pidsLimit: 64, scratchMb: 16 },
+});
+
 async function provision(script: string) {
-  const jobId = randomUUID();
-  const container = await inActivity(activities.provisionContainer, {
-    jobId,
-    attempt: 1,
-    image: 'hodei-worker:latest',
-    script,
-    env: {},
-    resources: { memoryMb: 128, cpus: 1, pidsLimit: 64, scratchMb: 16 },
-  });
-  return { jobId, containerId: container.containerId };
+  const input = provisionInput(script);
+  const container = await inActivity(activities.provisionContainer, input);
+  return { jobId: input.jobId, containerId: container.containerId };
 }
 
 const exists = (containerId: string) =>
@@ -65,6 +75,41 @@ const exists = (containerId: string) =>
     () => true,
     (err: { statusCode?: number }) => (err.statusCode === 404 ? false : Promise.reject(err)),
   );
+
+describe('provisionContainer', () => {
+  it('a request the engine refuses (4xx) fails at once, not retried until the provisioning deadline', async () => {
+    // The engine itself refuses the container: far more CPUs than any host has.
+    const refusing = Object.assign(Object.create(docker) as Docker, {
+      createContainer: (options: Docker.ContainerCreateOptions) =>
+        docker.createContainer({ ...options, HostConfig: { ...options.HostConfig, NanoCpus: 100_000 * 1e9 } }),
+    });
+    const input = provisionInput('echo never');
+    const err = await inActivity(activitiesOn(refusing).provisionContainer, input).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err).toMatchObject({ type: FAILURE_PROVISIONING_REJECTED, nonRetryable: true });
+    expect((err as Error).message).toMatch(/^the Docker engine refused the job's container: Range of CPUs/);
+    expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${input.jobId}`] } })).toEqual([]);
+  });
+
+  it("an image's own volumes are scratch space (tmpfs of the job's size), not directories on the host's disk", async () => {
+    // The worker image with a VOLUME of its own.
+    const base = await docker.createContainer({ Image: 'hodei-worker:latest', User: 'root', Cmd: ['true'], Labels: { [LABEL_INSTANCE]: instanceId } });
+    const tag = `volume-${randomUUID().slice(0, 8)}`;
+    await base.commit({ repo: 'hodei-test-image', tag, changes: ['VOLUME ["/data"]'] });
+    await base.remove();
+    const image = `hodei-test-image:${tag}`;
+    try {
+      const acts = activitiesOn(docker, { HODEI_ALLOWED_IMAGES: 'hodei-test-image:*' });
+      const input = { ...provisionInput('df -k --output=fstype,size /data | tail -1 | tr -s " "\ndd if=/dev/zero of=/data/fill bs=1M count=64 2>&1 | grep -o "No space left on device"'), image };
+      const { containerId } = await inActivity(acts.provisionContainer, input);
+      const outcome = await inActivity(acts.runScript, { jobId: input.jobId, containerId, cancelGraceSeconds: 0, attempt: 1, removeWhenDone: true });
+      expect(outcome).toMatchObject({ exitCode: 0, removed: true });
+      expect((await logStore.read(input.jobId)).map((l) => l.line)).toEqual([`tmpfs ${16 * 1024}`, 'No space left on device']);
+    } finally {
+      await docker.getImage(image).remove();
+    }
+  });
+});
 
 describe('runScript', () => {
   it('with removeWhenDone: records the exit, removes the container, and a retry after that answers the recorded exit', async () => {
@@ -92,7 +137,7 @@ describe('runScript', () => {
 
   it('a container gone with no recorded exit is lost', async () => {
     const { jobId, containerId } = await provision('echo never');
-    await docker.getContainer(containerId).remove({ force: true });
+    await docker.getContainer(containerId).remove({ force: true, v: true });
     const err = await runScript({ jobId, containerId, cancelGraceSeconds: 0, attempt: 1, removeWhenDone: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect((err as ApplicationFailure).type).toBe(FAILURE_CONTAINER_LOST);

@@ -54,7 +54,7 @@ describe('a whole stack on the PostgreSQL log store (real Temporal, Docker and P
     } finally {
       await own.stop();
       const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${own.info.instanceId}`] } });
-      await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+      await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
       await db.drop();
     }
   });

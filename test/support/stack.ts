@@ -209,7 +209,7 @@ export async function removeContainers(env: NodeJS.ProcessEnv, instanceId: strin
   const docker = dockerOf(env);
   try {
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
   } catch {
     // Unreachable engine: nothing of ours runs on it.
   }

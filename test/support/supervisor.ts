@@ -156,7 +156,7 @@ async function launch(extraEnv: Record<string, string>): Promise<Supervisor> {
       if (instanceId) {
         const docker = new Docker();
         const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } });
-        await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+        await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
       }
       if (!process.env.HODEI_KEEP_TEST_DATA) await rm(dataDir, { recursive: true, force: true });
     },
