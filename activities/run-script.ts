@@ -120,6 +120,12 @@ async function runWithHeartbeats(ctx: Context, deps: RunScriptDeps, beats: Heart
     attached = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
     // Until the pump listens: a connection that fails meanwhile is seen as destroyed there.
     attached.on('error', () => undefined);
+    // Cancelled (or let go of) while attaching, heartbeating all the while: never start it. A
+    // cancel's cleanup removes it unstarted; a retry after a let-go finds it created and starts it.
+    if (ctx.cancellationSignal.aborted) {
+      attached.destroy();
+      throw ctx.cancellationSignal.reason;
+    }
     try {
       await container.start();
     } catch (err) {
@@ -164,6 +170,9 @@ async function runWithHeartbeats(ctx: Context, deps: RunScriptDeps, beats: Heart
     stopping.catch(() => undefined);
   };
   ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+  // A cancel that came while the container was starting (slow on a loaded engine, and heartbeats
+  // run meanwhile) aborted the signal before the listener was there: act on it now.
+  if (ctx.cancellationSignal.aborted) onCancel();
   // Lets go of a container that goes on running: what was read is stored, the next attempt
   // reattaches from the checkpoint.
   const letGo = async (): Promise<never> => {

@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storedLineCost } from '../../activities/output-lines.js';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
 import { clientFor } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
@@ -61,7 +62,13 @@ async function storedOutput(jobId: string) {
   expect(markers).toHaveLength(1);
   expect(lines.at(-1)).toBe(markers[0]);
   const kept = lines.slice(0, -1);
-  return { kept, keptBytes: kept.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0), marker: markers[0]! };
+  return {
+    kept,
+    keptBytes: kept.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0),
+    // What the kept lines cost the store: what the cap counts.
+    keptCost: kept.reduce((n, l) => n + storedLineCost(l), 0),
+    marker: markers[0]!,
+  };
 }
 
 describe("the engine's own log of a job", () => {
@@ -89,10 +96,10 @@ describe("the engine's own log of a job", () => {
     expect(peak).toBeGreaterThan(LOG_CAP);
     expect(peak).toBeLessThanOrEqual(6 * LOG_CAP);
 
-    const { kept, keptBytes, marker } = await storedOutput(job.id);
+    const { kept, keptBytes, keptCost, marker } = await storedOutput(job.id);
     for (const line of kept) expect(line).toMatch(/^( [0-9a-f]{2}){32}$/);
-    expect(keptBytes).toBeLessThanOrEqual(LOG_CAP);
-    expect(keptBytes).toBeGreaterThan(LOG_CAP - lineBytes);
+    expect(keptCost).toBeLessThanOrEqual(LOG_CAP);
+    expect(keptCost).toBeGreaterThan(LOG_CAP - storedLineCost(kept[0]!));
     expect(marker).toContain(`(${lineCount - kept.length} lines, ${lineCount * lineBytes - keptBytes} bytes dropped)`);
   }, 240_000);
 
@@ -113,12 +120,13 @@ describe("the engine's own log of a job", () => {
     const done = await waitForEnd(job.id, 120_000);
     expect(done).toMatchObject({ state: 'SUCCEEDED', exitCode: 0 });
 
-    const { kept, keptBytes, marker } = await storedOutput(job.id);
+    const { kept, keptBytes, keptCost, marker } = await storedOutput(job.id);
     const expected = Array.from({ length: kept.length }, (_, i) => `line ${String(i + 1).padStart(5, '0')} of the output`);
     expect(kept).toEqual(expected);
     const lineBytes = 25;
     expect(keptBytes).toBe(kept.length * lineBytes);
-    expect(keptBytes).toBeGreaterThan(LOG_CAP - lineBytes);
+    expect(keptCost).toBeLessThanOrEqual(LOG_CAP);
+    expect(keptCost).toBeGreaterThan(LOG_CAP - storedLineCost(kept[0]!));
     expect(marker).toContain(`(${count - kept.length} lines, ${(count - kept.length) * lineBytes} bytes dropped)`);
   }, 240_000);
 });

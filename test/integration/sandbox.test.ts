@@ -125,6 +125,19 @@ describe('the platform takes the blame for its own faults', () => {
     expect(events.filter((e) => e.Action === 'create')).toHaveLength(1);
   }, 300_000);
 
+  it('a cancel that comes while the container is still starting (45,000 env vars) stops it: CANCELLED, nothing left', async () => {
+    // The run activity heartbeats through the slow start, so the cancel reaches it there, before
+    // it listens for cancels around the running script: it must act on it all the same.
+    const env = Object.fromEntries(Array.from({ length: 45_000 }, (_, i) => [`V${String(i).padStart(5, '0')}`, 'x']));
+    const job = await submit({ script: 'echo started; sleep 600', env, timeoutSeconds: 900, cancelGraceSeconds: 1 });
+    await waitFor('the job to be RUNNING', async () => ((await getJob(job.id)).state === 'RUNNING' ? true : undefined), { timeoutMs: 120_000, intervalMs: 50 });
+    expect((await cancel(job.id)).status).toBe(202);
+    // Far less than the script's 600 s: the cancel was not lost.
+    const done = await waitForEnd(job.id, 240_000);
+    expect(done.state).toBe('CANCELLED');
+    await waitForNoContainer(job.id);
+  }, 300_000);
+
   it('a container removed behind the platform`s back (docker rm -f) is lost, not an exit code 137', async () => {
     const job = await submit({ script: 'echo started; sleep 300', infraRetries: 0 });
     const container = await waitForRunningContainer(job.id);
