@@ -96,8 +96,11 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
   const onCancel = () => {
     const details = ctx.cancellationDetails;
     // A worker shutting down, or a server that gave up on this attempt, leaves the container
-    // running: the next attempt reattaches to it. Anything else is a real stop.
-    if (details?.workerShutdown || details?.timedOut) {
+    // running: the next attempt reattaches to it. So does a server that no longer knows the
+    // attempt (`notFound`): it timed the attempt out while it could not hear from it (a Temporal
+    // restart longer than the heartbeat timeout) and runs another, which reattaches; or the
+    // workflow is gone, and the reaper removes the container. Anything else is a real stop.
+    if (details?.workerShutdown || details?.timedOut || details?.notFound) {
       detach.abort();
       return;
     }
