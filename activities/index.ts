@@ -13,6 +13,7 @@ import {
 } from '../domain/names.js';
 import type { LogStore } from '../log-store/log-store.js';
 import { isConflict, isContainerLost, isNotFound } from './docker-errors.js';
+import { ContainerEvents } from './engine-outage.js';
 import type { HostSlots } from './host-slots.js';
 import { runScriptInContainer } from './run-script.js';
 import { scriptArchive, scriptCommand } from './script-archive.js';
@@ -140,6 +141,8 @@ export function createActivities(deps: ActivityDeps) {
      */
     async runScript(input: RunScriptInput): Promise<ScriptOutcome> {
       const container = docker.getContainer(input.containerId);
+      // Listening before the container can end: an exit its engine caused is not the script's.
+      const engineEvents = ContainerEvents.of(docker, instanceId);
       let outcome: ScriptOutcome;
       try {
         outcome = await runScriptInContainer(Context.current(), {
@@ -152,6 +155,7 @@ export function createActivities(deps: ActivityDeps) {
           heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 100,
           logMaxBytes: deps.logMaxBytes ?? 100 * 1024 * 1024,
         });
+        await engineEvents.checkExit(container, outcome.exitCode);
       } catch (err) {
         const recorded = isContainerLost(err) ? await logStore.recordedExit(input.jobId, input.attempt) : undefined;
         if (recorded) return { ...recorded, removed: true };

@@ -34,6 +34,8 @@ export const FAILURE_IMAGE_NOT_FOUND = 'ImageNotFound';
 export const FAILURE_CONTAINER_LOST = 'ContainerLost';
 export const FAILURE_PROVISIONING_FAILED = 'ProvisioningFailed';
 export const FAILURE_HOST_LOST = 'HostLost';
+/** A run attempt could not finish with its Docker engine (it did not answer, or not yet): retried (activities/engine-outage.ts). */
+export const FAILURE_ENGINE_UNREACHABLE = 'EngineUnreachable';
 
 /** Name of the host-specific task queue for a Docker engine, stable across worker restarts. */
 export function hostTaskQueue(baseQueue: string, hostId: string): string {
