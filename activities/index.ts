@@ -14,6 +14,7 @@ import {
 import type { LogStore } from '../log-store/log-store.js';
 import { isConflict, isContainerLost, isNotFound } from './docker-errors.js';
 import { ContainerEvents } from './engine-outage.js';
+import { failingClearly } from './log-store-failure.js';
 import type { HostSlots } from './host-slots.js';
 import { runScriptInContainer } from './run-script.js';
 import { scriptArchive, scriptCommand } from './script-archive.js';
@@ -88,7 +89,9 @@ const DEFAULT_ENV: Record<string, string> = {
 };
 
 export function createActivities(deps: ActivityDeps) {
-  const { host, logStore, instanceId } = deps;
+  const { host, instanceId } = deps;
+  // A write the store's disk refuses fails the job, saying so (never retried against the same disk).
+  const logStore = failingClearly(deps.logStore);
   const { docker } = host;
 
   return {
