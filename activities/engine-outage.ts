@@ -38,6 +38,7 @@ export class ContainerEvents {
   private readonly died = new Set<string>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private since = Math.floor(Date.now() / 1000);
+  private connected = false;
 
   private constructor(
     private readonly docker: Docker,
@@ -67,10 +68,12 @@ export class ContainerEvents {
         })) as unknown as Readable & { socket?: { unref(): void } };
         // Never what keeps a process alive.
         stream.socket?.unref();
+        this.connected = true;
         await this.read(stream);
       } catch {
         // The engine is unreachable: try again below.
       }
+      this.connected = false;
       await new Promise((resolve) => setTimeout(resolve, 1000).unref());
     }
   }
@@ -113,9 +116,10 @@ export class ContainerEvents {
     }
   }
 
-  /** Resolves once the container's `die` event was read, or after `ms` (and whatever I/O was pending then). */
+  /** Resolves once the container's `die` event was read, or after `ms` (and whatever I/O was pending then), or at once without a stream. */
   private async dieEvent(id: string, ms: number): Promise<void> {
-    if (this.died.has(id)) return;
+    // Without a stream no event comes: what was read before the engine went away is all there is.
+    if (this.died.has(id) || !this.connected) return;
     await new Promise<void>((resolve) => {
       const wake = () => {
         clearTimeout(timer);
