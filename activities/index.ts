@@ -7,6 +7,8 @@ import type { JobLimits } from '../domain/resolve-job.js';
 import type { LogStore } from '../log-store/log-store.js';
 import { jobContainerName, jobContainerSpec, type JobContainerOptions } from './container-spec.js';
 import { engineMessage, isClientError, isConflict, isContainerLost, isNotFound } from './docker-errors.js';
+import { ContainerEvents } from './engine-outage.js';
+import { failingClearly } from './log-store-failure.js';
 import type { HostSlots } from './host-slots.js';
 import { graceSeconds, provisionIssues, provisioningRejected } from './job-policy.js';
 import { Heartbeats, runScriptInContainer } from './run-script.js';
@@ -67,7 +69,9 @@ export interface RemoveContainerInput {
 const PROVISION_HEARTBEAT_AFTER_MS = 2000;
 
 export function createActivities(deps: ActivityDeps) {
-  const { host, logStore, instanceId } = deps;
+  const { host, instanceId } = deps;
+  // A write the store's disk refuses fails the job, saying so (never retried against the same disk).
+  const logStore = failingClearly(deps.logStore);
   const { docker } = host;
   const logMaxBytes = deps.logMaxBytes ?? 100 * 1024 * 1024;
   const heartbeatIntervalMs = deps.heartbeatIntervalMs ?? 100;
@@ -150,6 +154,8 @@ export function createActivities(deps: ActivityDeps) {
       // start, inspect, the removal) is inside the heartbeat timeout, so the server never gives
       // up on an attempt that is only slow.
       const beats = new Heartbeats(ctx, ctx.info.heartbeatDetails).every(heartbeatIntervalMs);
+      // Listening before the container can end: an exit its engine caused is not the script's.
+      const engineEvents = ContainerEvents.of(docker, instanceId);
       try {
         let outcome: ScriptOutcome;
         try {
@@ -165,6 +171,7 @@ export function createActivities(deps: ActivityDeps) {
             heartbeats: beats,
             logMaxBytes,
           });
+          await engineEvents.checkExit(container, outcome.exitCode);
         } catch (err) {
           const recorded = isContainerLost(err) ? await logStore.recordedExit(input.jobId, input.attempt) : undefined;
           if (recorded) return { ...recorded, removed: true };

@@ -36,6 +36,10 @@ export const FAILURE_PROVISIONING_FAILED = 'ProvisioningFailed';
 /** The job asks for what this host or the operator's policy does not allow: it fails at once. */
 export const FAILURE_PROVISIONING_REJECTED = 'ProvisioningRejected';
 export const FAILURE_HOST_LOST = 'HostLost';
+/** A run attempt could not finish with its Docker engine (it did not answer, or not yet): retried (activities/engine-outage.ts). */
+export const FAILURE_ENGINE_UNREACHABLE = 'EngineUnreachable';
+/** The log store's disk is full or cannot be written: the job fails (activities/log-store-failure.ts). */
+export const FAILURE_LOG_STORE_FAILED = 'LogStoreFailed';
 
 /** Name of the host-specific task queue for a Docker engine, stable across worker restarts. */
 export function hostTaskQueue(baseQueue: string, hostId: string): string {
