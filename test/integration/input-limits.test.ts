@@ -1,52 +1,34 @@
 import { connect } from 'node:net';
-import { Connection, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createApp } from '../../api/app.js';
-import { apiToken } from '../../api/auth.js';
-import { loadConfig } from '../../domain/config.js';
 import { labelsAttribute, labelsAttributeBytes, MAX_LABELS_ATTRIBUTE_BYTES } from '../../domain/job-spec.js';
 import { LABELS_KEY } from '../../domain/names.js';
-import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 import { api, stack, submit, waitForEnd } from '../support/api-client.js';
-import { stackClient } from '../support/temporal.js';
+import { inProcessApi, type InProcessApi } from '../support/in-process-api.js';
 import { waitFor } from '../support/wait.js';
 
 // Input the API used to accept and then fail on (or read differently), each refused up front
 // with a 400 naming the field. Routes run in-process against the real Temporal server (so a spy
 // sees that Temporal was never asked); what only the real server process does (its HTTP parser,
 // Temporal's own limits) goes to the shared stack's API.
-let connection: Connection;
+let inProcess: InProcessApi;
 let client: Client;
-let app: ReturnType<typeof createApp>;
-let logStore: SqliteLogStore;
+let request: InProcessApi['request'];
 
 beforeAll(async () => {
-  const s = stack();
-  connection = await Connection.connect({ address: s.temporalAddress });
-  client = stackClient(connection, s);
-  logStore = SqliteLogStore.inDataDir(s.dataDir);
-  const config = loadConfig({
-    HODEI_DATA_DIR: s.dataDir,
-    HODEI_INSTANCE_ID: s.instanceId,
-    HODEI_TASK_QUEUE: s.taskQueue,
-    HODEI_CODEC_KEY: s.codecKey,
-  });
-  app = createApp({ client, logStore, config, logger: pino({ level: 'silent' }), tokens: [apiToken(s.apiToken)] });
+  inProcess = await inProcessApi(stack());
+  ({ client, request } = inProcess);
 });
 
 afterAll(async () => {
-  await connection?.close();
-  await logStore?.close();
+  await inProcess?.close();
 });
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
-const request = (path: string, init: RequestInit = {}) =>
-  app.request(path, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${stack().apiToken}` } });
 
 const postJob = (body: string | Uint8Array) =>
   request('/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body });

@@ -1,36 +1,22 @@
-import { Connection, type Client } from '@temporalio/client';
-import { pino } from 'pino';
+import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createApp } from '../../api/app.js';
-import { apiToken } from '../../api/auth.js';
-import { loadConfig } from '../../domain/config.js';
 import { MAX_SUBMIT_BYTES } from '../../domain/job-spec.js';
-import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 import { stack } from '../support/api-client.js';
-import { stackClient } from '../support/temporal.js';
+import { inProcessApi, type InProcessApi } from '../support/in-process-api.js';
 
 // The API in-process against the real Temporal server, so we can see that nothing was started.
-let connection: Connection;
+let inProcess: InProcessApi;
 let client: Client;
-let app: ReturnType<typeof createApp>;
-let logStore: SqliteLogStore;
+let request: InProcessApi['request'];
 
 beforeAll(async () => {
-  const s = stack();
-  connection = await Connection.connect({ address: s.temporalAddress });
-  client = stackClient(connection, s);
-  logStore = SqliteLogStore.inDataDir(s.dataDir);
-  const config = loadConfig({ HODEI_DATA_DIR: s.dataDir, HODEI_INSTANCE_ID: s.instanceId, HODEI_TASK_QUEUE: s.taskQueue });
-  app = createApp({ client, logStore, config, logger: pino({ level: 'silent' }), tokens: [apiToken(s.apiToken)] });
+  inProcess = await inProcessApi(stack());
+  ({ client, request } = inProcess);
 });
 
-/** `app.request` with the stack's token. */
-const request = (path: string, init: RequestInit = {}) =>
-  app.request(path, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${stack().apiToken}` } });
 
 afterAll(async () => {
-  await connection?.close();
-  await logStore?.close();
+  await inProcess?.close();
 });
 
 const post = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
@@ -105,7 +91,7 @@ describe('bad requests are refused with a clear error and start nothing', () => 
 
 describe('health', () => {
   it('healthz and readyz answer 200 while Temporal and a worker are up', async () => {
-    expect((await app.request('/healthz')).status).toBe(200);
-    expect((await app.request('/readyz')).status).toBe(200);
+    expect((await inProcess.app.request('/healthz')).status).toBe(200);
+    expect((await inProcess.app.request('/readyz')).status).toBe(200);
   });
 });
