@@ -314,15 +314,18 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         await until(() => tails.activeJobs === 1);
         await sleep(50);
         const readsBefore = counted.reads();
+        const startedAt = Date.now();
         for (let n = 1; n <= 20; n++) {
           await other.append('j', [line(n)]);
           await sleep(10);
         }
         end.fire('done');
         const results = await Promise.all(followers);
+        const polls = (Date.now() - startedAt) / 10;
         for (const r of results) expect(r).toEqual({ seqs: seqs(1, 20), end: 'done', idles: 0 });
-        // One poller reading every ~10 ms (or on each append) for ~250 ms, not fifty.
-        expect(counted.reads() - readsBefore).toBeLessThan(100);
+        // One poller reading every 10 ms (or on each append), not fifty: measured against the
+        // time it really took (appends are slow on a loaded machine), fifty would read ~50x this.
+        expect(counted.reads() - readsBefore).toBeLessThan(3 * (polls + 20 + 5));
       });
 
       it('follows several jobs at once, each follower getting only its job', async () => {
