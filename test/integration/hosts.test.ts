@@ -106,7 +106,7 @@ describe('the Docker engine down while a job is provisioned', () => {
 });
 
 describe('two hosts', () => {
-  beforeAll(() => workerB.start());
+  beforeAll(() => workerB.start(), 200_000);
 
   it('share the load, neither above its capacity', async () => {
     const stopSampling = sampleContainers([engineA, engineB]);
@@ -127,7 +127,7 @@ describe('two hosts', () => {
       return j.state === 'RUNNING' && (await logs(job.id)).includes('line 3') ? j : undefined;
     }, { timeoutMs: 30_000 });
     const onA = running.host === (await hostIdOf(engineA));
-    const lost = onA ? { engine: engineA, stopWorker: () => stack.stopWorker('SIGKILL'), startWorker: () => stack.startWorker() } : { engine: engineB, stopWorker: () => workerB.stop('SIGKILL'), startWorker: async () => workerB.start() };
+    const lost = onA ? { engine: engineA, stopWorker: () => stack.stopWorker('SIGKILL'), startWorker: () => stack.startWorker() } : { engine: engineB, stopWorker: () => workerB.stop('SIGKILL'), startWorker: () => workerB.start() };
     await lost.stopWorker();
     await lost.engine.stop();
     return {
