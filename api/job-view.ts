@@ -5,8 +5,7 @@ import { optionalTsToDate } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 
 const { temporal } = proto;
-import type { JobMemo } from '../domain/job-result.js';
-import { JOB_STATES, type JobState } from '../domain/job-state.js';
+import { deriveState, JOB_STATES, type JobMemo, type WorkflowFacts } from '../domain/job-state.js';
 import { RUN_JOB_WORKFLOW } from '../domain/names.js';
 
 /** The `:id` path parameter of every job route. */
@@ -28,7 +27,7 @@ export const JobViewSchema = z.object({
   attempt: z.number().int().optional(),
   cleanupPending: z.boolean().optional(),
   workflow: z.object({ workflowId: z.string(), runId: z.string(), status: z.string() }),
-});
+}).openapi('JobView');
 export type JobView = z.infer<typeof JobViewSchema>;
 
 const PendingActivityState = temporal.api.enums.v1.PendingActivityState;
@@ -96,7 +95,7 @@ async function runStartedAt(client: Client, d: WorkflowExecutionDescription): Pr
 
 export function toJobView(d: WorkflowExecutionDescription): JobView {
   const memo = (d.memo ?? {}) as Partial<JobMemo>;
-  const { state, reason } = deriveState(d, memo);
+  const { state, reason } = deriveState(workflowFacts(d), memo);
   return {
     id: d.workflowId,
     name: memo.name ?? d.workflowId,
@@ -115,35 +114,18 @@ export function toJobView(d: WorkflowExecutionDescription): JobView {
   };
 }
 
-/** The job state agreed with Temporal's workflow status; see ARCHITECTURE's one vocabulary. */
-function deriveState(d: WorkflowExecutionDescription, memo: Partial<JobMemo>): { state: JobState; reason?: string } {
-  switch (d.status.name) {
-    case 'COMPLETED':
-      return { state: 'SUCCEEDED' };
-    case 'FAILED':
-      return { state: memo.state === 'TIMED_OUT' ? 'TIMED_OUT' : 'FAILED' };
-    case 'CANCELLED':
-      return { state: 'CANCELLED' };
-    case 'TERMINATED':
-      return { state: 'FAILED', reason: 'workflow terminated' };
-    case 'TIMED_OUT':
-      return { state: 'TIMED_OUT', reason: 'workflow execution timeout' };
-    default:
-      break;
-  }
-  if (d.raw.workflowExtendedInfo?.cancelRequested || memo.state === 'CANCELLING') return { state: 'CANCELLING' };
-  if (memo.state === 'RUNNING') return { state: 'RUNNING' };
+/** What the job state is derived from, out of Temporal's describe. */
+function workflowFacts(d: WorkflowExecutionDescription): WorkflowFacts {
   const provision = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'provisionContainer');
-  // Why provisioning keeps failing (engine unreachable, …), while it retries.
-  const reason = provision?.lastFailure?.message
-    ? `provisioning attempt ${Math.max(1, (provision.attempt ?? 1) - 1)} failed: ${provision.lastFailure.message}; retrying`
-    : undefined;
-  // A host takes a job's provisioning only once it holds a container slot for it (the worker's
-  // slot supplier): until then the job is queued in Temporal.
-  if (provision?.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED) {
-    return { state: 'PROVISIONING', reason };
-  }
-  return { state: 'QUEUED', reason };
+  return {
+    status: d.status.name,
+    cancelRequested: d.raw.workflowExtendedInfo?.cancelRequested ?? false,
+    provisioning: provision && {
+      started: provision.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+      attempt: provision.attempt,
+      lastFailureMessage: provision.lastFailure?.message,
+    },
+  };
 }
 
 function isoOrUndefined(value: string | undefined): string | undefined {

@@ -3,18 +3,11 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { LABEL_VALUE_MESSAGE, labelValueOk } from '../domain/job-spec.js';
-import { JOB_STATES, type JobState } from '../domain/job-state.js';
+import { LISTABLE_STATES, STATE_QUERIES } from '../domain/job-state.js';
 import { RUN_JOB_WORKFLOW } from '../domain/names.js';
-import { ErrorSchema } from './errors.js';
+import { errorResponse } from './errors.js';
 import { decimalInt } from './params.js';
 import { JobViewSchema, toJobView } from './job-view.js';
-
-/**
- * States a list can filter on. PROVISIONING is not among them: the workflow keeps `HodeiState`
- * at QUEUED while its container is created (`GET /jobs/:id` tells the two apart from the
- * pending activity), so a QUEUED filter finds both.
- */
-export const LISTABLE_STATES = JOB_STATES.filter((s) => s !== 'PROVISIONING') as Exclude<JobState, 'PROVISIONING'>[];
 
 const LABEL_FILTER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}:.{0,256}$/s;
 
@@ -60,7 +53,7 @@ export const listJobsRoute = createRoute({
   request: { query: ListQuerySchema },
   responses: {
     200: { content: { 'application/json': { schema: JobListSchema } }, description: 'A page of jobs' },
-    400: { content: { 'application/json': { schema: ErrorSchema } }, description: 'Bad filter or cursor' },
+    400: errorResponse('Bad filter or cursor'),
   },
 });
 
@@ -68,17 +61,6 @@ export const listJobsRoute = createRoute({
 function literal(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
-
-/** How each state reads in Temporal visibility: the workflow status and the `HodeiState` it keeps. */
-const STATE_QUERIES: Record<Exclude<JobState, 'PROVISIONING'>, string> = {
-  QUEUED: "ExecutionStatus = 'Running' AND HodeiState = 'QUEUED'",
-  RUNNING: "ExecutionStatus = 'Running' AND HodeiState = 'RUNNING'",
-  CANCELLING: "ExecutionStatus = 'Running' AND HodeiState = 'CANCELLING'",
-  SUCCEEDED: "ExecutionStatus = 'Completed'",
-  CANCELLED: "ExecutionStatus = 'Canceled'",
-  FAILED: "((ExecutionStatus = 'Failed' AND HodeiState != 'TIMED_OUT') OR ExecutionStatus = 'Terminated')",
-  TIMED_OUT: "((ExecutionStatus = 'Failed' AND HodeiState = 'TIMED_OUT') OR ExecutionStatus = 'TimedOut')",
-};
 
 /** The visibility query for a filter; the same text works in `temporal workflow list --query`. */
 export function listQuery(filter: Pick<ListQuery, 'state' | 'label'>): string {

@@ -1,28 +1,25 @@
 import { randomUUID } from 'node:crypto';
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { createRoute, z } from '@hono/zod-openapi';
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { HTTPException } from 'hono/http-exception';
 import type { Config } from '../domain/config.js';
-import type { JobMemo } from '../domain/job-result.js';
 import { JobSpecSchema, labelsAttribute } from '../domain/job-spec.js';
 import { codecKeys } from '../domain/payload-codec.js';
 import { resolveJobInput } from '../domain/resolve-job.js';
-import { isTerminal } from '../domain/job-state.js';
-import { LABELS_KEY, RUN_JOB_WORKFLOW, STATE_KEY } from '../domain/names.js';
-import type { LogStore } from '../log-store/log-store.js';
-import { errorBody, errorResponse, validationError } from './errors.js';
+import { initialMemo, isTerminal, LABELS_KEY, stateAttribute } from '../domain/job-state.js';
+import { RUN_JOB_WORKFLOW } from '../domain/names.js';
+import type { runJob } from '../workflows/run-job.js';
+import { errorBody, errorResponse, invalidRequest } from './errors.js';
 import { IdempotencyHeaders, idempotentJobId, specFingerprint } from './idempotency.js';
-import { describeJob, JobIdParams, JobViewSchema, type JobView } from './job-view.js';
+import { JobIdParams, JobViewSchema, type JobView } from './job-view.js';
 import { BadCursorError, CursorCodec, listJobs, listJobsRoute } from './jobs-list.js';
+import { createRouter, findJob as describeOrNotFound } from './router.js';
 
 export interface JobsDeps {
   client: Client;
-  logStore: LogStore;
   config: Config;
 }
-
 
 const submitJob = createRoute({
   method: 'post',
@@ -69,39 +66,28 @@ const cancelJob = createRoute({
 });
 
 export function jobsApp({ client, config }: JobsDeps) {
-  const app = new OpenAPIHono({
-    defaultHook: (result, c) => (result.success ? undefined : validationError(c, result.error)),
-  });
-
+  const app = createRouter();
   const cursors = new CursorCodec(codecKeys(config));
-
-  const findJob = async (id: string): Promise<JobView> => {
-    const job = await describeJob(client, id);
-    if (!job) throw new HTTPException(404, { message: `job ${id} not found` });
-    return job;
-  };
+  const findJob = (id: string) => describeOrNotFound(client, id);
 
   app.openapi(submitJob, async (c) => {
     const resolved = resolveJobInput(c.req.valid('json'), config);
-    if ('issues' in resolved) {
-      const message = resolved.issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-      return c.json(errorBody('invalid_request', message, resolved.issues), 400);
-    }
+    if ('issues' in resolved) return invalidRequest(c, resolved.issues);
     const { input } = resolved;
     const key = c.req.valid('header')['idempotency-key'];
     const id = key ? idempotentJobId(key) : randomUUID();
-    const memo: JobMemo = { name: input.name, image: input.image, labels: input.labels, state: 'QUEUED' };
+    const memo = initialMemo(input);
     // With a key: which request created the job, and what it asked for.
     const submission = key ? { requestId: randomUUID(), fingerprint: specFingerprint(c.req.valid('json')) } : undefined;
     let handle;
     try {
-      handle = await client.workflow.start(RUN_JOB_WORKFLOW, {
+      handle = await client.workflow.start<typeof runJob>(RUN_JOB_WORKFLOW, {
         workflowId: id,
         taskQueue: config.HODEI_TASK_QUEUE,
         args: [input],
         memo: { ...memo, ...(submission ? { submission } : {}) },
         typedSearchAttributes: new TypedSearchAttributes([
-          { key: STATE_KEY, value: 'QUEUED' },
+          stateAttribute(memo.state),
           { key: LABELS_KEY, value: labelsAttribute(input.labels) },
         ]),
         // Same key while the job runs: the running one; after it ended: refused, answered below.
@@ -140,7 +126,7 @@ export function jobsApp({ client, config }: JobsDeps) {
     try {
       return c.json(await listJobs(client, config.TEMPORAL_NAMESPACE, cursors, c.req.valid('query')), 200);
     } catch (err) {
-      if (err instanceof BadCursorError) return c.json(errorBody('invalid_request', `cursor: ${err.message}`, [{ path: 'cursor', message: err.message }]), 400);
+      if (err instanceof BadCursorError) return invalidRequest(c, [{ path: 'cursor', message: err.message }]);
       throw err;
     }
   });

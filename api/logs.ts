@@ -1,20 +1,19 @@
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { createRoute, z } from '@hono/zod-openapi';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { HTTPException } from 'hono/http-exception';
 import { stream, streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { Config } from '../domain/config.js';
 import { JOB_STATES } from '../domain/job-state.js';
 import type { LogStore } from '../log-store/log-store.js';
 import { LogTails, type LogTailsOptions } from '../log-store/log-tail.js';
-import { LogRetention } from '../log-store/retention.js';
-import { errorResponse, validationError } from './errors.js';
+import { errorResponse } from './errors.js';
 import { decimalInt } from './params.js';
-import { describeJob, JobIdParams, type DescribeOptions, type JobView } from './job-view.js';
+import { describeJob, JobIdParams } from './job-view.js';
+import { createRouter, findJob } from './router.js';
 
 export interface LogsDeps {
   client: Client;
   logStore: LogStore;
-  config: Pick<Config, 'HODEI_SSE_KEEPALIVE_SECONDS' | 'HODEI_RETENTION_DAYS' | 'HODEI_LOG_SWEEP_INTERVAL_SECONDS'>;
+  config: Pick<Config, 'HODEI_SSE_KEEPALIVE_SECONDS'>;
   /** Tuning of live tails (poll interval…); defaults suit production. */
   tail?: Partial<Omit<LogTailsOptions<JobEnd>, 'watchEnd'>>;
   onError?: (err: unknown) => void;
@@ -113,9 +112,7 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 
 /** The log routes, mounted under /jobs. */
 export function logsApp({ client, logStore, config, tail, onError, shutdown }: LogsDeps) {
-  const app = new OpenAPIHono({
-    defaultHook: (result, c) => (result.success ? undefined : validationError(c, result.error)),
-  });
+  const app = createRouter();
   app.openAPIRegistry.register('LogEvent', LogEventSchema);
   app.openAPIRegistry.register('JobEnd', JobEndSchema);
 
@@ -125,24 +122,10 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
     onError,
   );
 
-  // Logs go when the job's Temporal record does (the same retention period).
-  new LogRetention(logStore, {
-    retentionMs: config.HODEI_RETENTION_DAYS * 24 * 3600 * 1000,
-    intervalMs: config.HODEI_LOG_SWEEP_INTERVAL_SECONDS * 1000,
-    isFinished: (id) => workflowFinished(client, id),
-    onError,
-  }).start();
-
-  const findJob = async (id: string, options?: DescribeOptions): Promise<JobView> => {
-    const job = await describeJob(client, id, options);
-    if (!job) throw new HTTPException(404, { message: `job ${id} not found` });
-    return job;
-  };
-
   app.openapi(getLogs, async (c) => {
     const { id } = c.req.valid('param');
     const query = c.req.valid('query');
-    await findJob(id, { runStart: false });
+    await findJob(client, id, { runStart: false });
     // A tail ends at the last line stored when it was asked for (a live job prints on).
     const untilSeq = query.tail === undefined ? undefined : await logStore.lastSeq(id);
     let afterSeq = query.tail === undefined ? 0 : await logStore.tailStart(id, query.tail, { stream: query.stream, untilSeq });
@@ -169,7 +152,7 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
     const { id } = c.req.valid('param');
     const lastEventId = c.req.valid('header')['last-event-id'];
     const after = lastEventId !== undefined && lastEventId !== '' ? lastEventId : (c.req.valid('query').after ?? 0);
-    await findJob(id, { runStart: false });
+    await findJob(client, id, { runStart: false });
     const gone = clientGone(c.req.raw.signal);
     return streamSSE(c, async (sse) => {
       const stop = new AbortController();

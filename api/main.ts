@@ -6,10 +6,12 @@ import { listenOrExit, writePortsFile } from '../domain/listen.js';
 import { createLogger } from '../domain/logger.js';
 import { AesGcmPayloadCodec, CODEC_KEY_FILE, codecKeys } from '../domain/payload-codec.js';
 import { openLogStore } from '../log-store/open-log-store.js';
+import { LogRetention } from '../log-store/retention.js';
 import { createApp } from './app.js';
 import { apiTokens, TOKEN_FILE } from './auth.js';
 import { answerClientErrors } from './http-errors.js';
 import { serveCodec } from './codec-server.js';
+import { workflowFinished } from './logs.js';
 
 const config = loadConfig();
 const logger = createLogger('api', config.HODEI_LOG_LEVEL, config.HODEI_LOG_FORMAT);
@@ -24,6 +26,14 @@ if (config.HODEI_API_TOKENS.length === 0) logger.info({ file: `${config.HODEI_DA
 // Aborted at shutdown: live log streams send a final `shutdown` event and end.
 const shuttingDown = new AbortController();
 const app = createApp({ client, logStore, config, logger, tokens, shutdown: shuttingDown.signal });
+// Logs go when the job's Temporal record does (the same retention period).
+const retention = new LogRetention(logStore, {
+  retentionMs: config.HODEI_RETENTION_DAYS * 24 * 3600 * 1000,
+  intervalMs: config.HODEI_LOG_SWEEP_INTERVAL_SECONDS * 1000,
+  isFinished: (id) => workflowFinished(client, id),
+  onError: (err) => logger.error({ err }, 'log retention sweep failed'),
+});
+retention.start();
 
 const server = createAdaptorServer({ fetch: app.fetch });
 // HTTP-level errors (bad Content-Length, huge headers) answered in the one error shape.
@@ -49,6 +59,7 @@ const shutdown = (signal: NodeJS.Signals) => {
   if (shuttingDown.signal.aborted) return;
   logger.info({ signal }, 'api shutting down');
   shuttingDown.abort();
+  retention.stop();
   setTimeout(() => {
     logger.warn('api did not stop in time: exiting');
     process.exit(1);

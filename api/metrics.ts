@@ -4,7 +4,8 @@ import type { MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../domain/config.js';
-import { LISTABLE_STATES, listQuery } from './jobs-list.js';
+import { LISTABLE_STATES } from '../domain/job-state.js';
+import { listQuery } from './jobs-list.js';
 
 const metricsRoute = createRoute({
   method: 'get',

@@ -1,27 +1,9 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { requiredScope } from '../domain/api-scopes.js';
+import { errorResponseRef as errorResponse } from './errors.js';
 
 type Doc = ReturnType<OpenAPIHono['getOpenAPI31Document']>;
 type Operation = { security?: unknown[]; responses?: Record<string, unknown> };
-
-const ERROR_SCHEMA = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      properties: {
-        code: { type: 'string' },
-        message: { type: 'string' },
-        issues: {
-          type: 'array',
-          items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } }, required: ['path', 'message'] },
-        },
-      },
-      required: ['code', 'message'],
-    },
-  },
-  required: ['error'],
-} as const;
 
 const SSE_EVENT = {
   type: 'object',
@@ -33,11 +15,6 @@ const SSE_EVENT = {
   },
   required: ['data'],
 } as const;
-
-const errorResponse = (description: string) => ({
-  description,
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
-});
 
 /**
  * The OpenAPI 3.1 description of every route: the routes' own definitions, plus what every route
@@ -54,7 +31,6 @@ export function openApiDocument(app: OpenAPIHono): Doc {
     },
     security: [{ bearerAuth: [] }],
   });
-  doc.components = { ...doc.components, schemas: { ...doc.components?.schemas, Error: ERROR_SCHEMA as never } };
   doc.paths = {
     ...doc.paths,
     '/openapi.json': {

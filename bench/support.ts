@@ -1,6 +1,6 @@
 /**
- * Shared pieces of the benchmarks: a small HTTP client that takes the API URL (the test client
- * reads it from vitest's `inject`), Docker helpers, percentiles, and result output. Benchmarks
+ * Shared pieces of the benchmarks: the API client by URL (the test client reads it from
+ * vitest's `inject`), Docker helpers, percentiles, and result output. Benchmarks
  * print figures and write JSON; they never fail on a timing.
  */
 import { spawn } from 'node:child_process';
@@ -9,6 +9,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
+import { createApiClient, type ApiClient as GeneratedClient, type JobSpec, type JobView } from '../api-client/index.js';
+import { isTerminal, type JobState } from '../domain/job-state.js';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/names.js';
 import { ROOT } from '../test/support/stack.js';
 
@@ -29,49 +31,40 @@ export function positiveInt(name: string, fallback: number): number {
   return value;
 }
 
-export interface JobView {
-  id: string;
-  state: string;
-  reason?: string;
-}
+export type { JobView };
 
-/** The platform's HTTP API, by URL. */
+/** The platform's HTTP API, by URL, over the generated client. */
 export class ApiClient {
+  private readonly api: GeneratedClient;
+
   constructor(
     readonly baseUrl: string,
-    private readonly token: string,
-  ) {}
-
-  private fetch(path: string, init: RequestInit = {}): Promise<Response> {
-    return fetch(`${this.baseUrl}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${this.token}` } });
+    token: string,
+  ) {
+    this.api = createApiClient({ baseUrl, token });
   }
 
-  async submit(spec: Record<string, unknown>): Promise<JobView> {
-    const res = await this.fetch('/jobs', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(spec),
-    });
-    if (res.status !== 201) throw new Error(`POST /jobs answered ${res.status}: ${await res.text()}`);
-    return (await res.json()) as JobView;
+  async submit(spec: JobSpec): Promise<JobView> {
+    const { data, error, response } = await this.api.POST('/jobs', { body: spec });
+    if (response.status !== 201 || !data) throw new Error(`POST /jobs answered ${response.status}: ${JSON.stringify(error)}`);
+    return data;
   }
 
   async job(id: string): Promise<JobView> {
-    const res = await this.fetch(`/jobs/${id}`);
-    if (res.status !== 200) throw new Error(`GET /jobs/${id} answered ${res.status}: ${await res.text()}`);
-    return (await res.json()) as JobView;
+    const { data, error, response } = await this.api.GET('/jobs/{id}', { params: { path: { id } } });
+    if (response.status !== 200 || !data) throw new Error(`GET /jobs/${id} answered ${response.status}: ${JSON.stringify(error)}`);
+    return data;
   }
 
   async logs(id: string): Promise<string> {
-    const res = await this.fetch(`/jobs/${id}/logs`);
-    if (res.status !== 200) throw new Error(`GET /jobs/${id}/logs answered ${res.status}: ${await res.text()}`);
-    return res.text();
+    const { data, error, response } = await this.api.GET('/jobs/{id}/logs', { params: { path: { id } }, parseAs: 'text' });
+    if (response.status !== 200 || data === undefined) throw new Error(`GET /jobs/${id}/logs answered ${response.status}: ${JSON.stringify(error)}`);
+    return data;
   }
 
   async cancel(id: string): Promise<void> {
-    const res = await this.fetch(`/jobs/${id}/cancel`, { method: 'POST' });
-    if (res.status !== 202) throw new Error(`POST /jobs/${id}/cancel answered ${res.status}: ${await res.text()}`);
-    await res.body?.cancel();
+    const { error, response } = await this.api.POST('/jobs/{id}/cancel', { params: { path: { id } } });
+    if (response.status !== 202) throw new Error(`POST /jobs/${id}/cancel answered ${response.status}: ${JSON.stringify(error)}`);
   }
 
   /** Polls the job's logs until `done(text)`; resolves with `now()` at the poll that saw it. */
@@ -80,12 +73,11 @@ export class ApiClient {
   }
 
   /** Polls the job until it is in `state`; throws if it ends otherwise. Resolves with `now()`. */
-  async waitForState(id: string, state: string, { intervalMs = 5, timeoutMs = 60_000 } = {}): Promise<number> {
-    const terminal = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
+  async waitForState(id: string, state: JobState, { intervalMs = 5, timeoutMs = 60_000 } = {}): Promise<number> {
     return pollUntil(`job ${id} to be ${state}`, async () => {
       const job = await this.job(id);
       if (job.state === state) return true;
-      if (terminal.includes(job.state)) throw new Error(`job ${id} ended ${job.state} (${job.reason ?? ''}), expected ${state}`);
+      if (isTerminal(job.state)) throw new Error(`job ${id} ended ${job.state} (${job.reason ?? ''}), expected ${state}`);
       return false;
     }, intervalMs, timeoutMs);
   }

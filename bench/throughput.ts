@@ -17,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
+import { isTerminal } from '../domain/job-state.js';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/names.js';
 import { startStack, type RunningStack } from '../test/support/stack.js';
 import {
@@ -32,7 +33,6 @@ const BURST = positiveInt('BENCH_BURST', 1000);
 const SUBMIT_IN_FLIGHT = 50;
 /** Pause between the burst sampler's GETs: one in flight, at most ~100 a second. */
 const SAMPLE_GAP_MS = 10;
-const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
 /** A run with no job finishing for this long is stuck: stop waiting. */
 const STALL_MS = 180_000;
 /** How often the oldest pending job is looked at while waiting, and later ones swept, ms. */
@@ -73,7 +73,7 @@ async function waitAllTerminal(api: ApiClient, ids: string[], label: string): Pr
   while (pending.length > 0) {
     const id = pending[0]!;
     const job = await api.job(id);
-    if (TERMINAL.has(job.state)) {
+    if (isTerminal(job.state)) {
       states.set(id, job.state);
       pending.shift();
       lastProgress = now();
@@ -85,7 +85,7 @@ async function waitAllTerminal(api: ApiClient, ids: string[], label: string): Pr
       lastSweep = now();
       for (let k = 1; k < Math.min(pending.length, 8); k++) {
         const other = await api.job(pending[k]!);
-        if (TERMINAL.has(other.state)) {
+        if (isTerminal(other.state)) {
           states.set(other.id, other.state);
           pending.splice(k, 1);
           k -= 1;

@@ -1,31 +1,9 @@
 import { createParser } from 'eventsource-parser';
+import { createApiClient, errorMessage, type ApiClient, type CancelAnswer, type JobEnd, type JobPage, type JobSpec, type JobView, type ListQuery, type LogEvent } from '../api-client/index.js';
 
-/** A job as the API answers it (the fields the CLI shows). */
-export interface Job {
-  id: string;
-  name: string;
-  state: string;
-  exitCode?: number;
-  reason?: string;
-  image?: string;
-  labels: Record<string, string>;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  host?: string;
-  attempt?: number;
-}
-
-export interface LogEvent {
-  seq: number;
-  stream: 'stdout' | 'stderr' | 'system';
-  line: string;
-}
-
-export interface JobEnd {
-  state: string;
-  exitCode?: number;
-}
+export type { JobEnd, LogEvent };
+/** A job as the API answers it. */
+export type Job = JobView;
 
 /** An error answer of the API, with its one error shape's message. */
 export class ApiError extends Error {
@@ -38,56 +16,51 @@ export class ApiError extends Error {
   }
 }
 
-/** The Hodei HTTP API with a token. */
+/** The Hodei HTTP API with a token, over the generated client; errors become ApiErrors. */
 export class HodeiClient {
+  private readonly api: ApiClient;
+
   constructor(
     readonly baseUrl: string,
-    private readonly token: string | undefined,
-  ) {}
+    token: string | undefined,
+  ) {
+    this.api = createApiClient({ baseUrl, token });
+  }
 
-  private async request(path: string, init: RequestInit = {}): Promise<Response> {
-    const headers = new Headers(init.headers);
-    if (this.token) headers.set('authorization', `Bearer ${this.token}`);
-    let res: Response;
+  /** The answer's data; an ApiError for an error answer (status 0 when the API cannot be reached). */
+  private async call<T>(request: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+    let answer: { data?: T; error?: unknown; response: Response };
     try {
-      res = await fetch(`${this.baseUrl}${path}`, { ...init, headers });
+      answer = await request();
     } catch (err) {
       throw new ApiError(0, `cannot reach the Hodei API at ${this.baseUrl}: ${(err as Error).message}`);
     }
-    if (res.status >= 400) {
-      const body = (await res.json().catch(() => undefined)) as { error?: { message?: string } } | undefined;
-      const hint = res.status === 401 ? ' (set HODEI_TOKEN or --token; `npm start` prints one)' : '';
-      throw new ApiError(res.status, `${res.status}: ${body?.error?.message ?? res.statusText}${hint}`);
+    const { response } = answer;
+    if (response.status >= 400 || answer.data === undefined) {
+      const hint = response.status === 401 ? ' (set HODEI_TOKEN or --token; `npm start` prints one)' : '';
+      throw new ApiError(response.status, `${response.status}: ${errorMessage(answer.error, response.statusText)}${hint}`);
     }
-    return res;
+    return answer.data;
   }
 
-  private async json<T>(path: string, init?: RequestInit): Promise<T> {
-    return (await (await this.request(path, init)).json()) as T;
-  }
-
-  submit(spec: Record<string, unknown>, idempotencyKey?: string): Promise<Job> {
-    return this.json('/jobs', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}) },
-      body: JSON.stringify(spec),
-    });
+  submit(spec: JobSpec, idempotencyKey?: string): Promise<Job> {
+    return this.call(() => this.api.POST('/jobs', { body: spec, params: { header: idempotencyKey ? { 'idempotency-key': idempotencyKey } : {} } }));
   }
 
   job(id: string): Promise<Job> {
-    return this.json(`/jobs/${encodeURIComponent(id)}`);
+    return this.call(() => this.api.GET('/jobs/{id}', { params: { path: { id } } }));
   }
 
-  cancel(id: string): Promise<Job & { message: string }> {
-    return this.json(`/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
+  cancel(id: string): Promise<CancelAnswer> {
+    return this.call(() => this.api.POST('/jobs/{id}/cancel', { params: { path: { id } } }));
   }
 
-  list(query: URLSearchParams): Promise<{ jobs: Job[]; nextCursor?: string }> {
-    return this.json(`/jobs?${query}`);
+  list(query: ListQuery): Promise<JobPage> {
+    return this.call(() => this.api.GET('/jobs', { params: { query } }));
   }
 
-  async logs(id: string): Promise<string> {
-    return (await this.request(`/jobs/${encodeURIComponent(id)}/logs`)).text();
+  logs(id: string): Promise<string> {
+    return this.call(() => this.api.GET('/jobs/{id}/logs', { params: { path: { id } }, parseAs: 'text' }));
   }
 
   /**
@@ -95,24 +68,28 @@ export class HodeiClient {
    * with `Last-Event-ID`, so no line is lost or repeated.
    */
   async follow(id: string, onLine: (event: LogEvent) => void): Promise<JobEnd> {
-    let lastId: string | undefined;
+    let lastId: number | undefined;
     for (let failures = 0; ; ) {
       let end: JobEnd | undefined;
       try {
-        const res = await this.request(`/jobs/${encodeURIComponent(id)}/logs/stream`, {
-          headers: { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
-        });
+        const body = await this.call(() =>
+          this.api.GET('/jobs/{id}/logs/stream', {
+            params: { path: { id }, header: lastId !== undefined ? { 'last-event-id': lastId } : {} },
+            headers: { accept: 'text/event-stream' },
+            parseAs: 'stream',
+          }),
+        );
         const parser = createParser({
           onEvent: (event) => {
             if (event.event === 'end') end = JSON.parse(event.data) as JobEnd;
             else if (!event.event) {
-              if (event.id) lastId = event.id;
+              if (event.id) lastId = Number(event.id);
               onLine(JSON.parse(event.data) as LogEvent);
             }
           },
         });
         const decoder = new TextDecoder();
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
           parser.feed(decoder.decode(chunk, { stream: true }));
           failures = 0;
         }

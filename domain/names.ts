@@ -2,7 +2,6 @@
  * Names shared by the API, the workflow and the worker. Constants only: this module is bundled
  * into the deterministic workflow sandbox.
  */
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 /** Workflow type that runs one job. Workflow id = job id. */
 export const RUN_JOB_WORKFLOW = 'runJob';
@@ -14,14 +13,6 @@ export const LABEL_INSTANCE = 'hodei.instance';
 export const LABEL_ATTEMPT = 'hodei.attempt';
 /** Names (never values) of the container's env vars that are secrets, comma-separated: masked in its output. */
 export const LABEL_SECRET_NAMES = 'hodei.secret-names';
-
-/**
- * Custom search attributes, registered when the Temporal server starts (scripts/temporal.sh), so
- * `temporal workflow list --query "HodeiState='RUNNING'"` and the Web UI filter jobs like the API.
- */
-export const STATE_KEY = defineSearchAttributeKey('HodeiState', SearchAttributeType.KEYWORD);
-export const LABELS_KEY = defineSearchAttributeKey('HodeiLabels', SearchAttributeType.KEYWORD_LIST);
-export const HOST_KEY = defineSearchAttributeKey('HodeiHost', SearchAttributeType.KEYWORD);
 
 /** Where the job's script lands inside its container. */
 export const SCRIPT_DIR = '/hodei';

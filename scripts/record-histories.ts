@@ -12,27 +12,24 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createApiClient, type JobSpec } from '../api-client/index.js';
+import { TERMINAL_STATES, type JobState } from '../domain/job-state.js';
 import { FIXTURE_CODEC_KEY } from '../test/support/fixture-codec.js';
 import { ROOT, startStack } from '../test/support/stack.js';
 import { waitFor } from '../test/support/wait.js';
 
-const TERMINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
-
 const stack = await startStack({ capacity: 4, env: { HODEI_CODEC_KEY: FIXTURE_CODEC_KEY } });
 try {
   const { apiUrl, apiToken, temporalAddress, namespace } = stack.info;
-  const call = async (p: string, init: RequestInit = {}) => {
-    const res = await fetch(`${apiUrl}${p}`, {
-      ...init,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${apiToken}`, ...(init.headers as Record<string, string>) },
-    });
-    if (res.status >= 300) throw new Error(`${init.method ?? 'GET'} ${p} answered ${res.status}: ${await res.text()}`);
-    return (await res.json()) as { id: string; state: string };
+  const api = createApiClient({ baseUrl: apiUrl, token: apiToken });
+  const ok = <T>({ data, error, response }: { data?: T; error?: unknown; response: Response }): T => {
+    if (response.status >= 300 || data === undefined) throw new Error(`${response.url} answered ${response.status}: ${JSON.stringify(error)}`);
+    return data;
   };
-  const submit = (spec: Record<string, unknown>) => call('/jobs', { method: 'POST', body: JSON.stringify(spec) });
-  const waitState = (id: string, states: string[]) =>
+  const submit = async (spec: JobSpec) => ok(await api.POST('/jobs', { body: spec }));
+  const waitState = (id: string, states: readonly JobState[]) =>
     waitFor(`job ${id} to reach ${states.join('|')}`, async () => {
-      const job = await call(`/jobs/${id}`);
+      const job = ok(await api.GET('/jobs/{id}', { params: { path: { id } } }));
       return states.includes(job.state) ? job : undefined;
     }, { timeoutMs: 120_000, intervalMs: 100 });
 
@@ -45,8 +42,8 @@ try {
   const running = await submit({ script: 'sleep 300', cancelGraceSeconds: 0 });
   cases['cancelled-while-running'] = running.id;
   await waitState(running.id, ['RUNNING']);
-  await call(`/jobs/${running.id}/cancel`, { method: 'POST' });
-  for (const id of Object.values(cases)) await waitState(id, TERMINAL);
+  ok(await api.POST('/jobs/{id}/cancel', { params: { path: { id: running.id } } }));
+  for (const id of Object.values(cases)) await waitState(id, TERMINAL_STATES);
 
   const commit = execFileSync('git', ['log', '-1', '--format=%h', '--', 'workflows/'], { cwd: ROOT, encoding: 'utf8' }).trim();
   const dir = path.join(ROOT, 'test/fixtures/histories', commit || 'uncommitted');

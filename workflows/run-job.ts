@@ -14,16 +14,14 @@ import {
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
-import type { JobResult, JobMemo, ProvisionedContainer, ScriptOutcome } from '../domain/job-result.js';
+import type { JobResult, ProvisionedContainer, ScriptOutcome } from '../domain/job-result.js';
 import type { JobInput } from '../domain/job-spec.js';
-import type { JobState } from '../domain/job-state.js';
+import { HOST_KEY, memoForState, stateAttribute, type JobMemo, type JobState } from '../domain/job-state.js';
 import {
   FAILURE_CONTAINER_LOST,
   FAILURE_HOST_LOST,
   FAILURE_JOB_TIMED_OUT,
   FAILURE_SCRIPT_FAILED,
-  HOST_KEY,
-  STATE_KEY,
 } from '../domain/names.js';
 
 // Runs on the shared queue: whichever host has a free slot takes the job.
@@ -63,8 +61,8 @@ function hostActivities(container: ProvisionedContainer, input: JobInput) {
 }
 
 function setState(state: JobState, facts: Partial<JobMemo> = {}): void {
-  upsertMemo({ state, ...facts });
-  upsertSearchAttributes([{ key: STATE_KEY, value: state }]);
+  upsertMemo(memoForState(state, facts));
+  upsertSearchAttributes([stateAttribute(state)]);
 }
 
 /** The run failed because its host went away (or its container with it), not the script. */

@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { labelsAttribute, labelsAttributeBytes, MAX_LABELS_ATTRIBUTE_BYTES } from '../../domain/job-spec.js';
-import { LABELS_KEY } from '../../domain/names.js';
+import { LABELS_KEY } from '../../domain/job-state.js';
 import { api, stack, submit, waitForEnd } from '../support/api-client.js';
 import { inProcessApi, type InProcessApi } from '../support/in-process-api.js';
 import { waitFor } from '../support/wait.js';

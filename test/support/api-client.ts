@@ -1,27 +1,15 @@
 import Docker from 'dockerode';
 import { inject } from 'vitest';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
-import type { JobState } from '../../domain/job-state.js';
-import { TERMINAL_STATES } from '../../domain/job-state.js';
+import { createApiClient, type JobSpec, type JobView } from '../../api-client/index.js';
+import { TERMINAL_STATES, type JobState } from '../../domain/job-state.js';
 import { SpecValidator } from './openapi.js';
 import { waitFor } from './wait.js';
 
 export const docker = new Docker();
 
-export interface Job {
-  id: string;
-  name: string;
-  state: JobState;
-  labels: Record<string, string>;
-  exitCode?: number;
-  reason?: string;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  host?: string;
-  attempt?: number;
-  workflow: { workflowId: string; runId: string; status: string };
-}
+/** A job as the API shows it (the generated client's type). */
+export type Job = JobView;
 
 export function stack() {
   return inject('stack');
@@ -62,41 +50,65 @@ export async function api(path: string, init: RequestInit = {}, target: ApiTarge
   const headers = new Headers(init.headers);
   if (!headers.has('authorization')) headers.set('authorization', `Bearer ${target.apiToken}`);
   const res = await fetch(`${target.apiUrl}${path}`, { ...init, headers });
+  await checkAnswer(init.method ?? 'GET', path, res, target);
+  return res;
+}
+
+/** Fails when an answer does not match `/openapi.json`. */
+async function checkAnswer(method: string, url: string, res: Response, target: ApiTarget): Promise<void> {
   const contentType = res.headers.get('content-type');
   // A live stream is checked for its status and type only; its body never ends on its own.
   const body = contentType?.startsWith('text/event-stream') ? '' : await res.clone().text();
-  const problems = (await specValidator(target)).check(init.method ?? 'GET', path, res.status, contentType, body);
+  const problems = (await specValidator(target)).check(method, url, res.status, contentType, body);
   if (problems.length > 0) throw new Error(`the answer does not match /openapi.json:\n  ${problems.join('\n  ')}`);
-  return res;
+}
+
+/**
+ * The generated client of one API, whose every answer is checked against `/openapi.json`;
+ * `onAnswer` sees each answer before the client reads its body.
+ */
+function checkedClient(target: ApiTarget, onAnswer?: (res: Response) => void) {
+  return createApiClient({
+    baseUrl: target.apiUrl,
+    token: target.apiToken,
+    fetch: async (request) => {
+      const res = await fetch(request);
+      await checkAnswer(request.method, request.url, res, target);
+      onAnswer?.(res);
+      return onAnswer ? res.clone() : res;
+    },
+  });
 }
 
 /** The job routes of one API; `target` is read at each call (the shared stack's is injected per test). */
 export function clientFor(target: () => ApiTarget) {
-  const call = (path: string, init?: RequestInit) => api(path, init, target());
+  const client = () => checkedClient(target());
+  const failure = (what: string, res: Response, error: unknown) => new Error(`${what} answered ${res.status}: ${JSON.stringify(error)}`);
 
-  async function submit(spec: Record<string, unknown>): Promise<Job> {
-    const res = await call('/jobs', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(spec),
-    });
-    if (res.status !== 201) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
-    return (await res.json()) as Job;
+  async function submit(spec: JobSpec): Promise<Job> {
+    const { data, error, response } = await client().POST('/jobs', { body: spec });
+    if (response.status !== 201 || !data) throw failure('submit', response, error);
+    return data;
   }
 
   async function getJob(id: string): Promise<Job> {
-    const res = await call(`/jobs/${id}`);
-    if (res.status !== 200) throw new Error(`GET /jobs/${id} answered ${res.status}: ${await res.text()}`);
-    return (await res.json()) as Job;
+    const { data, error, response } = await client().GET('/jobs/{id}', { params: { path: { id } } });
+    if (response.status !== 200 || !data) throw failure(`GET /jobs/${id}`, response, error);
+    return data;
   }
 
   async function logs(id: string): Promise<string> {
-    const res = await call(`/jobs/${id}/logs`);
-    if (res.status !== 200) throw new Error(`GET /jobs/${id}/logs answered ${res.status}`);
-    return res.text();
+    const { data, response } = await client().GET('/jobs/{id}/logs', { params: { path: { id } }, parseAs: 'text' });
+    if (response.status !== 200 || data === undefined) throw new Error(`GET /jobs/${id}/logs answered ${response.status}`);
+    return data;
   }
 
-  const cancel = (id: string): Promise<Response> => call(`/jobs/${id}/cancel`, { method: 'POST' });
+  /** The raw answer (status and body unread), for tests about the cancel route itself. */
+  async function cancel(id: string): Promise<Response> {
+    let answer: Response | undefined;
+    await checkedClient(target(), (res) => (answer = res)).POST('/jobs/{id}/cancel', { params: { path: { id } } });
+    return answer!;
+  }
 
   function waitForState(id: string, states: JobState[], timeoutMs = 60_000): Promise<Job> {
     return waitFor(

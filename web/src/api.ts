@@ -1,34 +1,14 @@
 /** The JSON API, called with the token the reader entered (kept in sessionStorage, never in a URL). */
 
+import { createApiClient, errorMessage, type ErrorBody, type JobPage, type JobSpec, type JobView, type ListQuery } from '../../api-client/index.js';
+
+export { JOB_STATES, LISTABLE_STATES, TERMINAL_STATES as TERMINAL, type JobState } from '../../domain/job-state.js';
+export type { JobPage };
+
 const TOKEN_KEY = 'hodei.token';
 
-export const JOB_STATES = ['QUEUED', 'PROVISIONING', 'RUNNING', 'CANCELLING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'] as const;
-export type JobState = (typeof JOB_STATES)[number];
-export const TERMINAL: readonly JobState[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
-
 /** A job as `GET /jobs/:id` answers. */
-export interface Job {
-  id: string;
-  name: string;
-  state: JobState;
-  image?: string;
-  labels: Record<string, string>;
-  exitCode?: number;
-  reason?: string;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  host?: string;
-  attempt?: number;
-  cleanupPending?: boolean;
-  workflow: { workflowId: string; runId: string; status: string };
-}
-
-/** One page of `GET /jobs`. */
-export interface JobPage {
-  jobs: Job[];
-  nextCursor?: string;
-}
+export type Job = JobView;
 
 /** The settings the API puts into the page. */
 export interface PageConfig {
@@ -67,41 +47,47 @@ export function authHeaders(): Record<string, string> {
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
-/** fetch() with the token; 401 clears it and tells the page. */
+/** A refused token: it is forgotten and the page asks for it again. */
+function unauthorized(): ApiError {
+  clearToken();
+  window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
+  return new ApiError(401, 'the API refused the token');
+}
+
+/** fetch() with the token; 401 clears it and tells the page. For the text log and the live stream. */
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
   for (const [k, v] of Object.entries(authHeaders())) headers.set(k, v);
   const res = await fetch(path, { ...init, headers, cache: 'no-store' });
-  if (res.status === 401) {
-    clearToken();
-    window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
-    throw new ApiError(401, 'the API refused the token');
-  }
+  if (res.status === 401) throw unauthorized();
   return res;
 }
 
-/** A JSON call; non-2xx answers become an ApiError carrying the API's message. */
-export async function apiJson<T>(path: string, init: RequestInit = {}): Promise<T> {
-  const res = await request(path, init);
-  const body: unknown = await res.json().catch(() => undefined);
-  if (!res.ok) {
-    const error = (body as { error?: { message?: string; issues?: { path: string; message: string }[] } } | undefined)?.error;
-    throw new ApiError(res.status, error?.message ?? `${res.status} ${res.statusText}`, error?.issues);
+/** The JSON API on the page's own origin, with the token of this tab. */
+const api = createApiClient({ baseUrl: '', token: getToken, init: { cache: 'no-store' } });
+
+/** An answer's data; non-2xx answers become an ApiError carrying the API's message. */
+async function data<T>(answer: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+  const { data, error, response } = await answer;
+  if (response.status === 401) throw unauthorized();
+  if (!response.ok || data === undefined) {
+    throw new ApiError(response.status, errorMessage(error, `${response.status} ${response.statusText}`), (error as Partial<ErrorBody> | undefined)?.error?.issues);
   }
-  return body as T;
+  return data;
 }
 
-export const getJob = (id: string) => apiJson<Job>(`/jobs/${encodeURIComponent(id)}`);
+export const getJob = (id: string) => data(api.GET('/jobs/{id}', { params: { path: { id } } }));
 
-export const cancelJob = (id: string) => apiJson<Job & { message: string }>(`/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
+export const cancelJob = (id: string) => data(api.POST('/jobs/{id}/cancel', { params: { path: { id } } }));
 
-export function submitJob(spec: Record<string, unknown>): Promise<Job> {
-  return apiJson<Job>('/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
-}
+export const submitJob = (spec: JobSpec) => data(api.POST('/jobs', { body: spec }));
 
 export async function listJobs(query: { state?: string; label?: string; limit?: number; cursor?: string }): Promise<JobPage> {
-  const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') params.set(k, String(v));
-  const body = await apiJson<{ jobs?: Job[]; items?: Job[]; nextCursor?: string | null }>(`/jobs?${params}`);
-  return { jobs: body.jobs ?? body.items ?? [], nextCursor: body.nextCursor ?? undefined };
+  const params: ListQuery = {};
+  // The page offers only the API's states; an empty field is no filter.
+  if (query.state) params.state = query.state as ListQuery['state'];
+  if (query.label) params.label = query.label;
+  if (query.limit !== undefined) params.limit = query.limit;
+  if (query.cursor) params.cursor = query.cursor;
+  return data(api.GET('/jobs', { params: { query: params } }));
 }

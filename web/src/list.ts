@@ -1,7 +1,7 @@
-import { JOB_STATES, listJobs, type Job } from './api.js';
+import { LISTABLE_STATES, listJobs, type Job } from './api.js';
 
 /** The list cannot tell PROVISIONING from QUEUED (Temporal visibility keeps QUEUED until the script runs). */
-const FILTER_STATES = JOB_STATES.filter((s) => s !== 'PROVISIONING');
+const FILTER_STATES = LISTABLE_STATES;
 import { alertBox, badge, formatDate, formatDuration, h, labelList } from './dom.js';
 
 const PAGE_SIZE = 20;

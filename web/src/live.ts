@@ -1,19 +1,9 @@
 import { createParser } from 'eventsource-parser';
-import { ApiError, JOB_STATES, request, type JobState } from './api.js';
+import type { JobEnd, LogEvent } from '../../api-client/index.js';
+import { ApiError, JOB_STATES, request } from './api.js';
 
-/** A log line as `GET /jobs/:id/logs/stream` sends it (the event id is `seq`). */
-export interface LogEvent {
-  seq: number;
-  stream: 'stdout' | 'stderr' | 'system';
-  ts: number;
-  line: string;
-  attempt: number;
-}
-
-export interface JobEnd {
-  state: JobState;
-  exitCode?: number;
-}
+/** A log line as `GET /jobs/:id/logs/stream` sends it (the event id is `seq`), and its final event. */
+export type { JobEnd, LogEvent };
 
 export type FollowStatus = 'connecting' | 'live' | 'reconnecting' | 'ended' | 'failed';
 

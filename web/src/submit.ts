@@ -1,3 +1,4 @@
+import type { JobSpec } from '../../api-client/index.js';
 import { ApiError, submitJob } from './api.js';
 import { alertBox, h } from './dom.js';
 
@@ -48,7 +49,7 @@ export function submitView(main: HTMLElement): () => void {
     event.preventDefault();
     void (async () => {
       errors.replaceChildren();
-      let spec: Record<string, unknown>;
+      let spec: JobSpec;
       try {
         spec = { script: script.value, env: parsePairs(env.value, 'Environment'), labels: parsePairs(labels.value, 'Labels') };
         if (name.value.trim()) spec.name = name.value.trim();

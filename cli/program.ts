@@ -1,0 +1,264 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
+import { isTerminal, type JobState } from '../domain/job-state.js';
+import type { JobSpec, ListQuery } from '../api-client/index.js';
+import { HodeiClient, type Job } from './client.js';
+
+/** The CLI's own settings (it is an API client: none of the platform's settings apply). */
+const CliEnvSchema = z.object({
+  /** API base URL. */
+  HODEI_URL: z.string().url().optional(),
+  /** API token. Default: the token `npm start` keeps in the data dir. */
+  HODEI_TOKEN: z.string().min(1).optional(),
+  HODEI_DATA_DIR: z.string().min(1).optional(),
+  HODEI_API_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+});
+type CliEnv = z.infer<typeof CliEnvSchema>;
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** The exit code `submit --follow` ends with: the script's own, or a conventional one. */
+export function exitCodeOf(job: { state: JobState; exitCode?: number }): number {
+  switch (job.state) {
+    case 'SUCCEEDED':
+      return 0;
+    case 'TIMED_OUT':
+      return 124;
+    case 'CANCELLED':
+      return 130;
+    default:
+      return job.exitCode !== undefined && job.exitCode !== 0 ? job.exitCode : 1;
+  }
+}
+
+function defaultToken(env: CliEnv): string | undefined {
+  if (env.HODEI_TOKEN) return env.HODEI_TOKEN;
+  for (const dir of [env.HODEI_DATA_DIR, path.join(ROOT, 'data')]) {
+    if (!dir) continue;
+    try {
+      return readFileSync(path.join(dir, 'api-token'), 'utf8').trim();
+    } catch {
+      // Not there: try the next place.
+    }
+  }
+  return undefined;
+}
+
+const keyValue =
+  (sep: string) =>
+  (value: string, previous: Record<string, string> = {}): Record<string, string> => {
+    const at = value.indexOf(sep);
+    if (at <= 0) throw new InvalidArgumentError(`expected NAME${sep}VALUE, got "${value}"`);
+    return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
+  };
+
+/**
+ * `--secret NAME=VALUE`, or `--secret NAME` for the value of the caller's own variable NAME
+ * (which keeps the value out of the shell history and the process list).
+ */
+const secretOption = (value: string, previous: Record<string, string> = {}): Record<string, string> => {
+  const at = value.indexOf('=');
+  if (at === 0) throw new InvalidArgumentError(`expected NAME or NAME=VALUE, got "${value}"`);
+  if (at > 0) return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
+  const fromEnv = process.env[value];
+  if (fromEnv === undefined) throw new InvalidArgumentError(`--secret ${value}: no variable ${value} in this environment`);
+  return { ...previous, [value]: fromEnv };
+};
+
+const positiveInt = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+};
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A spinner on stderr while the job waits, only on a terminal. */
+function spinner(): { update(text: string): void; stop(): void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+  let text = '';
+  let i = 0;
+  const timer = setInterval(() => process.stderr.write(`\r${frames[(i += 1) % frames.length]} ${text}\x1b[K`), 80);
+  return {
+    update: (t) => (text = t),
+    stop: () => {
+      clearInterval(timer);
+      process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
+function client(command: Command): HodeiClient {
+  const opts = command.optsWithGlobals<{ url: string; token?: string }>();
+  return new HodeiClient(opts.url.replace(/\/+$/, ''), opts.token);
+}
+
+/** Waits out QUEUED and PROVISIONING with a spinner (on a terminal), then returns the job. */
+async function waitUntilStarted(api: HodeiClient, id: string): Promise<void> {
+  const spin = spinner();
+  try {
+    for (;;) {
+      const job = await api.job(id);
+      if (job.state !== 'QUEUED' && job.state !== 'PROVISIONING') return;
+      spin.update(`${id} ${job.state}${job.reason ? ` (${job.reason})` : ''}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } finally {
+    spin.stop();
+  }
+}
+
+/** Prints the job's output as it comes (stdout lines to stdout, the rest to stderr) until it ends. */
+async function followLogs(api: HodeiClient, id: string): Promise<Job> {
+  if (process.stderr.isTTY) await waitUntilStarted(api, id);
+  await api.follow(id, (event) => {
+    if (event.stream === 'stdout') process.stdout.write(`${event.line}\n`);
+    else process.stderr.write(event.stream === 'system' ? `[hodei] ${event.line}\n` : `${event.line}\n`);
+  });
+  return api.job(id);
+}
+
+function describe(job: Job): string {
+  const rows: Array<[string, string | number | undefined]> = [
+    ['id', job.id],
+    ['name', job.name],
+    ['state', job.state],
+    ['exit code', job.exitCode],
+    ['reason', job.reason],
+    ['image', job.image],
+    ['labels', Object.entries(job.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ') || undefined],
+    ['created', job.createdAt],
+    ['started', job.startedAt],
+    ['finished', job.finishedAt],
+    ['host', job.host],
+    ['attempt', job.attempt],
+  ];
+  return rows
+    .filter(([, v]) => v !== undefined && v !== '')
+    .map(([k, v]) => `${k.padEnd(10)} ${v}`)
+    .join('\n');
+}
+
+export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Command {
+  const program = new Command('hodei')
+    .description('Run scripts as jobs on Hodei, over its HTTP API')
+    .addOption(
+      new Option('--url <url>', 'API base URL (env HODEI_URL)').default(env.HODEI_URL ?? `http://127.0.0.1:${env.HODEI_API_PORT ?? 8080}`),
+    )
+    .addOption(new Option('--token <token>', 'API token (env HODEI_TOKEN; default: data/api-token)').default(defaultToken(env), 'from HODEI_TOKEN or the data dir'))
+    .showHelpAfterError();
+
+  program
+    .command('submit')
+    .description('Submit a script as a job: from FILE, or from stdin when FILE is - or absent')
+    .argument('[file]', 'script file, or - for stdin')
+    .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', keyValue('='))
+    .option('--secret <NAME[=VALUE]>', 'secret env var, encrypted in Temporal and masked in logs; NAME alone takes $NAME (repeatable)', secretOption)
+    .option('-i, --image <image>', 'image to run in')
+    .option('-t, --timeout <seconds>', 'job timeout in seconds', positiveInt)
+    .option('-n, --name <name>', 'a name for people')
+    .option('-l, --label <KEY=VALUE>', 'label (repeatable)', keyValue('='))
+    .option('--idempotency-key <key>', 'submitting again with this key returns the same job')
+    .option('-f, --follow', "print the job's output until it ends, and exit with its exit code")
+    .action(async (file: string | undefined, opts, command: Command) => {
+      const api = client(command);
+      const script = !file || file === '-' ? await readStdin() : readFileSync(file, 'utf8');
+      const spec: JobSpec = { script };
+      if (opts.env) spec.env = opts.env;
+      if (opts.secret) spec.secrets = opts.secret;
+      if (opts.image) spec.image = opts.image;
+      if (opts.timeout) spec.timeoutSeconds = opts.timeout;
+      if (opts.name) spec.name = opts.name;
+      if (opts.label) spec.labels = opts.label;
+      const job = await api.submit(spec, opts.idempotencyKey);
+      if (!opts.follow) {
+        process.stdout.write(`${job.id}\n`);
+        return;
+      }
+      process.stderr.write(`job ${job.id}\n`);
+      const done = await followLogs(api, job.id);
+      if (done.state !== 'SUCCEEDED') process.stderr.write(`job ${done.id} ${done.state}${done.reason ? `: ${done.reason}` : ''}\n`);
+      process.exitCode = exitCodeOf(done);
+    });
+
+  program
+    .command('logs')
+    .description("Print a job's output (stdout and stderr, in the order printed)")
+    .argument('<id>', 'job id')
+    .option('-f, --follow', 'keep printing new lines until the job ends')
+    .action(async (id: string, opts: { follow?: boolean }, command: Command) => {
+      const api = client(command);
+      if (opts.follow) await followLogs(api, id);
+      else process.stdout.write(await api.logs(id));
+    });
+
+  program
+    .command('status')
+    .description("A job's state, exit code and timings")
+    .argument('<id>', 'job id')
+    .option('--json', 'print the API answer as JSON')
+    .action(async (id: string, opts: { json?: boolean }, command: Command) => {
+      const job = await client(command).job(id);
+      process.stdout.write(opts.json ? `${JSON.stringify(job, null, 2)}\n` : `${describe(job)}\n`);
+    });
+
+  program
+    .command('cancel')
+    .description('Cancel a job: its container is stopped and removed')
+    .argument('<id>', 'job id')
+    .option('-w, --wait', 'wait until the job has ended')
+    .action(async (id: string, opts: { wait?: boolean }, command: Command) => {
+      const api = client(command);
+      const answer = await api.cancel(id);
+      process.stderr.write(`job ${id}: ${answer.message}\n`);
+      if (!opts.wait) return;
+      for (;;) {
+        const job = await api.job(id);
+        if (isTerminal(job.state)) {
+          process.stdout.write(`${job.state}\n`);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    });
+
+  program
+    .command('list')
+    .description('Jobs, newest first')
+    .option('-s, --state <state>', 'only jobs in this state')
+    .option('-l, --label <KEY=VALUE>', 'only jobs with this label (repeatable)', keyValue('='))
+    .option('--limit <n>', 'at most this many jobs', positiveInt, 20)
+    .option('--json', 'print the jobs as JSON lines')
+    .action(async (opts: { state?: string; label?: Record<string, string>; limit: number; json?: boolean }, command: Command) => {
+      const api = client(command);
+      const jobs: Job[] = [];
+      let cursor: string | undefined;
+      do {
+        const query: ListQuery = { limit: Math.min(100, opts.limit - jobs.length) };
+        // The API checks the state's name and answers a 400 naming the valid ones.
+        if (opts.state) query.state = opts.state.toUpperCase() as ListQuery['state'];
+        const labels = Object.entries(opts.label ?? {}).map(([k, v]) => `${k}:${v}`);
+        if (labels.length > 0) query.label = labels;
+        if (cursor) query.cursor = cursor;
+        const page = await api.list(query);
+        jobs.push(...page.jobs);
+        cursor = page.nextCursor;
+      } while (cursor && jobs.length < opts.limit);
+      if (opts.json) {
+        for (const job of jobs) process.stdout.write(`${JSON.stringify(job)}\n`);
+        return;
+      }
+      const rows = jobs.map((j) => [j.id, j.state, j.exitCode === undefined ? '' : String(j.exitCode), j.createdAt, j.name]);
+      const header = ['ID', 'STATE', 'EXIT', 'CREATED', 'NAME'];
+      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
+    });
+
+  return program;
+}
