@@ -13,7 +13,7 @@ if [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-# docker-compose.yml is validated with Debian's docker-compose (test/unit/compose.test.ts).
+# docker-compose.yml is validated with Debian's docker-compose (test/deployment/docker-compose.test.ts).
 if ! command -v docker-compose >/dev/null 2>&1; then
   echo "[test] installing Debian's docker-compose to validate docker-compose.yml" >&2
   if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
