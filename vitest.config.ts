@@ -6,11 +6,11 @@ export default defineConfig({
     projects: [
       {
         test: {
-          // Nothing outside the process: no Temporal binary, no Docker, no browser (`npm run test:unit`).
+          // Nothing outside the process: no Temporal binary, no Docker, no browser. `npm run test:unit`
+          // runs it with --no-isolate: these files mock nothing and share no state, so each worker
+          // loads the modules once for all its files (half the CPU of isolated files).
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
-          // No mocks, no shared state: each worker loads the modules once for all its files (half the CPU).
-          isolate: false,
           testTimeout: 60_000,
           hookTimeout: 120_000,
         },
