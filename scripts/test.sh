@@ -5,27 +5,26 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+LOG_TAG=test
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 bash scripts/setup.sh
 # Browser tests drive Debian's Chromium (playwright cannot download its own browser here).
 if [ ! -x /usr/bin/chromium ]; then
-  echo "[test] installing Debian's chromium for the browser tests" >&2
-  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  log "installing Debian's chromium for the browser tests"
+  apt_install chromium
 fi
-# docker-compose.yml is validated with Debian's docker-compose (test/unit/compose.test.ts).
+# docker-compose.yml is validated with Debian's docker-compose (test/deployment/docker-compose.test.ts).
 if ! command -v docker-compose >/dev/null 2>&1; then
-  echo "[test] installing Debian's docker-compose to validate docker-compose.yml" >&2
-  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+  log "installing Debian's docker-compose to validate docker-compose.yml"
+  apt_install docker-compose
 fi
 # The PostgreSQL log store's tests (test/postgres/) run their own server from Debian's postgresql.
 bash scripts/postgres.sh
 # API fuzzing (test/integration/openapi.test.ts) uses schemathesis from PyPI, pinned, in a venv of its own.
 SCHEMATHESIS_VERSION=4.32.5
 if [ "$(.tools/schemathesis/bin/st --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
-  echo "[test] installing schemathesis $SCHEMATHESIS_VERSION into .tools/schemathesis" >&2
+  log "installing schemathesis $SCHEMATHESIS_VERSION into .tools/schemathesis"
   python3 -m venv .tools/schemathesis
   .tools/schemathesis/bin/pip install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { defaultJobName, JobSpecSchema } from '../../domain/job-spec.js';
-import { scriptCommand } from '../../activities/script-archive.js';
 
 describe('JobSpecSchema', () => {
   it('applies defaults', () => {
@@ -42,12 +41,5 @@ describe('defaultJobName', () => {
   it('uses the first command line, skipping comments and the shebang', () => {
     expect(defaultJobName('#!/bin/bash\n# comment\n\n  make test  \nmore')).toBe('make test');
     expect(defaultJobName('x'.repeat(100))).toHaveLength(60);
-  });
-});
-
-describe('scriptCommand', () => {
-  it('runs a #! script directly and anything else with bash', () => {
-    expect(scriptCommand('#!/usr/bin/env python3\nprint(1)')).toEqual(['/hodei/script']);
-    expect(scriptCommand('echo hi')).toEqual(['/bin/bash', '/hodei/script']);
   });
 });

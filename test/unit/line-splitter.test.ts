@@ -35,3 +35,22 @@ describe('LineSplitter', () => {
     expect(split(['10%\r20%\r\x1b[31mred\x1b[0m\n'])).toEqual(['10%\r20%\r\x1b[31mred\x1b[0m']);
   });
 });
+
+describe('LineSplitter on long lines', () => {
+  it('never cuts a multi-byte character in two', () => {
+    const lines: string[] = [];
+    const splitter = new LineSplitter((l) => lines.push(l), 4);
+    splitter.push(Buffer.from('abcé€😀x\n'));
+    splitter.flush();
+    expect(lines.join('')).toBe('abcé€😀x');
+    expect(lines.every((l) => !l.includes('\uFFFD'))).toBe(true);
+    expect(lines.every((l) => Buffer.byteLength(l) <= 4)).toBe(true);
+  });
+
+  it('passes carriage returns and ANSI codes through', () => {
+    const lines: string[] = [];
+    const splitter = new LineSplitter((l) => lines.push(l));
+    splitter.push(Buffer.from('10%\r50%\r100%\n\x1b[31mred\x1b[0m\n'));
+    expect(lines).toEqual(['10%\r50%\r100%', '\x1b[31mred\x1b[0m']);
+  });
+});

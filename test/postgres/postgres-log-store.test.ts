@@ -7,7 +7,7 @@ import { APPEND_CHANNEL, LISTEN_APPLICATION_NAME, PostgresLogStore } from '../..
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 import { adminQuery, createDatabase } from '../support/postgres.js';
 import { waitFor } from '../support/wait.js';
-import { describeLogStoreContract } from '../unit/log-store-contract.js';
+import { describeLogStoreContract } from '../support/log-store-contract.js';
 
 // The same contract as the embedded store, on a real PostgreSQL server, a fresh database per test.
 describeLogStoreContract('PostgresLogStore', async () => {

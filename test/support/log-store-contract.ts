@@ -59,7 +59,7 @@ function countingReads(store: LogStore): { store: LogStore; reads: () => number;
 
 /**
  * What every LogStore must do, run against each backend: the embedded SQLite file
- * (test/unit/log-store.test.ts) and PostgreSQL (test/postgres/log-store.test.ts). Live tails
+ * (test/unit/sqlite-log-store.test.ts) and PostgreSQL (test/postgres/postgres-log-store.test.ts). Live tails
  * (log-tail.ts) and the retention sweep (retention.ts) are exercised on the real store too.
  */
 export function describeLogStoreContract(name: string, newStorage: () => Promise<LogStorage>): void {

@@ -9,27 +9,27 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import type { JobInput } from '../../domain/job-spec.js';
 import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../../domain/names.js';
-import { HOST_KEY, LABELS_KEY, STATE_KEY } from '../../domain/job-state.js';
-import { ROOT, TEMPORAL_BIN } from '../support/stack.js';
+import { startDevServer, type DevServer } from '../support/dev-server.js';
+import { ROOT } from '../support/stack.js';
 
 // Workflow logic on the real local Temporal binary, with the activities mocked as plain objects.
 Runtime.install({ logger: new DefaultLogger('WARN') });
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 
+let server: DevServer;
+
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: TEMPORAL_BIN },
-      searchAttributes: [STATE_KEY, LABELS_KEY, HOST_KEY],
-    },
-  });
+  // The dev server from the one launcher (its flags and search attributes, as for `npm start`).
+  server = await startDevServer();
+  env = await TestWorkflowEnvironment.createFromExistingServer({ address: server.address });
   // Built once for the whole file.
   bundle = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows/index.ts'), logger: silentLogger() });
 }, 120_000);
 
 afterAll(async () => {
   await env?.teardown();
+  await server?.stop();
 });
 
 const input: JobInput = {

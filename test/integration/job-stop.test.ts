@@ -1,24 +1,19 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEMPORAL_BIN, startStack, type RunningStack } from '../support/stack.js';
+import { startStack, type RunningStack } from '../support/stack.js';
 import {
   cancel,
   clientFor,
   containersOf,
   docker,
   logs,
-  stack,
   submit,
   waitForEnd,
   waitForNoContainer,
   waitForRunningContainer,
 } from '../support/api-client.js';
 import { waitFor } from '../support/wait.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
+import { LABEL_JOB_ID } from '../../domain/names.js';
 import { TERMINAL_STATES } from '../../domain/job-state.js';
-
-const run = promisify(execFile);
 
 describe('graceful stop', () => {
   it('kills a script that ignores SIGTERM once the grace period is over', async () => {
@@ -38,26 +33,6 @@ describe('graceful stop', () => {
     expect(elapsed).toBeGreaterThanOrEqual(grace - 0.2);
     expect(elapsed).toBeLessThan(grace + 5);
     expect((await waitForEnd(job.id, 10_000)).state).toBe('CANCELLED');
-  });
-});
-
-describe('the reaper', () => {
-  it('removes the container of a terminated workflow (which ran no cleanup)', async () => {
-    const job = await submit({ script: 'while true; do echo tick; sleep 0.1; done' });
-    await waitForRunningContainer(job.id);
-    const { temporalAddress, namespace } = stack();
-    await run(TEMPORAL_BIN, [
-      'workflow', 'terminate', '--address', temporalAddress, '--namespace', namespace,
-      '--workflow-id', job.id, '--reason', 'test: terminate',
-    ]);
-    const ended = await waitForEnd(job.id, 10_000);
-    expect(ended).toMatchObject({ state: 'FAILED', reason: 'workflow terminated' });
-    // Reaper period 2 s and grace 3 s in the test stack.
-    await waitForNoContainer(job.id, 20_000);
-    // It says so in the worker's metrics.
-    const metrics = await (await fetch(stack().workerMetricsUrl)).text();
-    const removed = Number(/^hodei_reaper_removed_containers_total (\d+)/m.exec(metrics)?.[1]);
-    expect(removed).toBeGreaterThanOrEqual(1);
   });
 });
 
@@ -87,8 +62,7 @@ describe('a cancel storm', () => {
 describe('cancel while queued (capacity 1)', () => {
   let small: RunningStack;
   beforeAll(async () => {
-    // The reaper's grace at its default (60 s), its interval short: see the reaper test below.
-    small = await startStack({ capacity: 1, env: { HODEI_REAPER_GRACE_SECONDS: '60', HODEI_REAPER_INTERVAL_SECONDS: '2' } });
+    small = await startStack({ capacity: 1 });
   });
   afterAll(async () => {
     await small?.stop();
@@ -118,26 +92,6 @@ describe('cancel while queued (capacity 1)', () => {
 
     await client.cancel(blocker);
     await waitFor('the blocker to be CANCELLED', async () => ((await stateOf(blocker)) === 'CANCELLED' ? true : undefined));
-  });
-
-  it('the reaper removes a terminated job\'s container at its next sweep, not after the creation grace', async () => {
-    const job = await submitSmall('while true; do echo tick; sleep 0.1; done');
-    await waitFor('the job to run', async () => ((await stateOf(job)) === 'RUNNING' ? true : undefined));
-    const { instanceId, temporalAddress, namespace } = small.info;
-    const [container] = await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${job}`, `${LABEL_INSTANCE}=${instanceId}`] } });
-    expect(container).toBeDefined();
-    await run(TEMPORAL_BIN, [
-      'workflow', 'terminate', '--address', temporalAddress, '--namespace', namespace,
-      '--workflow-id', job, '--reason', 'test: terminate',
-    ]);
-    await waitFor(
-      "the terminated job's container to be gone",
-      async () => ((await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${job}`] } })).length === 0 ? true : undefined),
-      { timeoutMs: 50_000, intervalMs: 50 },
-    );
-    // Gone before it was 60 s old (the grace), so the grace did not apply: a sweep every 2 s
-    // removed it (bench/orphans.ts measures the time with the default settings).
-    expect(Date.now() - container!.Created * 1000).toBeLessThan(60_000);
   });
 });
 

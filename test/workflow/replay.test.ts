@@ -39,7 +39,7 @@ beforeAll(async () => {
   const logger = new DefaultLogger('ERROR');
   [current, broken] = await Promise.all([
     bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows/index.ts'), logger }),
-    bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'test/unit/replay-broken-workflow.ts'), logger }),
+    bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'test/fixtures/replay-broken-workflow.ts'), logger }),
   ]);
 });
 
