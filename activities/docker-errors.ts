@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { FAILURE_CONTAINER_LOST } from '../domain/names.js';
+import { FAILURE_CONTAINER_LOST } from '../domain/job-failures.js';
 
 /** Docker engine API errors carry the HTTP status as `statusCode`. */
 export function dockerStatus(err: unknown): number | undefined {

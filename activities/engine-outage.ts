@@ -1,7 +1,8 @@
 import { ApplicationFailure, log } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { Readable } from 'node:stream';
-import { FAILURE_CONTAINER_LOST, FAILURE_ENGINE_UNREACHABLE, LABEL_INSTANCE } from '../domain/names.js';
+import { LABEL_INSTANCE } from '../domain/container-labels.js';
+import { FAILURE_CONTAINER_LOST, FAILURE_ENGINE_UNREACHABLE } from '../domain/job-failures.js';
 import { isNotFound } from './docker-errors.js';
 
 /** How long a reported exit waits for the engine's `die` event of the container. */

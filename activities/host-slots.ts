@@ -1,6 +1,6 @@
 import type { ActivitySlotInfo, CustomSlotSupplier } from '@temporalio/worker';
 import type Docker from 'dockerode';
-import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
+import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/container-labels.js';
 
 /**
  * Caps the job containers alive on one Docker host: created or running (a container whose script

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
 import { ROOT } from '../test/support/stack.js';
 
 export { sleep };

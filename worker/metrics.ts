@@ -4,7 +4,7 @@ import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, ActivityInt
 import type { Context } from '@temporalio/activity';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ScriptOutcome } from '../domain/job-result.js';
-import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
+import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/container-labels.js';
 import type { Logger } from 'pino';
 import { listenOrExit } from '../domain/listen.js';
 import type { LogLine, LogStore } from '../log-store/log-store.js';

@@ -17,14 +17,8 @@ import type { Activities } from '../activities/index.js';
 import type { JobResult, JobMemo, ProvisionedContainer, ScriptOutcome } from '../domain/job-result.js';
 import type { JobInput } from '../domain/job-spec.js';
 import type { JobState } from '../domain/job-state.js';
-import {
-  FAILURE_CONTAINER_LOST,
-  FAILURE_HOST_LOST,
-  FAILURE_JOB_TIMED_OUT,
-  FAILURE_SCRIPT_FAILED,
-  HOST_KEY,
-  STATE_KEY,
-} from '../domain/names.js';
+import { FAILURE_CONTAINER_LOST, FAILURE_HOST_LOST, FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../domain/job-failures.js';
+import { HOST_KEY, STATE_KEY } from '../domain/names.js';
 
 // Runs on the shared queue: whichever host has a free slot takes the job.
 const { provisionContainer } = proxyActivities<Activities>({

@@ -3,7 +3,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../../domain/container-labels.js';
 import { sweepOrphans } from '../../worker/reaper.js';
 import { docker, stack } from '../support/api-client.js';
 

@@ -14,7 +14,8 @@ import { HostSlots } from '../../activities/host-slots.js';
 import { runScriptInContainer, type RunHeartbeat } from '../../activities/run-script.js';
 import type { ScriptOutcome } from '../../domain/job-result.js';
 import { loadConfig } from '../../domain/config.js';
-import { FAILURE_CONTAINER_LOST, FAILURE_PROVISIONING_REJECTED, LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
+import { FAILURE_CONTAINER_LOST, FAILURE_PROVISIONING_REJECTED } from '../../domain/job-failures.js';
 import type { LogStore } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 

@@ -8,7 +8,8 @@ import { Context } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import type { JobInput } from '../../domain/job-spec.js';
-import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED, HOST_KEY, LABELS_KEY, STATE_KEY } from '../../domain/names.js';
+import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../../domain/job-failures.js';
+import { HOST_KEY, LABELS_KEY, STATE_KEY } from '../../domain/names.js';
 import { ROOT, TEMPORAL_BIN } from '../support/stack.js';
 
 // Workflow logic on the real local Temporal binary, with the activities mocked as plain objects.
