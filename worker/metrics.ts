@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, ActivityInterceptorsFactory, Next } from '@temporalio/worker';
 import type { Context } from '@temporalio/activity';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ScriptOutcome } from '../domain/job-result.js';
+import type { ScriptOutcome } from '../activities/types.js';
 import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/container-labels.js';
 import type { Logger } from 'pino';
 import { listenOrExit } from '../domain/listen.js';

@@ -14,7 +14,8 @@ import {
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
-import type { JobResult, JobMemo, ProvisionedContainer, ScriptOutcome } from '../domain/job-result.js';
+import type { ProvisionedContainer, ScriptOutcome } from '../activities/types.js';
+import type { JobResult, JobMemo } from '../domain/job-result.js';
 import type { JobInput } from '../domain/job-spec.js';
 import type { JobState } from '../domain/job-state.js';
 import { FAILURE_CONTAINER_LOST, FAILURE_HOST_LOST, FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../domain/job-failures.js';

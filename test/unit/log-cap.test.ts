@@ -7,7 +7,7 @@ import { LineSplitter } from '../../activities/line-splitter.js';
 import { LogCap, OutputLines, startOfOutput, storedLineCost } from '../../activities/output-lines.js';
 import type { LogLine } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
-import { LogPosition } from '../../activities/run-script.js';
+import { LogPosition } from '../../activities/docker-stream.js';
 
 describe('LineSplitter on long lines', () => {
   it('never cuts a multi-byte character in two', () => {
