@@ -77,7 +77,8 @@ export type PumpEnd = { how: 'end' | 'close' | 'detach'; error?: undefined } | {
  * when the stream ends (the container stopped) or breaks, or on `detach`, when the activity lets
  * go of a container that goes on running; rejects when storing fails. (dockerode's demuxStream
  * copies the rest of its buffer for every frame, quadratic in a chunk's frame count: far too slow
- * for a million short lines.)
+ * for a million short lines; it also recurses once per frame and writes to streams with no way
+ * to pause for the store. Still so in docker-modem 5.0.7.)
  */
 export function pumpOutput(
   output: Readable,
