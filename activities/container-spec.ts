@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { JobResources } from '../domain/job-spec.js';
-import { LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED, LABEL_SECRET_NAMES, SCRIPT_DIR } from '../domain/names.js';
+import { LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED, LABEL_SECRET_NAMES, SCRIPT_DIR } from '../domain/container-labels.js';
 import { scriptCommand } from './script-archive.js';
 
 /** What a job's container is made from. */

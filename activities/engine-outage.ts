@@ -1,8 +1,9 @@
 import { ApplicationFailure, log } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { Readable } from 'node:stream';
-import { FAILURE_CONTAINER_LOST, FAILURE_ENGINE_UNREACHABLE, LABEL_INSTANCE } from '../domain/names.js';
-import { isNotFound } from './docker-errors.js';
+import { LABEL_INSTANCE } from '../domain/container-labels.js';
+import { FAILURE_CONTAINER_LOST, FAILURE_ENGINE_UNREACHABLE } from '../domain/job-failures.js';
+import { isNotFound } from './container-ops.js';
 
 /** How long a reported exit waits for the engine's `die` event of the container. */
 const DIE_EVENT_WAIT_MS = 2000;

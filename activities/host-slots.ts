@@ -1,6 +1,9 @@
 import type { ActivitySlotInfo, CustomSlotSupplier } from '@temporalio/worker';
 import type Docker from 'dockerode';
-import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
+import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/container-labels.js';
+
+/** Docker states that hold a slot. */
+export const LIVE_STATES = ['created', 'running', 'paused', 'restarting'];
 
 /**
  * Caps the job containers alive on one Docker host: created or running (a container whose script
@@ -8,9 +11,6 @@ import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/names.js';
  * reports (containers labelled with this installation's id), plus creations in flight in this
  * process; so a crashed worker leaves no phantom slots behind.
  */
-/** Docker states that hold a slot. */
-export const LIVE_STATES = ['created', 'running', 'paused', 'restarting'];
-
 export class HostSlots {
   private reserved = 0;
   private lock: Promise<void> = Promise.resolve();

@@ -1,18 +1,19 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import type { JobResources } from '../domain/job-spec.js';
-import type { ProvisionedContainer, ProvisionProgress, ScriptOutcome } from '../domain/job-result.js';
-import { FAILURE_IMAGE_NOT_FOUND, FAILURE_PROVISIONING_FAILED, LABEL_ATTEMPT, LABEL_JOB_ID, SCRIPT_DIR } from '../domain/names.js';
+import { SCRIPT_DIR } from '../domain/container-labels.js';
+import { FAILURE_PROVISIONING_FAILED } from '../domain/job-failures.js';
 import type { JobLimits } from '../domain/resolve-job.js';
 import type { LogStore } from '../log-store/log-store.js';
-import { jobContainerName, jobContainerSpec, type JobContainerOptions } from './container-spec.js';
-import { engineMessage, isClientError, isConflict, isContainerLost, isNotFound } from './docker-errors.js';
+import type { JobContainerOptions } from './container-spec.js';
+import { createJobContainer, isContainerLost, removeJobContainer, removeQuietly } from './container-ops.js';
 import { ContainerEvents } from './engine-outage.js';
-import { failingClearly } from './log-store-failure.js';
+import { Heartbeats } from './heartbeats.js';
 import type { HostSlots } from './host-slots.js';
 import { graceSeconds, provisionIssues, provisioningRejected } from './job-policy.js';
-import { Heartbeats, runScriptInContainer } from './run-script.js';
+import { failingClearly } from './log-store-failure.js';
+import { runScriptInContainer } from './run-script.js';
 import { scriptArchive } from './script-archive.js';
+import type { ProvisionedContainer, ProvisionInput, ProvisionProgress, RemoveContainerInput, RunScriptInput, ScriptOutcome } from './types.js';
 
 /** The Docker host a worker process is bound to. */
 export interface HostBinding {
@@ -38,31 +39,6 @@ export interface ActivityDeps {
   limits: JobLimits;
   /** The seccomp profile (JSON) job containers run under: `loadSeccompProfile()`. */
   seccompProfile: string;
-}
-
-export interface ProvisionInput {
-  jobId: string;
-  /** Which attempt of the job this container is for; each attempt gets a fresh container. */
-  attempt: number;
-  image: string;
-  script: string;
-  env: Record<string, string>;
-  /** Secret env vars (absent for jobs from before secrets); their names go on a label for masking. */
-  secrets?: Record<string, string>;
-  resources: JobResources;
-}
-
-export interface RunScriptInput {
-  jobId: string;
-  containerId: string;
-  cancelGraceSeconds: number;
-  attempt: number;
-  /** Remove the container once the script has ended on its own (see runScript). */
-  removeWhenDone?: boolean;
-}
-
-export interface RemoveContainerInput {
-  containerId: string;
 }
 
 /** Heartbeats of a provisioning that takes long (a busy engine): none before this, so most send none. */
@@ -161,7 +137,6 @@ export function createActivities(deps: ActivityDeps) {
         try {
           outcome = await runScriptInContainer(ctx, {
             container,
-            modem: docker.modem,
             logStore,
             jobId: input.jobId,
             attempt: input.attempt,
@@ -208,62 +183,3 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-
-function imageNotFound(image: string): ApplicationFailure {
-  return ApplicationFailure.create({
-    type: FAILURE_IMAGE_NOT_FOUND,
-    message: `image ${image} is not present on this host`,
-    nonRetryable: true,
-  });
-}
-
-async function createJobContainer(docker: Docker, input: ProvisionInput, options: JobContainerOptions): Promise<Docker.Container> {
-  const spec = jobContainerSpec(
-    { ...input, secrets: input.secrets ?? {}, imageVolumes: await imageVolumes(docker, input.image) },
-    options,
-  );
-  try {
-    return await docker.createContainer(spec);
-  } catch (err) {
-    // Docker answers 404 to a create only for a missing image.
-    if (isNotFound(err)) throw imageNotFound(input.image);
-    // Any other refusal (a limit the engine cannot give, a bad value) is final.
-    if (!isConflict(err) && isClientError(err)) throw provisioningRejected(`the Docker engine refused the job's container: ${engineMessage(err)}`);
-    if (!isConflict(err)) throw err;
-    // A container of this name exists: an earlier attempt of this activity created it.
-    const existing = docker.getContainer(jobContainerName(input.jobId, input.attempt));
-    const info = await existing.inspect();
-    const labels = info.Config.Labels ?? {};
-    if (labels[LABEL_JOB_ID] !== input.jobId || labels[LABEL_ATTEMPT] !== String(input.attempt)) throw err;
-    return docker.getContainer(info.Id);
-  }
-}
-
-/** The volumes the image declares (`VOLUME`), but the script's directory, which is always one. */
-async function imageVolumes(docker: Docker, image: string): Promise<string[]> {
-  try {
-    const info = await docker.getImage(image).inspect();
-    return Object.keys(info.Config.Volumes ?? {}).filter((path) => path !== SCRIPT_DIR);
-  } catch (err) {
-    if (isNotFound(err)) throw imageNotFound(image);
-    throw err;
-  }
-}
-
-/** Removes the container whatever state it is in; one already gone is fine. */
-async function removeJobContainer(container: Docker.Container): Promise<void> {
-  try {
-    await container.remove({ force: true, v: true });
-    log.info('container removed', { containerId: container.id });
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
-}
-
-async function removeQuietly(container: Docker.Container): Promise<void> {
-  try {
-    await removeJobContainer(container);
-  } catch (err) {
-    log.warn('could not remove container', { containerId: container.id, error: String(err) });
-  }
-}

@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { z } from 'zod';
 import { JobSpecSchema, type JobResources } from '../domain/job-spec.js';
-import { FAILURE_PROVISIONING_REJECTED } from '../domain/names.js';
+import { FAILURE_PROVISIONING_REJECTED } from '../domain/job-failures.js';
 import { policyIssues, type JobLimits, type SpecIssue } from '../domain/resolve-job.js';
 
 /**

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { FAILURE_LOG_STORE_FAILED } from '../domain/names.js';
+import { FAILURE_LOG_STORE_FAILED } from '../domain/job-failures.js';
 import type { LogStore } from '../log-store/log-store.js';
 
 /** What a store's write error says about its disk, if it says the store cannot take writes. */

@@ -1,26 +1,9 @@
 import type { LogLine, LogStore } from '../log-store/log-store.js';
 import { LineSplitter } from './line-splitter.js';
+import type { LogCapState, OutputPosition } from './types.js';
 
 /** The two outputs of a container, as Docker tells them apart. */
 export type OutputStream = 'stdout' | 'stderr';
-
-/**
- * How far a run has numbered its container's output. Seq n is the n-th line in the order the run
- * read the output; each stream keeps its own order on every read, but two reads may interleave
- * stdout and stderr differently (Docker copies them separately). So a position counts each
- * stream's lines: a later read of the whole output skips that many lines of each stream, and the
- * numbering goes on exactly where it stopped.
- */
-export interface OutputPosition {
-  /** Seq of the last line numbered (stored, or dropped past the log cap). */
-  seq: number;
-  /** Lines of stdout numbered. */
-  stdout: number;
-  /** Lines of stderr numbered. */
-  stderr: number;
-  /** The log cap's count at this point. */
-  cap: LogCapState;
-}
 
 /** Where an attempt's output starts: after the attempt's marker line, if it has one. */
 export function startOfOutput(attempt: number, seqBase: number): OutputPosition {
@@ -150,17 +133,6 @@ export function storedLineCost(line: string): number {
   const spill = MIN_LOCAL + ((payload - MIN_LOCAL) % (PAGE_BYTES - 4));
   const local = spill <= MAX_LOCAL ? spill : MIN_LOCAL;
   return Math.ceil((local + 4) * FILL) + Math.ceil((payload - local) / (PAGE_BYTES - 4)) * PAGE_BYTES;
-}
-
-/** What the log cap has counted so far. */
-export interface LogCapState {
-  /** What the lines stored cost the store (`storedLineCost`). */
-  storedBytes: number;
-  /** Seq of the first line dropped; 0 while under the cap. */
-  firstDropped: number;
-  droppedLines: number;
-  /** Bytes of the output dropped (each line's text and its newline). */
-  droppedBytes: number;
 }
 
 /**

@@ -1,16 +1,16 @@
 import type { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { Readable } from 'node:stream';
-import type { RunProgress, ScriptOutcome } from '../domain/job-result.js';
 import type { LogLine, LogStore } from '../log-store/log-store.js';
-import { containerLost, isNotFound } from './docker-errors.js';
-import type { LineSplitter } from './line-splitter.js';
-import { advanceOverStored, OutputLines, startOfOutput, type OutputPosition } from './output-lines.js';
+import { containerLost, inspectContainer, isNotFound, stopContainer, stopsSoon, waitForExit } from './container-ops.js';
+import { LogPosition, pumpOutput } from './docker-stream.js';
+import { Heartbeats } from './heartbeats.js';
+import { advanceOverStored, OutputLines, startOfOutput } from './output-lines.js';
 import { containerSecrets, secretMasker } from './secret-mask.js';
+import type { OutputPosition, RunHeartbeat, ScriptOutcome } from './types.js';
 
 export interface RunScriptDeps {
   container: Docker.Container;
-  modem: Docker['modem'];
   logStore: LogStore;
   jobId: string;
   attempt: number;
@@ -23,58 +23,6 @@ export interface RunScriptDeps {
   heartbeats?: Heartbeats;
   /** Most bytes of output stored per job; the rest is read and dropped. */
   logMaxBytes: number;
-}
-
-/**
- * An activity's heartbeats on a timer, so that no slow step goes without one: each carries the
- * latest details (`carry`), at first the details the attempt started with (a retry's, re-sent
- * unchanged, lose nothing). The worker throttles what reaches the server.
- */
-export class Heartbeats {
-  private details: () => unknown;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly ctx: Context,
-    initial: unknown,
-  ) {
-    this.details = () => initial;
-  }
-
-  /** Heartbeats every `intervalMs` from now on, the first one after `firstAfterMs`. */
-  every(intervalMs: number, firstAfterMs = intervalMs): this {
-    this.stop();
-    this.timer = setTimeout(() => {
-      this.beat();
-      this.timer = setInterval(() => this.beat(), intervalMs);
-    }, firstAfterMs);
-    return this;
-  }
-
-  /** From now on the heartbeats carry what `details` returns; one goes at once. */
-  carry(details: () => unknown): void {
-    this.details = details;
-    this.beat();
-  }
-
-  beat(): void {
-    this.ctx.heartbeat(this.details());
-  }
-
-  stop(): void {
-    // clearTimeout clears an interval too.
-    clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-}
-
-/** Heartbeat details of the run activity: `RunProgress`, and where the output's numbering stands. */
-export interface RunHeartbeat extends RunProgress {
-  /**
-   * The last checkpoint: every line it counts is stored, or dropped past the cap. Absent from the
-   * heartbeats of workers from before it (then the store says where the numbering stands).
-   */
-  output?: OutputPosition;
 }
 
 /**
@@ -95,29 +43,94 @@ export async function runScriptInContainer(ctx: Context, deps: RunScriptDeps): P
   const prior = ctx.info.heartbeatDetails as RunHeartbeat | undefined;
   const own = deps.heartbeats ? undefined : new Heartbeats(ctx, prior).every(deps.heartbeatIntervalMs);
   try {
-    return await runWithHeartbeats(ctx, deps, deps.heartbeats ?? own!, prior);
+    const run = await ScriptRun.resume(ctx, deps, deps.heartbeats ?? own!, prior);
+    return await run.run();
   } finally {
     own?.stop();
   }
 }
 
-async function runWithHeartbeats(ctx: Context, deps: RunScriptDeps, beats: Heartbeats, prior: RunHeartbeat | undefined): Promise<ScriptOutcome> {
-  const { container, logStore, jobId, attempt } = deps;
-  // A later attempt continues the job's numbering, after a system line that marks its start.
-  const seqBase = prior?.seqBase ?? (attempt > 1 ? await attemptSeqBase(logStore, jobId, attempt) : 0);
-  if (attempt > 1) await logStore.append(jobId, [attemptMarker(seqBase, attempt)]);
-  let checkpoint = await advanceOverStored(logStore, jobId, prior?.output ?? startOfOutput(attempt, seqBase));
-  let lastSeq = Math.max(prior?.lastSeq ?? 0, await logStore.lastSeq(jobId));
-  const heartbeat = () => beats.beat();
-  // Recorded before the container starts, so a retry of this run reuses the same numbering.
-  beats.carry(() => ({ containerId: container.id, lastSeq, seqBase, output: checkpoint }) satisfies RunHeartbeat);
+/**
+ * One attempt at running the script in its container, read top-down from `run`: where the
+ * numbering stands, start (or reattach), read the output (the attach, else the log), wait for the
+ * exit, report it. A cancel stops the container; any other abort lets go of it, running.
+ */
+class ScriptRun {
+  private readonly container: Docker.Container;
+  /** Set in `run`, once the container's secrets are known. */
+  private lines!: OutputLines;
+  /** One store write at a time: the latest one queued. */
+  private storing = Promise.resolve();
+  /** The container's stop, once the workflow cancelled the run. */
+  private stopping: Promise<void> | undefined;
+  /** Aborted to let go of the container (it goes on running). */
+  private readonly detach = new AbortController();
 
-  const state = await inspect(container);
-  const lines = new OutputLines(checkpoint, deps.logMaxBytes, secretMasker(containerSecrets(state.Config)), attempt);
-  let attached: Readable | undefined;
-  if (state.State.Status === 'created') {
-    // Attached before the start, so it sees the output from its first byte.
-    attached = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+  private constructor(
+    private readonly ctx: Context,
+    private readonly deps: RunScriptDeps,
+    private readonly beats: Heartbeats,
+    private readonly seqBase: number,
+    /** Every line numbered up to it is stored (or dropped past the cap). */
+    private checkpoint: OutputPosition,
+    private lastSeq: number,
+  ) {
+    this.container = deps.container;
+  }
+
+  /** Where this attempt's numbering stands: after the job's earlier attempts and what a prior try of it stored. */
+  static async resume(ctx: Context, deps: RunScriptDeps, beats: Heartbeats, prior: RunHeartbeat | undefined): Promise<ScriptRun> {
+    const { logStore, jobId, attempt } = deps;
+    // A later attempt continues the job's numbering, after a system line that marks its start.
+    const seqBase = prior?.seqBase ?? (attempt > 1 ? await attemptSeqBase(logStore, jobId, attempt) : 0);
+    if (attempt > 1) await logStore.append(jobId, [attemptMarker(seqBase, attempt)]);
+    const checkpoint = await advanceOverStored(logStore, jobId, prior?.output ?? startOfOutput(attempt, seqBase));
+    const lastSeq = Math.max(prior?.lastSeq ?? 0, await logStore.lastSeq(jobId));
+    return new ScriptRun(ctx, deps, beats, seqBase, checkpoint, lastSeq);
+  }
+
+  async run(): Promise<ScriptOutcome> {
+    const { ctx, container } = this;
+    // Recorded before the container starts, so a retry of this run reuses the same numbering.
+    this.beats.carry(() => ({ containerId: container.id, lastSeq: this.lastSeq, seqBase: this.seqBase, output: this.checkpoint }) satisfies RunHeartbeat);
+    const state = await inspectContainer(container);
+    this.lines = new OutputLines(this.checkpoint, this.deps.logMaxBytes, secretMasker(containerSecrets(state.Config)), this.deps.attempt);
+    let attached: Readable | undefined;
+    if (state.State.Status === 'created') attached = await this.attachAndStart();
+    else ctx.log.info('reattaching to container', { jobId: this.deps.jobId, containerId: container.id, position: this.checkpoint });
+
+    ctx.cancellationSignal.addEventListener('abort', this.onCancel, { once: true });
+    // A cancel that came while the container was starting (slow on a loaded engine, and heartbeats
+    // run meanwhile) aborted the signal before the listener was there: act on it now.
+    if (ctx.cancellationSignal.aborted) this.onCancel();
+    try {
+      const complete = attached ? await this.readAttached(attached) : false;
+      if (this.detach.signal.aborted) await this.letGo();
+      if (!complete) {
+        await this.readLog();
+        if (this.detach.signal.aborted) await this.letGo();
+      }
+      if (this.stopping) await this.stopping;
+      const exitCode = await waitForExit(container, this.detach.signal);
+      if (exitCode === undefined) return await this.letGo();
+      // The output has ended: the last lines and the cap marker are final.
+      this.lines.end();
+      await this.flush();
+      if (ctx.cancellationSignal.aborted) {
+        this.beats.beat();
+        throw ctx.cancellationSignal.reason;
+      }
+      return await this.outcome(exitCode);
+    } finally {
+      ctx.cancellationSignal.removeEventListener('abort', this.onCancel);
+      attached?.destroy();
+    }
+  }
+
+  /** Attaches to the created container and starts it; the attach sees the output from its first byte. */
+  private async attachAndStart(): Promise<Readable> {
+    const { ctx, container } = this;
+    const attached = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
     // Until the pump listens: a connection that fails meanwhile is seen as destroyed there.
     attached.on('error', () => undefined);
     // Cancelled (or let go of) while attaching, heartbeating all the while: never start it. A
@@ -132,319 +145,105 @@ async function runWithHeartbeats(ctx: Context, deps: RunScriptDeps, beats: Heart
       attached.destroy();
       throw err;
     }
-  } else {
-    ctx.log.info('reattaching to container', { jobId, containerId: container.id, position: checkpoint });
+    return attached;
   }
 
-  // One store write at a time; once it is done, every line numbered before it is stored (or
-  // dropped past the cap): a checkpoint.
-  let storing = Promise.resolve();
-  const flush = () => {
-    storing = storing.then(async () => {
-      const position = lines.position();
-      const batch = lines.take();
+  /** Reads the output through the attach; whether it was read whole (else the log is read again). */
+  private async readAttached(attached: Readable): Promise<boolean> {
+    const { container, detach } = this;
+    const splitters = this.lines.reread();
+    const end = await pumpOutput(attached, (type, payload) => (type === 2 ? splitters.stderr : splitters.stdout).push(payload), this.pending, this.flush, detach.signal);
+    // An attach ends when the container's output does, so the container stops right after (its
+    // init holds the output open until then); one that broke or ended early is read again below.
+    const complete = end.how === 'end' && (await stopsSoon(container, detach.signal));
+    if (!complete && !detach.signal.aborted) {
+      this.ctx.log.warn('attach to the container broke: reading its output from the log', { jobId: this.deps.jobId, containerId: container.id, how: end.how, error: String(end.error) });
+    }
+    return complete;
+  }
+
+  /**
+   * Reads the container's whole output through the log endpoint, following it until the container
+   * stops, skipping the lines already numbered (per stream).
+   */
+  private async readLog(): Promise<void> {
+    const { container } = this;
+    const detach = this.detach.signal;
+    const splitters = this.lines.reread();
+    const position = new LogPosition();
+    const read = async (since: number) => {
+      const output = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true, since }).catch((err: unknown) => {
+        throw isNotFound(err) ? containerLost(container.id) : err;
+      })) as unknown as Readable;
+      const end = await pumpOutput(output, position.reader(splitters.stdout, splitters.stderr), this.pending, this.flush, detach);
+      if (end.how === 'error') throw end.error;
+    };
+    await read(0);
+    if (detach.aborted) return;
+    await this.stopping;
+    if ((await waitForExit(container, detach)) === undefined) return;
+    // A follow read can end before Docker has written a stopped container's last messages (a
+    // late stderr line, a final line without newline): read again what came after it.
+    // (A follow read of a stopped container ends at the end of its log, and streams.)
+    const { since, skip } = position.resumePoint();
+    position.skip(skip);
+    await read(since);
+  }
+
+  /** How the script ended, from the stopped container. */
+  private async outcome(exitCode: number): Promise<ScriptOutcome> {
+    const finished = await inspectContainer(this.container);
+    // Removed behind the platform's back (`docker rm -f`): its exit code is the kill's, not the script's.
+    if (finished.State.Status === 'removing' || finished.State.Status === 'dead') throw containerLost(this.container.id, 'was removed while it ran');
+    // Docker stamps a very short-lived process's start after its exit at times: never report a
+    // negative run time.
+    const finishedAt = finished.State.FinishedAt;
+    const startedAt = Date.parse(finished.State.StartedAt) > Date.parse(finishedAt) ? finishedAt : finished.State.StartedAt;
+    return { exitCode, oomKilled: finished.State.OOMKilled, startedAt, finishedAt, lastSeq: this.lastSeq };
+  }
+
+  /** Lines waiting to be stored. */
+  private readonly pending = () => this.lines.pending;
+
+  /** Stores the lines numbered so far, after the write before; once done, they are a checkpoint. */
+  private readonly flush = (): Promise<void> => {
+    this.storing = this.storing.then(async () => {
+      const position = this.lines.position();
+      const batch = this.lines.take();
       if (batch.length > 0) {
-        await logStore.append(jobId, batch);
-        lastSeq = batch[batch.length - 1]!.seq;
+        await this.deps.logStore.append(this.deps.jobId, batch);
+        this.lastSeq = batch[batch.length - 1]!.seq;
       }
-      checkpoint = position;
+      this.checkpoint = position;
     });
-    return storing;
+    return this.storing;
   };
 
-  let stopping: Promise<void> | undefined;
-  const detach = new AbortController();
   // Runs outside the activity's async context: use ctx, never the module-level helpers.
-  const onCancel = () => {
+  private readonly onCancel = () => {
+    const { ctx, container } = this;
     // Only the workflow's cancel (a user's, or the job's deadline) stops the script. A worker
     // shutting down, a server that gave up on this attempt (timed out, or no longer knows it),
     // a pause or a reset let go of the container, running: the next attempt reattaches to it.
     // A stop the platform caused is never the script's exit code.
     if (!ctx.cancellationDetails?.cancelRequested) {
-      detach.abort();
+      this.detach.abort();
       return;
     }
-    ctx.log.info('stopping container', { jobId, containerId: container.id, graceSeconds: deps.cancelGraceSeconds });
-    stopping = stopContainer(container, deps.cancelGraceSeconds);
+    ctx.log.info('stopping container', { jobId: this.deps.jobId, containerId: container.id, graceSeconds: this.deps.cancelGraceSeconds });
+    this.stopping = stopContainer(container, this.deps.cancelGraceSeconds);
     // Observed here so a failed stop never becomes an unhandled rejection; awaited below.
-    stopping.catch(() => undefined);
+    this.stopping.catch(() => undefined);
   };
-  ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
-  // A cancel that came while the container was starting (slow on a loaded engine, and heartbeats
-  // run meanwhile) aborted the signal before the listener was there: act on it now.
-  if (ctx.cancellationSignal.aborted) onCancel();
-  // Lets go of a container that goes on running: what was read is stored, the next attempt
-  // reattaches from the checkpoint.
-  const letGo = async (): Promise<never> => {
-    await flush();
-    heartbeat();
-    throw ctx.cancellationSignal.reason;
-  };
-  const pending = () => lines.pending;
 
-  try {
-    let complete = false;
-    if (attached) {
-      const splitters = lines.reread();
-      const end = await pumpOutput(attached, (type, payload) => (type === 2 ? splitters.stderr : splitters.stdout).push(payload), pending, flush, detach.signal);
-      // An attach ends when the container's output does, so the container stops right after (its
-      // init holds the output open until then); one that broke or ended early is read again below.
-      complete = end.how === 'end' && (await stopsSoon(container, detach.signal));
-      if (!complete && !detach.signal.aborted) {
-        ctx.log.warn('attach to the container broke: reading its output from the log', { jobId, containerId: container.id, how: end.how, error: String(end.error) });
-      }
-    }
-    if (detach.signal.aborted) await letGo();
-    if (!complete) {
-      await readLog(container, lines, pending, flush, detach.signal, () => stopping);
-      if (detach.signal.aborted) await letGo();
-    }
-    if (stopping) await stopping;
-    const exitCode = await waitForExit(container, detach.signal);
-    if (exitCode === undefined) return await letGo();
-    // The output has ended: the last lines and the cap marker are final.
-    lines.end();
-    await flush();
-    if (ctx.cancellationSignal.aborted) {
-      heartbeat();
-      throw ctx.cancellationSignal.reason;
-    }
-    const finished = await inspect(container);
-    // Removed behind the platform's back (`docker rm -f`): its exit code is the kill's, not the script's.
-    if (finished.State.Status === 'removing' || finished.State.Status === 'dead') throw containerLost(container.id, 'was removed while it ran');
-    // Docker stamps a very short-lived process's start after its exit at times: never report a
-    // negative run time.
-    const finishedAt = finished.State.FinishedAt;
-    const startedAt = Date.parse(finished.State.StartedAt) > Date.parse(finishedAt) ? finishedAt : finished.State.StartedAt;
-    return { exitCode, oomKilled: finished.State.OOMKilled, startedAt, finishedAt, lastSeq };
-  } finally {
-    ctx.cancellationSignal.removeEventListener('abort', onCancel);
-    attached?.destroy();
-  }
-}
-
-/**
- * Reads the container's whole output through the log endpoint, following it until the container
- * stops, skipping the lines already numbered (per stream).
- */
-async function readLog(
-  container: Docker.Container,
-  lines: OutputLines,
-  pending: () => number,
-  flush: () => Promise<void>,
-  detach: AbortSignal,
-  stopping: () => Promise<void> | undefined,
-): Promise<void> {
-  const splitters = lines.reread();
-  const position = new LogPosition();
-  const read = async (since: number) => {
-    const output = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true, since }).catch((err: unknown) => {
-      throw isNotFound(err) ? containerLost(container.id) : err;
-    })) as unknown as Readable;
-    const end = await pumpOutput(output, position.reader(splitters.stdout, splitters.stderr), pending, flush, detach);
-    if (end.how === 'error') throw end.error;
-  };
-  await read(0);
-  if (detach.aborted) return;
-  await stopping();
-  if ((await waitForExit(container, detach)) === undefined) return;
-  // A follow read can end before Docker has written a stopped container's last messages (a
-  // late stderr line, a final line without newline): read again what came after it.
-  // (A follow read of a stopped container ends at the end of its log, and streams.)
-  const { since, skip } = position.resumePoint();
-  position.skip(skip);
-  await read(since);
-}
-
-/**
- * Where a read of the container's log has got to, from Docker's per-message timestamps (second
- * precision is enough): messages seen per second of their timestamp, for the last few seconds.
- * A second read `since` a little before the last one seen returns, in the log's order, first the
- * messages already seen there (the first read saw a prefix of the log), then the new ones.
- */
-export class LogPosition {
-  private readonly perSecond = new Map<number, number>();
-  private latest = 0;
-  private toSkip = 0;
-  private lastStamp = '';
-  private lastSecond = NaN;
-
-  /** Takes demuxed frames (one frame = one timestamped message) to the splitters. */
-  reader(stdout: LineSplitter, stderr: LineSplitter): (streamType: number, frame: Buffer) => void {
-    return (streamType, frame) => {
-      const content = this.message(frame);
-      if (content) (streamType === 2 ? stderr : stdout).push(content);
-    };
-  }
-
-  /** Where to read from again, and how many messages there were seen already. */
-  resumePoint(): { since: number; skip: number } {
-    if (this.latest === 0) return { since: 0, skip: 0 };
-    // Two seconds back: stdout and stderr are logged by separate copiers, so timestamps in the
-    // log are not quite in order.
-    const since = this.latest - 2;
-    let skip = 0;
-    for (const [second, count] of this.perSecond) if (second >= since) skip += count;
-    return { since, skip };
-  }
-
-  /** The next `count` messages were seen before: drop them. */
-  skip(count: number): void {
-    this.toSkip = count;
-  }
-
-  /** The message's content without its timestamp; undefined for a message to skip. */
-  private message(frame: Buffer): Buffer | undefined {
-    if (this.toSkip > 0) {
-      this.toSkip -= 1;
-      return undefined;
-    }
-    const space = frame.indexOf(0x20);
-    if (space <= 0) return frame;
-    const stamp = frame.toString('latin1', 0, 19);
-    if (stamp !== this.lastStamp) {
-      this.lastStamp = stamp;
-      this.lastSecond = Math.floor(Date.parse(`${stamp}Z`) / 1000);
-    }
-    const second = this.lastSecond;
-    if (Number.isNaN(second)) return frame;
-    this.perSecond.set(second, (this.perSecond.get(second) ?? 0) + 1);
-    if (second > this.latest) {
-      this.latest = second;
-      for (const s of this.perSecond.keys()) if (s < second - 10) this.perSecond.delete(s);
-    }
-    return frame.subarray(space + 1);
-  }
-}
-
-/** How a read of the output ended: its end, a close or an error before that, or `detach`. */
-type PumpEnd = { how: 'end' | 'close' | 'detach'; error?: undefined } | { how: 'error'; error: unknown };
-
-/**
- * Reads Docker's multiplexed output stream (frames of an 8-byte header — stream type, 3 zero bytes,
- * big-endian length — then the payload) and hands each frame to `onFrame`, storing each chunk's
- * complete lines before reading on, so memory stays bounded whatever the output's size. Resolves
- * when the stream ends (the container stopped) or breaks, or on `detach`, when the activity lets
- * go of a container that goes on running; rejects when storing fails. (dockerode's demuxStream
- * copies the rest of its buffer for every frame, quadratic in a chunk's frame count: far too slow
- * for a million short lines.)
- */
-function pumpOutput(
-  output: Readable,
-  onFrame: (streamType: number, payload: Buffer) => void,
-  pendingLines: () => number,
-  flush: () => Promise<void>,
-  detach: AbortSignal,
-): Promise<PumpEnd> {
-  return new Promise<PumpEnd>((resolve, reject) => {
-    let pending: Buffer = Buffer.alloc(0);
-    let flushing: Promise<void> | undefined;
-    let scheduled = false;
-    let ended: PumpEnd | undefined;
-    // One store write at a time, with the stream paused meanwhile (back-pressure to Docker).
-    const store = () => {
-      if (ended || flushing || pendingLines() === 0) return;
-      output.pause();
-      flushing = flush().then(
-        () => {
-          flushing = undefined;
-          if (!output.destroyed) output.resume();
-        },
-        (err: unknown) => {
-          output.destroy();
-          reject(err);
-        },
-      );
-    };
-    output.on('data', (chunk: Buffer) => {
-      const buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
-      let offset = 0;
-      while (buf.length - offset >= 8) {
-        const size = buf.readUInt32BE(offset + 4);
-        if (buf.length - offset - 8 < size) break;
-        onFrame(buf[offset]!, buf.subarray(offset + 8, offset + 8 + size));
-        offset += 8 + size;
-      }
-      // Copied, so a small remainder never pins a whole chunk.
-      pending = Buffer.from(buf.subarray(offset));
-      // Store in batches, once the chunks already received are split (setImmediate runs after
-      // pending I/O), or at once when a batch is large.
-      if (pendingLines() >= MAX_BATCH_LINES) store();
-      else if (!scheduled) {
-        scheduled = true;
-        setImmediate(() => {
-          scheduled = false;
-          store();
-        });
-      }
-    });
-    const finish = (end: PumpEnd) => {
-      if (ended) return;
-      ended = end;
-      // The caller stores what is left; never while a write is in flight (writes stay in order).
-      void (flushing ?? Promise.resolve()).then(() => resolve(end));
-    };
-    // A stream that broke before it was handed here.
-    if (output.destroyed) finish(output.errored ? { how: 'error', error: output.errored } : { how: 'close' });
-    output.once('end', () => finish({ how: 'end' }));
-    output.once('close', () => finish({ how: 'close' }));
-    output.once('error', (error: unknown) => finish({ how: 'error', error }));
-    detach.addEventListener(
-      'abort',
-      () => {
-        finish({ how: 'detach' });
-        output.destroy();
-      },
-      { once: true },
-    );
-  });
-}
-
-/** Lines stored in one write at most. */
-const MAX_BATCH_LINES = 2000;
-
-/** Whether the container stops within a couple of seconds (or `detach` lets go of it first). */
-async function stopsSoon(container: Docker.Container, detach: AbortSignal): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const exit = waitForExit(container, detach).then(() => true);
-  // Observed here so a later failure of the wait never becomes an unhandled rejection.
-  exit.catch(() => undefined);
-  try {
-    return await Promise.race([exit, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** The container's exit code once it has stopped; undefined when `detach` lets go of it first. */
-async function waitForExit(container: Docker.Container, detach: AbortSignal): Promise<number | undefined> {
-  try {
-    const { StatusCode } = (await container.wait({ abortSignal: detach })) as { StatusCode: number };
-    return StatusCode;
-  } catch (err) {
-    if (detach.aborted) return undefined;
-    if (isNotFound(err)) throw containerLost(container.id);
-    throw err;
-  }
-}
-
-async function stopContainer(container: Docker.Container, graceSeconds: number): Promise<void> {
-  try {
-    // Docker sends SIGTERM (forwarded by docker-init to the process group), then SIGKILL after t.
-    await container.stop({ t: graceSeconds });
-  } catch (err) {
-    // 304: already stopped; 404: already gone.
-    const status = (err as { statusCode?: number }).statusCode;
-    if (status !== 304 && !isNotFound(err)) throw err;
-  }
-}
-
-async function inspect(container: Docker.Container): Promise<Docker.ContainerInspectInfo> {
-  try {
-    return await container.inspect();
-  } catch (err) {
-    if (isNotFound(err)) throw containerLost(container.id);
-    throw err;
+  /**
+   * Lets go of a container that goes on running: what was read is stored, the next attempt
+   * reattaches from the checkpoint.
+   */
+  private async letGo(): Promise<never> {
+    await this.flush();
+    this.beats.beat();
+    throw this.ctx.cancellationSignal.reason;
   }
 }
 

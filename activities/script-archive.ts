@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { pack } from 'tar-stream';
 import { buffer } from 'node:stream/consumers';
-import { SCRIPT_DIR, SCRIPT_PATH } from '../domain/names.js';
+import { SCRIPT_DIR, SCRIPT_PATH } from '../domain/container-labels.js';
 
 /**
  * A tar archive holding the job's script, owned by root and readable and executable by the

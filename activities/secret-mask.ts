@@ -1,4 +1,4 @@
-import { LABEL_SECRET_NAMES } from '../domain/names.js';
+import { LABEL_SECRET_NAMES } from '../domain/container-labels.js';
 
 /** What a secret value becomes in the stored output. */
 export const MASK = '***';

@@ -6,7 +6,7 @@ import proto from '@temporalio/proto';
 
 const { temporal } = proto;
 import { deriveState, JOB_STATES, type JobMemo, type WorkflowFacts } from '../domain/job-state.js';
-import { RUN_JOB_WORKFLOW } from '../domain/names.js';
+import { RUN_JOB_WORKFLOW } from '../domain/workflow-type.js';
 
 /** The `:id` path parameter of every job route. */
 export const JobIdParams = z.object({ id: z.string().min(1).max(200) });

@@ -4,7 +4,7 @@ import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { LABEL_VALUE_MESSAGE, labelValueOk } from '../domain/job-spec.js';
 import { LISTABLE_STATES, STATE_QUERIES } from '../domain/job-state.js';
-import { RUN_JOB_WORKFLOW } from '../domain/names.js';
+import { RUN_JOB_WORKFLOW } from '../domain/workflow-type.js';
 import { errorResponse } from './errors.js';
 import { decimalInt } from './params.js';
 import { JobViewSchema, toJobView } from './job-view.js';

@@ -8,7 +8,7 @@ import { JobSpecSchema, labelsAttribute } from '../domain/job-spec.js';
 import { codecKeys } from '../domain/payload-codec.js';
 import { resolveJobInput } from '../domain/resolve-job.js';
 import { initialMemo, isTerminal, LABELS_KEY, stateAttribute } from '../domain/job-state.js';
-import { RUN_JOB_WORKFLOW } from '../domain/names.js';
+import { RUN_JOB_WORKFLOW } from '../domain/workflow-type.js';
 import type { runJob } from '../workflows/run-job.js';
 import { errorBody, errorResponse, invalidRequest } from './errors.js';
 import { IdempotencyHeaders, idempotentJobId, specFingerprint } from './idempotency.js';

@@ -11,7 +11,7 @@
  * Prints medians and p95; writes JSON to bench/results/. Never fails on a timing.
  */
 import { randomUUID } from 'node:crypto';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
 import { startStack, TEMPORAL_BIN, type RunningStack } from '../test/support/stack.js';
 import {
   ApiClient, bareStopAndRemove, BENCH_LABEL, ContainerEvents, environment, epochOf, goalLine, jobContainers, now, positiveInt, printTable, progress, removeBenchContainers,

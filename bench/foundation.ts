@@ -11,7 +11,7 @@
  * Prints medians, p95 and ratios; writes JSON to bench/results/. Never fails on a timing.
  */
 import { randomUUID } from 'node:crypto';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
 import { startStack, type RunningStack } from '../test/support/stack.js';
 import {
   ApiClient, bareStopAndRemove, ContainerEvents, environment, epochOf, goalLine, progress, jobContainers, now, printTable, removeBenchContainers, RUNS,

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { pino } from 'pino';
 import { loadConfig } from '../domain/config.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
 import { encryptingDataConverter } from '../domain/payload-codec.js';
 import { startStack, type RunningStack } from '../test/support/stack.js';
 import { sweepOrphans } from '../worker/reaper.js';

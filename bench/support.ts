@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { createApiClient, type ApiClient as GeneratedClient, type JobSpec, type JobView } from '../api-client/index.js';
 import { isTerminal, type JobState } from '../domain/job-state.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
 import { ROOT } from '../test/support/stack.js';
 
 export { sleep };

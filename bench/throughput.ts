@@ -18,7 +18,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { isTerminal } from '../domain/job-state.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
 import { startStack, type RunningStack } from '../test/support/stack.js';
 import {
   ApiClient, BENCH_LABEL, ContainerEvents, containersWith, environment, goalLine, now, percentile, positiveInt, printTable, progress,

@@ -58,12 +58,12 @@ export interface TailStartOptions extends TailLogOptions {
 }
 
 /**
- * Durable store of job output, written by the worker while a job runs and read by the API.
+ * A job's lines of output, written by the worker while the job runs and read by the API.
  * Writes are idempotent by (job id, seq), so a retried activity can write a line again safely.
  * One job's lines are appended in seq order, so once a line is readable every line before it
  * is too (live tails rely on this: see log-tail.ts).
  */
-export interface LogStore {
+export interface LogLines {
   append(jobId: string, lines: readonly LogLine[]): Promise<void>;
   /** Lines in seq order. */
   read(jobId: string, options?: ReadLogOptions): Promise<LogLine[]>;
@@ -78,17 +78,32 @@ export interface LogStore {
   lastSeq(jobId: string): Promise<number>;
   /** Up to `limit` jobs whose newest line was stored before `ts` (ms since the epoch). */
   jobsWrittenBefore(ts: number, limit: number): Promise<string[]>;
-  /** Records how the job's attempt ended; recording it again replaces it. */
-  recordExit(jobId: string, attempt: number, exit: AttemptExit): Promise<void>;
-  /** How the job's attempt ended, if recorded. */
-  recordedExit(jobId: string, attempt: number): Promise<AttemptExit | undefined>;
-  /** Deletes every line of the job, and its recorded exits. */
-  deleteJob(jobId: string): Promise<void>;
   /**
    * Calls `onAppend` soon after new lines of the job are stored, by this process or any other,
    * until the returned function is called. Optional: live tails poll a store without it often,
    * and a store with it only now and then, as a safety net (see log-tail.ts).
    */
   watch?(jobId: string, onAppend: () => void): () => void;
+}
+
+/**
+ * How each attempt of a job ended (`AttemptExit`), written by the run activity just before it
+ * removes the container and read back by a retry of it. Kept beside the job's lines, in the same
+ * database, so that they are written, retained and deleted together.
+ */
+export interface AttemptExits {
+  /** Records how the job's attempt ended; recording it again replaces it. */
+  recordExit(jobId: string, attempt: number, exit: AttemptExit): Promise<void>;
+  /** How the job's attempt ended, if recorded. */
+  recordedExit(jobId: string, attempt: number): Promise<AttemptExit | undefined>;
+}
+
+/**
+ * The durable store of job output: each job's lines (`LogLines`) and how its attempts exited
+ * (`AttemptExits`), one backend for both (SQLite by default, PostgreSQL for several machines).
+ */
+export interface LogStore extends LogLines, AttemptExits {
+  /** Deletes every line of the job, and its recorded exits. */
+  deleteJob(jobId: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -170,6 +170,8 @@ export class PostgresLogStore implements LogStore {
     return rows.map((r) => r.job_id);
   }
 
+  // AttemptExits: how each attempt ended, in the log_exits table beside its lines.
+
   async recordExit(jobId: string, attempt: number, exit: AttemptExit): Promise<void> {
     await this.pool.query(
       'INSERT INTO log_exits (job_id, attempt, exit) VALUES ($1, $2, $3) ON CONFLICT (job_id, attempt) DO UPDATE SET exit = excluded.exit',

@@ -150,6 +150,8 @@ export class SqliteLogStore implements LogStore {
     return (this.selectWrittenBefore.all(ts, limit) as Array<{ job_id: string }>).map((r) => r.job_id);
   }
 
+  // AttemptExits: how each attempt ended, in the log_exits table beside its lines.
+
   async recordExit(jobId: string, attempt: number, exit: AttemptExit): Promise<void> {
     this.upsertExit.run(jobId, attempt, JSON.stringify(exit));
   }

@@ -6,7 +6,7 @@ import { loadSeccompProfile } from '../activities/container-spec.js';
 import { createActivities } from '../activities/index.js';
 import { containerSlotSupplier, HostSlots } from '../activities/host-slots.js';
 import { loadConfig } from '../domain/config.js';
-import { hostTaskQueue } from '../domain/names.js';
+import { hostTaskQueue } from '../domain/task-queues.js';
 import { openLogStore } from '../log-store/open-log-store.js';
 import { createLogger } from '../domain/logger.js';
 import { writePortsFile } from '../domain/listen.js';

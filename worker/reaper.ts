@@ -2,8 +2,8 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { isNotFound } from '../activities/docker-errors.js';
-import { LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../domain/names.js';
+import { isNotFound } from '../activities/container-ops.js';
+import { LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../domain/container-labels.js';
 
 // An unreachable Temporal must not stall a sweep for long.
 const DESCRIBE_DEADLINE_MS = 5_000;

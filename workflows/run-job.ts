@@ -14,15 +14,11 @@ import {
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
-import type { JobResult, ProvisionedContainer, ScriptOutcome } from '../domain/job-result.js';
+import type { ProvisionedContainer, ScriptOutcome } from '../activities/types.js';
+import type { JobResult } from '../domain/job-result.js';
 import type { JobInput } from '../domain/job-spec.js';
 import { HOST_KEY, memoForState, stateAttribute, type JobMemo, type JobState } from '../domain/job-state.js';
-import {
-  FAILURE_CONTAINER_LOST,
-  FAILURE_HOST_LOST,
-  FAILURE_JOB_TIMED_OUT,
-  FAILURE_SCRIPT_FAILED,
-} from '../domain/names.js';
+import { FAILURE_CONTAINER_LOST, FAILURE_HOST_LOST, FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../domain/job-failures.js';
 
 // Runs on the shared queue: whichever host has a free slot takes the job.
 const { provisionContainer } = proxyActivities<Activities>({

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIVE_STATES } from '../../activities/host-slots.js';
-import { LABEL_INSTANCE } from '../../domain/names.js';
+import { LABEL_INSTANCE } from '../../domain/container-labels.js';
 import { clientFor, type Job } from '../support/api-client.js';
 import { ExtraEngine } from '../support/engine.js';
 import { startStack, type RunningStack } from '../support/stack.js';

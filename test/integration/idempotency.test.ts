@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
 import { api, docker, stack, waitForEnd, type Job } from '../support/api-client.js';
 
 const post = (spec: Record<string, unknown>, key?: string) =>

@@ -12,7 +12,7 @@ import {
   waitForRunningContainer,
 } from '../support/api-client.js';
 import { waitFor } from '../support/wait.js';
-import { LABEL_JOB_ID } from '../../domain/names.js';
+import { LABEL_JOB_ID } from '../../domain/container-labels.js';
 import { TERMINAL_STATES } from '../../domain/job-state.js';
 
 describe('graceful stop', () => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storedLineCost } from '../../activities/output-lines.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
 import type { Job } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { openSse } from '../support/sse.js';

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { apiToken } from '../../api/auth.js';
 import { loadConfig } from '../../domain/config.js';
-import { LABEL_INSTANCE } from '../../domain/names.js';
+import { LABEL_INSTANCE } from '../../domain/container-labels.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 import { api, stack } from '../support/api-client.js';
 import { ROOT, startStack } from '../support/stack.js';

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../../domain/container-labels.js';
 import { sweepOrphans } from '../../worker/reaper.js';
 import {
   clientFor as apiClientFor,

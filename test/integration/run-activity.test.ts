@@ -11,10 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSeccompProfile } from '../../activities/container-spec.js';
 import { createActivities } from '../../activities/index.js';
 import { HostSlots } from '../../activities/host-slots.js';
-import { runScriptInContainer, type RunHeartbeat } from '../../activities/run-script.js';
-import type { ScriptOutcome } from '../../domain/job-result.js';
+import { runScriptInContainer } from '../../activities/run-script.js';
+import type { RunHeartbeat, ScriptOutcome } from '../../activities/types.js';
 import { loadConfig } from '../../domain/config.js';
-import { FAILURE_CONTAINER_LOST, FAILURE_PROVISIONING_REJECTED, LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
+import { FAILURE_CONTAINER_LOST, FAILURE_PROVISIONING_REJECTED } from '../../domain/job-failures.js';
 import type { LogStore } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 
@@ -161,7 +162,6 @@ function runBody(env: MockActivityEnvironment, jobId: string, container: Docker.
   return env.run(() =>
     runScriptInContainer(Context.current(), {
       container,
-      modem: docker.modem,
       logStore: store,
       jobId,
       attempt: 1,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientFor, docker } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
-import { LABEL_INSTANCE } from '../../domain/names.js';
+import { LABEL_INSTANCE } from '../../domain/container-labels.js';
 
 /**
  * The test stack's restarts, which the fault tests build on: a stack of this file's own with

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { LABEL_INSTANCE } from '../../domain/names.js';
+import { LABEL_INSTANCE } from '../../domain/container-labels.js';
 import { APPEND_CHANNEL, LISTEN_APPLICATION_NAME } from '../../log-store/postgres-log-store.js';
 import { clientFor, docker } from '../support/api-client.js';
 import { adminQuery, createDatabase } from '../support/postgres.js';

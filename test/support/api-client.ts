@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import { inject } from 'vitest';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/names.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
 import { createApiClient, type JobSpec, type JobView } from '../../api-client/index.js';
 import { TERMINAL_STATES, type JobState } from '../../domain/job-state.js';
 import { SpecValidator } from './openapi.js';

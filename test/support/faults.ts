@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { LABEL_INSTANCE } from '../../domain/names.js';
+import { LABEL_INSTANCE } from '../../domain/container-labels.js';
 import { api, type ApiTarget } from './api-client.js';
 
 /** A job script printing `line 1` … `line <count>`, one every `pauseSeconds`. */

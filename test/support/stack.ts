@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
-import { LABEL_INSTANCE } from '../../domain/names.js';
+import { LABEL_INSTANCE } from '../../domain/container-labels.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const TEMPORAL_BIN = path.join(ROOT, '.tools/bin/temporal');

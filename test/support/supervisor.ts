@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { LABEL_INSTANCE } from '../../domain/names.js';
+import { LABEL_INSTANCE } from '../../domain/container-labels.js';
 import { ROOT } from './stack.js';
 import { waitFor } from './wait.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LineSplitter } from '../../activities/line-splitter.js';
-import { LogPosition } from '../../activities/run-script.js';
+import { LogPosition } from '../../activities/docker-stream.js';
 
 describe('LogPosition', () => {
   const frame = (second: number, text: string) =>

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { failingClearly } from '../../activities/log-store-failure.js';
-import { FAILURE_LOG_STORE_FAILED } from '../../domain/names.js';
+import { FAILURE_LOG_STORE_FAILED } from '../../domain/job-failures.js';
 import type { LogStore } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 

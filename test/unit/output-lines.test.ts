@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { advanceOverStored, OutputLines, startOfOutput, storedLineCost, type OutputPosition, type OutputStream } from '../../activities/output-lines.js';
+import { advanceOverStored, OutputLines, startOfOutput, storedLineCost, type OutputStream } from '../../activities/output-lines.js';
+import type { OutputPosition } from '../../activities/types.js';
 import type { LogLine } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { containerSecrets, MASK, secretMasker } from '../../activities/secret-mask.js';
-import { LABEL_SECRET_NAMES } from '../../domain/names.js';
+import { LABEL_SECRET_NAMES } from '../../domain/container-labels.js';
 
 describe('secretMasker', () => {
   it('masks every occurrence in a line, the whole line, and leaves other lines alone', () => {

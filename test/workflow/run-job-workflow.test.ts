@@ -8,7 +8,7 @@ import { Context } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import type { JobInput } from '../../domain/job-spec.js';
-import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../../domain/names.js';
+import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../../domain/job-failures.js';
 import { startDevServer, type DevServer } from '../support/dev-server.js';
 import { ROOT } from '../support/stack.js';
 
