@@ -62,6 +62,8 @@ describe('replay: jobs in flight survive a deploy of new workflow code', () => {
 
   it('fails on a workflow change that breaks determinism', async () => {
     const { file } = fixtures.find((f) => f.name.endsWith('/succeeded.json'))!;
-    await expect(Worker.runReplayHistory({ workflowBundle: broken }, load(file), 'broken')).rejects.toThrow(/[Nn]ondetermin/);
+    await expect(Worker.runReplayHistory({ workflowBundle: broken, dataConverter: fixtureDataConverter() }, load(file), 'broken')).rejects.toThrow(
+      /[Nn]ondetermin/,
+    );
   });
 });
