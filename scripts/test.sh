@@ -30,6 +30,8 @@ if [ "$(.tools/schemathesis/bin/st --version 2>/dev/null)" != "st, version $SCHE
 fi
 npx tsc --noEmit -p .
 npx eslint .
+# One formatting (Prettier, pinned; .prettierrc.json): `npm run format` fixes what this reports.
+npx prettier --check .
 mkdir -p test/artifacts
 rm -f test/artifacts/results.json
 status=0
