@@ -15,7 +15,7 @@ function isCodecKey(value: string): boolean {
 
 /**
  * Every setting, read from the environment once at start-up. Each has a default, so the
- * platform runs with no configuration at all. Documented in the README's settings table.
+ * platform runs with no configuration at all. Documented in docs/settings.md, one row each.
  */
 const ConfigSchema = z.object({
   /** Temporal frontend address. */

@@ -82,7 +82,7 @@ describe('capacity on one host', () => {
     expect(done.map((j) => j.state)).toEqual(Array(10).fill('SUCCEEDED'));
     expect(maxA).toBeLessThanOrEqual(CAPACITY);
     expect(maxA).toBe(CAPACITY);
-    // The promise (README): in submission order, give or take jobs submitted at the same moment.
+    // The promise (docs/capacity.md): in submission order, give or take jobs submitted at the same moment.
     const starts = done.map((j) => Date.parse(j.startedAt!));
     const order = starts.map((_, i) => i).sort((a, b) => starts[a]! - starts[b]!);
     order.forEach((jobIndex, position) => expect(Math.abs(jobIndex - position), `start order ${order.join(',')}`).toBeLessThanOrEqual(1));

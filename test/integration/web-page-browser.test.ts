@@ -123,7 +123,7 @@ describe('the web page', () => {
     await page.locator('#show-ts').check();
     await page.locator('.ln .ts').first().waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-job.png') });
-    // The README's picture (docs/web-job.png is a copy of it).
+    // The picture docs/web.md shows (docs/web-job.png is a copy of it).
     await page.setViewportSize({ width: 1120, height: 640 });
     await page.locator('.ln', { hasText: 'to stderr' }).waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-job-readme.png') });
