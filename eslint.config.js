@@ -21,7 +21,10 @@ export default tseslint.config(
         {
           patterns: [
             { group: ['node:*'], message: 'Node builtins are not allowed in workflow code.' },
-            { group: ['dockerode', 'hono', 'hono/*', '@hono/*', 'better-sqlite3', 'pino', '**/log-store/*', '**/api/*'], message: 'Workflows do I/O only through activities.' },
+            {
+              group: ['dockerode', 'hono', 'hono/*', '@hono/*', 'better-sqlite3', 'pino', '**/log-store/*', '**/api/*'],
+              message: 'Workflows do I/O only through activities.',
+            },
             { group: ['**/activities/*'], message: 'Import activities by type only.', allowTypeImports: true },
           ],
           paths: ['fs', 'path', 'child_process', 'crypto', 'os', 'net', 'http', 'https', 'stream'].map((name) => ({

@@ -40,7 +40,8 @@ export function containerLost(containerId: string, how = 'no longer exists'): Ap
   });
 }
 
-export const isContainerLost = (err: unknown): boolean => err instanceof ApplicationFailure && err.type === FAILURE_CONTAINER_LOST;
+export const isContainerLost = (err: unknown): boolean =>
+  err instanceof ApplicationFailure && err.type === FAILURE_CONTAINER_LOST;
 
 function imageNotFound(image: string): ApplicationFailure {
   return ApplicationFailure.create({
@@ -51,7 +52,11 @@ function imageNotFound(image: string): ApplicationFailure {
 }
 
 /** Creates the job's container (not started); one an earlier attempt of the activity created is found again. */
-export async function createJobContainer(docker: Docker, input: ProvisionInput, options: JobContainerOptions): Promise<Docker.Container> {
+export async function createJobContainer(
+  docker: Docker,
+  input: ProvisionInput,
+  options: JobContainerOptions,
+): Promise<Docker.Container> {
   const spec = jobContainerSpec(
     { ...input, secrets: input.secrets ?? {}, imageVolumes: await imageVolumes(docker, input.image) },
     options,
@@ -62,7 +67,8 @@ export async function createJobContainer(docker: Docker, input: ProvisionInput, 
     // Docker answers 404 to a create only for a missing image.
     if (isNotFound(err)) throw imageNotFound(input.image);
     // Any other refusal (a limit the engine cannot give, a bad value) is final.
-    if (!isConflict(err) && isClientError(err)) throw provisioningRejected(`the Docker engine refused the job's container: ${engineMessage(err)}`);
+    if (!isConflict(err) && isClientError(err))
+      throw provisioningRejected(`the Docker engine refused the job's container: ${engineMessage(err)}`);
     if (!isConflict(err)) throw err;
     // A container of this name exists: an earlier attempt of this activity created it.
     const existing = docker.getContainer(jobContainerName(input.jobId, input.attempt));
@@ -91,7 +97,10 @@ export async function stopsSoon(container: Docker.Container, detach: AbortSignal
   // Observed here so a later failure of the wait never becomes an unhandled rejection.
   exit.catch(() => undefined);
   try {
-    return await Promise.race([exit, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000)))]);
+    return await Promise.race([
+      exit,
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000))),
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { JobResources } from '../domain/job-spec.js';
-import { LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED, LABEL_SECRET_NAMES, SCRIPT_DIR } from '../domain/container-labels.js';
+import {
+  LABEL_ATTEMPT,
+  LABEL_INSTANCE,
+  LABEL_JOB_ID,
+  LABEL_MANAGED,
+  LABEL_SECRET_NAMES,
+  SCRIPT_DIR,
+} from '../domain/container-labels.js';
 import { scriptCommand } from './script-archive.js';
 
 /** What a job's container is made from. */
@@ -76,7 +83,10 @@ const ENGINE_LOG_FILES = 4;
  */
 export function engineLogConfig(logMaxBytes: number): Docker.HostConfig['LogConfig'] {
   const fileBytes = Math.max(logMaxBytes, 1024 * 1024);
-  return { Type: 'local', Config: { 'max-size': String(fileBytes), 'max-file': String(ENGINE_LOG_FILES), compress: 'true' } };
+  return {
+    Type: 'local',
+    Config: { 'max-size': String(fileBytes), 'max-file': String(ENGINE_LOG_FILES), compress: 'true' },
+  };
 }
 
 /** An anonymous volume (no Source) at the script's directory, created empty, with the container's labels. */
@@ -91,7 +101,10 @@ function scriptVolume(labels: Record<string, string>): Docker.MountSettings {
 }
 
 /** The container a job's attempt runs in, created (not started) with this spec. */
-export function jobContainerSpec(request: JobContainerRequest, options: JobContainerOptions): Docker.ContainerCreateOptions {
+export function jobContainerSpec(
+  request: JobContainerRequest,
+  options: JobContainerOptions,
+): Docker.ContainerCreateOptions {
   const { resources, secrets } = request;
   const env = { ...DEFAULT_ENV, HOME: WORK_DIR, ...request.env, ...secrets };
   const labels = {

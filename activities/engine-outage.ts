@@ -65,7 +65,11 @@ export class ContainerEvents {
       try {
         const stream = (await this.docker.getEvents({
           since: this.since,
-          filters: { type: ['container'], event: ['kill', 'die', 'destroy'], label: [`${LABEL_INSTANCE}=${this.instanceId}`] },
+          filters: {
+            type: ['container'],
+            event: ['kill', 'die', 'destroy'],
+            label: [`${LABEL_INSTANCE}=${this.instanceId}`],
+          },
         })) as unknown as Readable & { socket?: { unref(): void } };
         // Never what keeps a process alive.
         stream.socket?.unref();
@@ -146,7 +150,11 @@ export class ContainerEvents {
     await this.dieEvent(container.id, DIE_EVENT_WAIT_MS);
     const signal = this.killed.get(container.id);
     if (signal === undefined) return;
-    log.warn('container was stopped by its Docker engine, not by the script: lost', { containerId: container.id, signal, exitCode });
+    log.warn('container was stopped by its Docker engine, not by the script: lost', {
+      containerId: container.id,
+      signal,
+      exitCode,
+    });
     try {
       await container.remove({ force: true, v: true });
     } catch (err) {

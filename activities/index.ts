@@ -13,7 +13,14 @@ import { graceSeconds, provisionIssues, provisioningRejected } from './job-polic
 import { failingClearly } from './log-store-failure.js';
 import { runScriptInContainer } from './run-script.js';
 import { scriptArchive } from './script-archive.js';
-import type { ProvisionedContainer, ProvisionInput, ProvisionProgress, RemoveContainerInput, RunScriptInput, ScriptOutcome } from './types.js';
+import type {
+  ProvisionedContainer,
+  ProvisionInput,
+  ProvisionProgress,
+  RemoveContainerInput,
+  RunScriptInput,
+  ScriptOutcome,
+} from './types.js';
 
 /** The Docker host a worker process is bound to. */
 export interface HostBinding {
@@ -76,7 +83,9 @@ export function createActivities(deps: ActivityDeps) {
       // A workflow started on Temporal directly never went through the API: the same checks again.
       const issues = provisionIssues(input, deps.limits);
       if (issues.length > 0) {
-        throw provisioningRejected(`job refused by the worker: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+        throw provisioningRejected(
+          `job refused by the worker: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+        );
       }
       // No heartbeat on the way unless it takes long: each one the server records is a write to
       // the job's state, and creating a container usually takes well under the heartbeat timeout.
@@ -86,7 +95,9 @@ export function createActivities(deps: ActivityDeps) {
       try {
         const available = await hostCores();
         if (input.resources.cpus > available) {
-          throw provisioningRejected(`resources.cpus: ${input.resources.cpus} is more than the ${available} CPU cores of host ${host.id}`);
+          throw provisioningRejected(
+            `resources.cpus: ${input.resources.cpus} is more than the ${available} CPU cores of host ${host.id}`,
+          );
         }
         created = await createJobContainer(docker, input, containerOptions);
         await created.putArchive(await scriptArchive(input.script), { path: SCRIPT_DIR });
@@ -162,7 +173,10 @@ export function createActivities(deps: ActivityDeps) {
           await removeJobContainer(container);
         } catch (err) {
           // The workflow's cleanup activity tries again, with its deadline.
-          log.warn('could not remove container after its script ended', { containerId: container.id, error: String(err) });
+          log.warn('could not remove container after its script ended', {
+            containerId: container.id,
+            error: String(err),
+          });
           return outcome;
         }
         return { ...outcome, removed: true };

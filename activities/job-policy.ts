@@ -31,7 +31,8 @@ export interface ProvisionRequest {
  */
 export function provisionIssues(request: ProvisionRequest, limits: JobLimits): SpecIssue[] {
   const parsed = ProvisionRequestSchema.safeParse(request);
-  if (!parsed.success) return parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
+  if (!parsed.success)
+    return parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
   return policyIssues({ image: parsed.data.image, resources: parsed.data.resources }, limits);
 }
 

@@ -7,7 +7,12 @@ export type OutputStream = 'stdout' | 'stderr';
 
 /** Where an attempt's output starts: after the attempt's marker line, if it has one. */
 export function startOfOutput(attempt: number, seqBase: number): OutputPosition {
-  return { seq: attempt > 1 ? seqBase + 1 : 0, stdout: 0, stderr: 0, cap: { storedBytes: 0, firstDropped: 0, droppedLines: 0, droppedBytes: 0 } };
+  return {
+    seq: attempt > 1 ? seqBase + 1 : 0,
+    stdout: 0,
+    stderr: 0,
+    cap: { storedBytes: 0, firstDropped: 0, droppedLines: 0, droppedBytes: 0 },
+  };
 }
 
 /**
@@ -149,7 +154,13 @@ export class LogCap {
     private readonly maxBytes: number,
     from?: LogCapState,
   ) {
-    if (from) ({ storedBytes: this.storedBytes, firstDropped: this.firstDropped, droppedLines: this.droppedLines, droppedBytes: this.droppedBytes } = from);
+    if (from)
+      ({
+        storedBytes: this.storedBytes,
+        firstDropped: this.firstDropped,
+        droppedLines: this.droppedLines,
+        droppedBytes: this.droppedBytes,
+      } = from);
   }
 
   /** Whether line `seq` is within the cap. */
@@ -168,7 +179,12 @@ export class LogCap {
   }
 
   state(): LogCapState {
-    return { storedBytes: this.storedBytes, firstDropped: this.firstDropped, droppedLines: this.droppedLines, droppedBytes: this.droppedBytes };
+    return {
+      storedBytes: this.storedBytes,
+      firstDropped: this.firstDropped,
+      droppedLines: this.droppedLines,
+      droppedBytes: this.droppedBytes,
+    };
   }
 
   /** The line that says what was dropped, in the first dropped line's place; none under the cap. */

@@ -79,7 +79,12 @@ class ScriptRun {
   }
 
   /** Where this attempt's numbering stands: after the job's earlier attempts and what a prior try of it stored. */
-  static async resume(ctx: Context, deps: RunScriptDeps, beats: Heartbeats, prior: RunHeartbeat | undefined): Promise<ScriptRun> {
+  static async resume(
+    ctx: Context,
+    deps: RunScriptDeps,
+    beats: Heartbeats,
+    prior: RunHeartbeat | undefined,
+  ): Promise<ScriptRun> {
     const { logStore, jobId, attempt } = deps;
     // A later attempt continues the job's numbering, after a system line that marks its start.
     const seqBase = prior?.seqBase ?? (attempt > 1 ? await attemptSeqBase(logStore, jobId, attempt) : 0);
@@ -92,12 +97,30 @@ class ScriptRun {
   async run(): Promise<ScriptOutcome> {
     const { ctx, container } = this;
     // Recorded before the container starts, so a retry of this run reuses the same numbering.
-    this.beats.carry(() => ({ containerId: container.id, lastSeq: this.lastSeq, seqBase: this.seqBase, output: this.checkpoint }) satisfies RunHeartbeat);
+    this.beats.carry(
+      () =>
+        ({
+          containerId: container.id,
+          lastSeq: this.lastSeq,
+          seqBase: this.seqBase,
+          output: this.checkpoint,
+        }) satisfies RunHeartbeat,
+    );
     const state = await inspectContainer(container);
-    this.lines = new OutputLines(this.checkpoint, this.deps.logMaxBytes, secretMasker(containerSecrets(state.Config)), this.deps.attempt);
+    this.lines = new OutputLines(
+      this.checkpoint,
+      this.deps.logMaxBytes,
+      secretMasker(containerSecrets(state.Config)),
+      this.deps.attempt,
+    );
     let attached: Readable | undefined;
     if (state.State.Status === 'created') attached = await this.attachAndStart();
-    else ctx.log.info('reattaching to container', { jobId: this.deps.jobId, containerId: container.id, position: this.checkpoint });
+    else
+      ctx.log.info('reattaching to container', {
+        jobId: this.deps.jobId,
+        containerId: container.id,
+        position: this.checkpoint,
+      });
 
     ctx.cancellationSignal.addEventListener('abort', this.onCancel, { once: true });
     // A cancel that came while the container was starting (slow on a loaded engine, and heartbeats
@@ -152,12 +175,23 @@ class ScriptRun {
   private async readAttached(attached: Readable): Promise<boolean> {
     const { container, detach } = this;
     const splitters = this.lines.reread();
-    const end = await pumpOutput(attached, (type, payload) => (type === 2 ? splitters.stderr : splitters.stdout).push(payload), this.pending, this.flush, detach.signal);
+    const end = await pumpOutput(
+      attached,
+      (type, payload) => (type === 2 ? splitters.stderr : splitters.stdout).push(payload),
+      this.pending,
+      this.flush,
+      detach.signal,
+    );
     // An attach ends when the container's output does, so the container stops right after (its
     // init holds the output open until then); one that broke or ended early is read again below.
     const complete = end.how === 'end' && (await stopsSoon(container, detach.signal));
     if (!complete && !detach.signal.aborted) {
-      this.ctx.log.warn('attach to the container broke: reading its output from the log', { jobId: this.deps.jobId, containerId: container.id, how: end.how, error: String(end.error) });
+      this.ctx.log.warn('attach to the container broke: reading its output from the log', {
+        jobId: this.deps.jobId,
+        containerId: container.id,
+        how: end.how,
+        error: String(end.error),
+      });
     }
     return complete;
   }
@@ -172,10 +206,18 @@ class ScriptRun {
     const splitters = this.lines.reread();
     const position = new LogPosition();
     const read = async (since: number) => {
-      const output = (await container.logs({ follow: true, stdout: true, stderr: true, timestamps: true, since }).catch((err: unknown) => {
-        throw isNotFound(err) ? containerLost(container.id) : err;
-      })) as unknown as Readable;
-      const end = await pumpOutput(output, position.reader(splitters.stdout, splitters.stderr), this.pending, this.flush, detach);
+      const output = (await container
+        .logs({ follow: true, stdout: true, stderr: true, timestamps: true, since })
+        .catch((err: unknown) => {
+          throw isNotFound(err) ? containerLost(container.id) : err;
+        })) as unknown as Readable;
+      const end = await pumpOutput(
+        output,
+        position.reader(splitters.stdout, splitters.stderr),
+        this.pending,
+        this.flush,
+        detach,
+      );
       if (end.how === 'error') throw end.error;
     };
     await read(0);
@@ -194,11 +236,13 @@ class ScriptRun {
   private async outcome(exitCode: number): Promise<ScriptOutcome> {
     const finished = await inspectContainer(this.container);
     // Removed behind the platform's back (`docker rm -f`): its exit code is the kill's, not the script's.
-    if (finished.State.Status === 'removing' || finished.State.Status === 'dead') throw containerLost(this.container.id, 'was removed while it ran');
+    if (finished.State.Status === 'removing' || finished.State.Status === 'dead')
+      throw containerLost(this.container.id, 'was removed while it ran');
     // Docker stamps a very short-lived process's start after its exit at times: never report a
     // negative run time.
     const finishedAt = finished.State.FinishedAt;
-    const startedAt = Date.parse(finished.State.StartedAt) > Date.parse(finishedAt) ? finishedAt : finished.State.StartedAt;
+    const startedAt =
+      Date.parse(finished.State.StartedAt) > Date.parse(finishedAt) ? finishedAt : finished.State.StartedAt;
     return { exitCode, oomKilled: finished.State.OOMKilled, startedAt, finishedAt, lastSeq: this.lastSeq };
   }
 
@@ -230,7 +274,11 @@ class ScriptRun {
       this.detach.abort();
       return;
     }
-    ctx.log.info('stopping container', { jobId: this.deps.jobId, containerId: container.id, graceSeconds: this.deps.cancelGraceSeconds });
+    ctx.log.info('stopping container', {
+      jobId: this.deps.jobId,
+      containerId: container.id,
+      graceSeconds: this.deps.cancelGraceSeconds,
+    });
     this.stopping = stopContainer(container, this.deps.cancelGraceSeconds);
     // Observed here so a failed stop never becomes an unhandled rejection; awaited below.
     this.stopping.catch(() => undefined);

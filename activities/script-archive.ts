@@ -10,7 +10,10 @@ import { SCRIPT_DIR, SCRIPT_PATH } from '../domain/container-labels.js';
  */
 export async function scriptArchive(script: string): Promise<Buffer> {
   const archive = pack();
-  archive.entry({ name: path.posix.relative(SCRIPT_DIR, SCRIPT_PATH), mode: 0o555, uid: 0, gid: 0, mtime: new Date() }, script);
+  archive.entry(
+    { name: path.posix.relative(SCRIPT_DIR, SCRIPT_PATH), mode: 0o555, uid: 0, gid: 0, mtime: new Date() },
+    script,
+  );
   archive.finalize();
   // Scripts are at most 1 MiB (the API's body limit): one buffer keeps the upload simple.
   return buffer(archive);

@@ -24,7 +24,11 @@ export async function servedDocument(): Promise<object> {
     client: {} as never,
     logStore: {} as never,
     // Defaults only (not this process's environment), and a key given so that no data dir is touched.
-    config: loadConfig({ HODEI_DATA_DIR: path.join(CLIENT_DIR, '.unused'), HODEI_INSTANCE_ID: 'generate-client', HODEI_CODEC_KEY: Buffer.alloc(32).toString('base64') }),
+    config: loadConfig({
+      HODEI_DATA_DIR: path.join(CLIENT_DIR, '.unused'),
+      HODEI_INSTANCE_ID: 'generate-client',
+      HODEI_CODEC_KEY: Buffer.alloc(32).toString('base64'),
+    }),
     logger: pino({ level: 'silent' }),
     tokens: [apiToken(TOKEN)],
   });

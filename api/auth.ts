@@ -36,7 +36,8 @@ export function apiToken(token: string, scopes: readonly ApiScope[] = API_SCOPES
  * scope, created on first start.
  */
 export function apiTokens(config: Pick<Config, 'HODEI_API_TOKENS' | 'HODEI_DATA_DIR'>): ApiToken[] {
-  const entries = config.HODEI_API_TOKENS.length > 0 ? config.HODEI_API_TOKENS : [ensureTokenFile(config.HODEI_DATA_DIR)];
+  const entries =
+    config.HODEI_API_TOKENS.length > 0 ? config.HODEI_API_TOKENS : [ensureTokenFile(config.HODEI_DATA_DIR)];
   return entries.map((entry) => {
     const { credential, scopes } = parseTokenEntry(entry);
     const hashed = HASHED.exec(credential);

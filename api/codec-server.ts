@@ -27,7 +27,9 @@ const fromJson = (p: JsonPayload): Payload => ({
 });
 
 const toJson = (p: Payload): JsonPayload => ({
-  metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? []).toString('base64')])),
+  metadata: Object.fromEntries(
+    Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? []).toString('base64')]),
+  ),
   data: Buffer.from(p.data ?? []).toString('base64'),
 });
 
@@ -58,7 +60,8 @@ export function codecApp({ codec, allowedOrigins, port }: CodecServerOptions) {
     }
     const origin = c.req.header('origin');
     if (origin !== undefined) {
-      if (!origins.has(origin)) return c.json(errorBody('forbidden', `origin ${origin} may not use the codec endpoint`), 403);
+      if (!origins.has(origin))
+        return c.json(errorBody('forbidden', `origin ${origin} may not use the codec endpoint`), 403);
       c.header('Access-Control-Allow-Origin', origin);
       c.header('Vary', 'Origin');
     }
@@ -70,12 +73,22 @@ export function codecApp({ codec, allowedOrigins, port }: CodecServerOptions) {
     }
     return next();
   });
-  app.use('*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.json(errorBody('payload_too_large', 'request body too large'), 413) }));
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => c.json(errorBody('payload_too_large', 'request body too large'), 413),
+    }),
+  );
 
   const route = (path: '/encode' | '/decode', run: (payloads: Payload[]) => Promise<Payload[]>) =>
     app.post(path, async (c) => {
       const parsed = PayloadsBody.safeParse(await c.req.json().catch(() => undefined));
-      if (!parsed.success) return c.json(errorBody('invalid_request', 'expected {"payloads": [{"metadata": {…}, "data": "<base64>"}]}'), 400);
+      if (!parsed.success)
+        return c.json(
+          errorBody('invalid_request', 'expected {"payloads": [{"metadata": {…}, "data": "<base64>"}]}'),
+          400,
+        );
       try {
         const payloads = await run(parsed.data.payloads.map(fromJson));
         return c.json({ payloads: payloads.map(toJson) }, 200);
@@ -95,12 +108,22 @@ export function codecApp({ codec, allowedOrigins, port }: CodecServerOptions) {
  * listens, with the port bound. A port in use ends the process with a message naming
  * HODEI_CODEC_PORT: the Web UI was told this port, so running on without it helps nobody.
  */
-export async function serveCodec(options: CodecServerOptions & { logger: Logger }): Promise<{ server: Server; port: number }> {
+export async function serveCodec(
+  options: CodecServerOptions & { logger: Logger },
+): Promise<{ server: Server; port: number }> {
   const server = createServer();
-  const port = await listenOrExit(server, { port: options.port, host: CODEC_HOST, setting: 'HODEI_CODEC_PORT', logger: options.logger });
+  const port = await listenOrExit(server, {
+    port: options.port,
+    host: CODEC_HOST,
+    setting: 'HODEI_CODEC_PORT',
+    logger: options.logger,
+  });
   // The app checks `Host` against the port bound, known only now; no request is read before
   // this runs (it follows the listen callback without a turn of the event loop).
   server.on('request', getRequestListener(codecApp({ ...options, port }).fetch));
-  options.logger.info({ url: `http://${CODEC_HOST}:${port}`, port, origins: options.allowedOrigins }, 'codec endpoint listening');
+  options.logger.info(
+    { url: `http://${CODEC_HOST}:${port}`, port, origins: options.allowedOrigins },
+    'codec endpoint listening',
+  );
   return { server, port };
 }

@@ -38,9 +38,7 @@ export function healthApp({ client, config }: { client: Client; config: Config }
 
   app.openapi(healthz, async (c) => {
     try {
-      await client.connection.withDeadline(Date.now() + TIMEOUT_MS, () =>
-        client.workflowService.getSystemInfo({}),
-      );
+      await client.connection.withDeadline(Date.now() + TIMEOUT_MS, () => client.workflowService.getSystemInfo({}));
       return c.json({ status: 'ok' as const }, 200);
     } catch (err) {
       return c.json({ status: 'unavailable' as const, detail: `temporal: ${(err as Error).message}` }, 503);
@@ -66,7 +64,8 @@ export function healthApp({ client, config }: { client: Client; config: Config }
           const seconds = Number(poller.lastAccessTime?.seconds ?? 0);
           return Date.now() - seconds * 1000 < POLLER_FRESH_MS;
         });
-        if (!fresh) return c.json({ status: 'unavailable' as const, detail: 'no worker is polling the job queue' }, 503);
+        if (!fresh)
+          return c.json({ status: 'unavailable' as const, detail: 'no worker is polling the job queue' }, 503);
       }
       return c.json({ status: 'ok' as const }, 200);
     } catch (err) {

@@ -12,22 +12,24 @@ import { RUN_JOB_WORKFLOW } from '../domain/workflow-type.js';
 export const JobIdParams = z.object({ id: z.string().min(1).max(200) });
 
 /** A job as the API shows it. */
-export const JobViewSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  state: z.enum(JOB_STATES),
-  image: z.string().optional(),
-  labels: z.record(z.string(), z.string()),
-  exitCode: z.number().int().optional(),
-  reason: z.string().optional(),
-  createdAt: z.string(),
-  startedAt: z.string().optional(),
-  finishedAt: z.string().optional(),
-  host: z.string().optional(),
-  attempt: z.number().int().optional(),
-  cleanupPending: z.boolean().optional(),
-  workflow: z.object({ workflowId: z.string(), runId: z.string(), status: z.string() }),
-}).openapi('JobView');
+export const JobViewSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    state: z.enum(JOB_STATES),
+    image: z.string().optional(),
+    labels: z.record(z.string(), z.string()),
+    exitCode: z.number().int().optional(),
+    reason: z.string().optional(),
+    createdAt: z.string(),
+    startedAt: z.string().optional(),
+    finishedAt: z.string().optional(),
+    host: z.string().optional(),
+    attempt: z.number().int().optional(),
+    cleanupPending: z.boolean().optional(),
+    workflow: z.object({ workflowId: z.string(), runId: z.string(), status: z.string() }),
+  })
+  .openapi('JobView');
 export type JobView = z.infer<typeof JobViewSchema>;
 
 const PendingActivityState = temporal.api.enums.v1.PendingActivityState;
@@ -45,7 +47,11 @@ export interface DescribeOptions {
  * Reads a job from Temporal's describe (status, memo, pending activities): no workflow query, so
  * it is fast and works while no worker runs. Undefined for an unknown id.
  */
-export async function describeJob(client: Client, id: string, options: DescribeOptions = {}): Promise<JobView | undefined> {
+export async function describeJob(
+  client: Client,
+  id: string,
+  options: DescribeOptions = {},
+): Promise<JobView | undefined> {
   let description: WorkflowExecutionDescription;
   try {
     description = await client.workflow.getHandle(id).describe();
@@ -72,7 +78,9 @@ async function runStartedAt(client: Client, d: WorkflowExecutionDescription): Pr
   const run = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'runScript');
   if (!run) return undefined;
   if ((run.attempt ?? 1) <= 1) {
-    return run.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED ? optionalTsToDate(run.lastStartedTime) : undefined;
+    return run.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+      ? optionalTsToDate(run.lastStartedTime)
+      : undefined;
   }
   let nextPageToken: Uint8Array | undefined;
   // A job's history is a few dozen events; the bound only guards against a runaway one.
@@ -84,7 +92,8 @@ async function runStartedAt(client: Client, d: WorkflowExecutionDescription): Pr
     });
     const scheduled = history.history?.events?.find(
       (e) =>
-        e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && e.activityTaskScheduledEventAttributes?.activityId === run.activityId,
+        e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED &&
+        e.activityTaskScheduledEventAttributes?.activityId === run.activityId,
     );
     if (scheduled) return optionalTsToDate(scheduled.eventTime);
     if (!history.nextPageToken?.length) return undefined;

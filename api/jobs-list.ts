@@ -91,7 +91,9 @@ export class CursorCodec {
 
   /** A page token from Temporal, tied to the query it pages through. */
   encode(query: string, token: Uint8Array): string {
-    const payload = Buffer.from(JSON.stringify({ q: queryTag(query), t: Buffer.from(token).toString('base64') })).toString('base64url');
+    const payload = Buffer.from(
+      JSON.stringify({ q: queryTag(query), t: Buffer.from(token).toString('base64') }),
+    ).toString('base64url');
     return payload + mac(this.keys[0]!, payload);
   }
 
@@ -109,7 +111,8 @@ export class CursorCodec {
 
 /** A MAC of 16 bytes, as 22 base64url characters at the cursor's end. */
 const MAC_CHARS = 22;
-const mac = (key: Buffer, payload: string) => createHmac('sha256', key).update(payload).digest().subarray(0, 16).toString('base64url');
+const mac = (key: Buffer, payload: string) =>
+  createHmac('sha256', key).update(payload).digest().subarray(0, 16).toString('base64url');
 
 const sameText = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
@@ -134,7 +137,8 @@ export async function listJobs(client: Client, namespace: string, cursors: Curso
   } catch (err) {
     // A forged token inside a well-formed cursor: INVALID_ARGUMENT, UNKNOWN or the deadline.
     const code = (err as { code?: number }).code;
-    if (nextPageToken && (code === 2 || code === 3 || code === 4)) throw new BadCursorError('not a cursor from this API');
+    if (nextPageToken && (code === 2 || code === 3 || code === 4))
+      throw new BadCursorError('not a cursor from this API');
     throw err;
   }
   const converter = client.workflow.options.loadedDataConverter;

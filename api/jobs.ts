@@ -60,7 +60,10 @@ const cancelJob = createRoute({
   request: { params: JobIdParams },
   responses: {
     202: { content: { 'application/json': { schema: CancelResponseSchema } }, description: 'Cancellation requested' },
-    200: { content: { 'application/json': { schema: CancelResponseSchema } }, description: 'The job had already ended' },
+    200: {
+      content: { 'application/json': { schema: CancelResponseSchema } },
+      description: 'The job had already ended',
+    },
     404: errorResponse('No such job'),
   },
 });
@@ -91,7 +94,9 @@ export function jobsApp({ client, config }: JobsDeps) {
           { key: LABELS_KEY, value: labelsAttribute(input.labels) },
         ]),
         // Same key while the job runs: the running one; after it ended: refused, answered below.
-        ...(key ? { workflowIdConflictPolicy: 'USE_EXISTING' as const, workflowIdReusePolicy: 'REJECT_DUPLICATE' as const } : {}),
+        ...(key
+          ? { workflowIdConflictPolicy: 'USE_EXISTING' as const, workflowIdReusePolicy: 'REJECT_DUPLICATE' as const }
+          : {}),
       });
     } catch (err) {
       if (!(key && err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

@@ -22,7 +22,11 @@ export interface LogsDeps {
 }
 
 /** The data of the `shutdown` event: the API is going away; reconnect with `Last-Event-ID` to go on. */
-export const SHUTDOWN_EVENT = { event: 'shutdown', data: JSON.stringify({ reason: 'the API is shutting down; reconnect with Last-Event-ID' }), retry: 1000 };
+export const SHUTDOWN_EVENT = {
+  event: 'shutdown',
+  data: JSON.stringify({ reason: 'the API is shutting down; reconnect with Last-Event-ID' }),
+  retry: 1000,
+};
 
 /** The data of the final SSE event. */
 export const JobEndSchema = z.object({
@@ -84,7 +88,9 @@ const streamLogs = createRoute({
   },
   responses: {
     200: {
-      content: { 'text/event-stream': { schema: z.string().describe('events: (default) LogEvent, `end` JobEnd, `shutdown`') } },
+      content: {
+        'text/event-stream': { schema: z.string().describe('events: (default) LogEvent, `end` JobEnd, `shutdown`') },
+      },
       description: 'The event stream',
     },
     400: errorResponse('Bad query'),
@@ -118,7 +124,12 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
 
   const tails = new LogTails<JobEnd>(
     logStore,
-    { idleMs: config.HODEI_SSE_KEEPALIVE_SECONDS * 1000, pageBytes: LOG_PAGE_BYTES, ...tail, watchEnd: (id, signal) => watchEnd(client, id, signal) },
+    {
+      idleMs: config.HODEI_SSE_KEEPALIVE_SECONDS * 1000,
+      pageBytes: LOG_PAGE_BYTES,
+      ...tail,
+      watchEnd: (id, signal) => watchEnd(client, id, signal),
+    },
     onError,
   );
 
@@ -128,7 +139,8 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
     await findJob(client, id, { runStart: false });
     // A tail ends at the last line stored when it was asked for (a live job prints on).
     const untilSeq = query.tail === undefined ? undefined : await logStore.lastSeq(id);
-    let afterSeq = query.tail === undefined ? 0 : await logStore.tailStart(id, query.tail, { stream: query.stream, untilSeq });
+    let afterSeq =
+      query.tail === undefined ? 0 : await logStore.tailStart(id, query.tail, { stream: query.stream, untilSeq });
     const gone = clientGone(c.req.raw.signal);
     c.header('Content-Type', 'text/plain; charset=utf-8');
     // Page through the store, a bounded page at a time, so no log is ever held in memory whole;
@@ -136,7 +148,12 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
     return stream(c, async (out) => {
       out.onAbort(() => gone.abort());
       while (!gone.signal.aborted) {
-        let lines = await logStore.read(id, { afterSeq, limit: LOG_PAGE, maxBytes: LOG_PAGE_BYTES, stream: query.stream });
+        let lines = await logStore.read(id, {
+          afterSeq,
+          limit: LOG_PAGE,
+          maxBytes: LOG_PAGE_BYTES,
+          stream: query.stream,
+        });
         if (untilSeq !== undefined) lines = lines.filter((l) => l.seq <= untilSeq);
         if (lines.length === 0 || gone.signal.aborted) break;
         await out.write(lines.map((l) => `${l.line}\n`).join(''));
@@ -177,7 +194,9 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
         if ('lines' in event) {
           // One write per batch of lines rather than per line (a 50 MB log is half a million
           // events). Same framing as writeSSE: JSON data holds no line breaks, ids are numbers.
-          await sse.write(event.lines.map((l) => `data: ${JSON.stringify(l satisfies LogEvent)}\nid: ${l.seq}\n\n`).join(''));
+          await sse.write(
+            event.lines.map((l) => `data: ${JSON.stringify(l satisfies LogEvent)}\nid: ${l.seq}\n\n`).join(''),
+          );
         } else if ('idle' in event) {
           await sse.write(': keep-alive\n\n');
         } else {

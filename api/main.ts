@@ -18,11 +18,23 @@ const logger = createLogger('api', config.HODEI_LOG_LEVEL, config.HODEI_LOG_FORM
 const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
 // Every payload the API puts in Temporal (a job's input with its secrets, its memo) is encrypted.
 const payloadCodec = new AesGcmPayloadCodec(codecKeys(config));
-if (!config.HODEI_CODEC_KEY) logger.info({ file: `${config.HODEI_DATA_DIR}/${CODEC_KEY_FILE}` }, 'no HODEI_CODEC_KEY: using the key in the data dir');
-const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [payloadCodec] } });
+if (!config.HODEI_CODEC_KEY)
+  logger.info(
+    { file: `${config.HODEI_DATA_DIR}/${CODEC_KEY_FILE}` },
+    'no HODEI_CODEC_KEY: using the key in the data dir',
+  );
+const client = new Client({
+  connection,
+  namespace: config.TEMPORAL_NAMESPACE,
+  dataConverter: { payloadCodecs: [payloadCodec] },
+});
 const logStore = await openLogStore(config, { onError: (err) => logger.warn({ err }, 'log store connection') });
 const tokens = apiTokens(config);
-if (config.HODEI_API_TOKENS.length === 0) logger.info({ file: `${config.HODEI_DATA_DIR}/${TOKEN_FILE}` }, 'no HODEI_API_TOKENS: using the token in the data dir');
+if (config.HODEI_API_TOKENS.length === 0)
+  logger.info(
+    { file: `${config.HODEI_DATA_DIR}/${TOKEN_FILE}` },
+    'no HODEI_API_TOKENS: using the token in the data dir',
+  );
 // Aborted at shutdown: live log streams send a final `shutdown` event and end.
 const shuttingDown = new AbortController();
 const app = createApp({ client, logStore, config, logger, tokens, shutdown: shuttingDown.signal });
@@ -39,14 +51,25 @@ const server = createAdaptorServer({ fetch: app.fetch });
 // HTTP-level errors (bad Content-Length, huge headers) answered in the one error shape.
 answerClientErrors(server as HttpServer);
 // A port in use ends the API with a message naming the setting (npm start shows it).
-const apiPort = await listenOrExit(server, { port: config.HODEI_API_PORT, host: config.HODEI_API_HOST, setting: 'HODEI_API_PORT', logger });
+const apiPort = await listenOrExit(server, {
+  port: config.HODEI_API_PORT,
+  host: config.HODEI_API_HOST,
+  setting: 'HODEI_API_PORT',
+  logger,
+});
 logger.info({ url: `http://${config.HODEI_API_HOST}:${apiPort}`, port: apiPort }, 'api listening');
 
 // The Web UI's codec endpoint. Here rather than in the worker: one per installation's API (the
 // process people reach), not one per Docker host, and a worker never serves HTTP by default.
-const codec = config.HODEI_CODEC_PORT === 'off'
-  ? undefined
-  : await serveCodec({ codec: payloadCodec, allowedOrigins: config.HODEI_CODEC_CORS_ORIGINS, port: config.HODEI_CODEC_PORT, logger });
+const codec =
+  config.HODEI_CODEC_PORT === 'off'
+    ? undefined
+    : await serveCodec({
+        codec: payloadCodec,
+        allowedOrigins: config.HODEI_CODEC_CORS_ORIGINS,
+        port: config.HODEI_CODEC_PORT,
+        logger,
+      });
 const codecServer = codec?.server;
 await writePortsFile(config.HODEI_PORTS_FILE, { api: apiPort, ...(codec ? { codec: codec.port } : {}) });
 

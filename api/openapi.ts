@@ -36,7 +36,9 @@ export function openApiDocument(app: OpenAPIHono): Doc {
     '/openapi.json': {
       get: {
         summary: 'This description',
-        responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } },
+        responses: {
+          200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } },
+        },
       },
     },
   };
@@ -61,7 +63,8 @@ export function openApiDocument(app: OpenAPIHono): Doc {
         const sse = response.content?.['text/event-stream'];
         // An event stream is described per event ({event, id, data}), as OpenAPI 3.2's
         // itemSchema does and as clients (and schemathesis) read it.
-        if (sse) sse.schema = { ...SSE_EVENT, description: (sse.schema as { description?: string } | undefined)?.description };
+        if (sse)
+          sse.schema = { ...SSE_EVENT, description: (sse.schema as { description?: string } | undefined)?.description };
       }
       if (requestBody) {
         op.responses['415'] ??= errorResponse('The body is not application/json');

@@ -19,7 +19,8 @@ const TYPES: Record<string, string> = {
  * Only this page's own scripts; inline style attributes are allowed because ansi_up colours
  * 256-colour and truecolor text with them. The Temporal UI is a plain link.
  */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 export interface WebDeps {
   config: Pick<Config, 'HODEI_TEMPORAL_UI_URL' | 'TEMPORAL_NAMESPACE'>;
@@ -33,7 +34,10 @@ export interface WebDeps {
  */
 export function webApp({ config, dist = WEB_DIST }: WebDeps) {
   const app = new Hono();
-  const settings = JSON.stringify({ temporalUiUrl: config.HODEI_TEMPORAL_UI_URL, namespace: config.TEMPORAL_NAMESPACE });
+  const settings = JSON.stringify({
+    temporalUiUrl: config.HODEI_TEMPORAL_UI_URL,
+    namespace: config.TEMPORAL_NAMESPACE,
+  });
   const attribute = settings.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 
   app.get('/', async (c) => {
@@ -47,7 +51,10 @@ export function webApp({ config, dist = WEB_DIST }: WebDeps) {
     c.header('X-Content-Type-Options', 'nosniff');
     c.header('Referrer-Policy', 'no-referrer');
     c.header('Cache-Control', 'no-cache');
-    return c.html(html.replace('<meta name="hodei-config" content="{}" />', `<meta name="hodei-config" content="${attribute}" />`), 200);
+    return c.html(
+      html.replace('<meta name="hodei-config" content="{}" />', `<meta name="hodei-config" content="${attribute}" />`),
+      200,
+    );
   });
 
   app.get('/assets/:file', async (c) => {

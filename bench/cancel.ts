@@ -14,8 +14,28 @@ import { randomUUID } from 'node:crypto';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
 import { startStack, TEMPORAL_BIN, type RunningStack } from '../test/support/stack.js';
 import {
-  ApiClient, bareStopAndRemove, BENCH_LABEL, ContainerEvents, environment, epochOf, goalLine, jobContainers, now, positiveInt, printTable, progress, removeBenchContainers,
-  RUNS, runBench, startBareContainer, summarize, timeProcess, waitForNoContainer, writeResults, type BareContainer, type Summary,
+  ApiClient,
+  bareStopAndRemove,
+  BENCH_LABEL,
+  ContainerEvents,
+  environment,
+  epochOf,
+  goalLine,
+  jobContainers,
+  now,
+  positiveInt,
+  printTable,
+  progress,
+  removeBenchContainers,
+  RUNS,
+  runBench,
+  startBareContainer,
+  summarize,
+  timeProcess,
+  waitForNoContainer,
+  writeResults,
+  type BareContainer,
+  type Summary,
 } from './support.js';
 
 const BATCH = positiveInt('BENCH_BATCH', 5);
@@ -84,10 +104,15 @@ async function main() {
 
   const start = async (kind: Kind, path: Path): Promise<Target> => {
     if (path === 'bare') return { path, bare: await startBareContainer(runId, kind.script) };
-    const job = await api.submit({ script: kind.script, name: `bench-cancel-${kind.name}`, cancelGraceSeconds: kind.graceSeconds });
+    const job = await api.submit({
+      script: kind.script,
+      name: `bench-cancel-${kind.name}`,
+      cancelGraceSeconds: kind.graceSeconds,
+    });
     // `ready` is printed after the trap is set, so the signal disposition is in place.
     await api.waitForLogs(job.id, (text) => text.includes('ready'), { intervalMs: 20 });
-    if ((await jobContainers(instanceId, job.id)).length !== 1) throw new Error(`job ${job.id} prints but has no container`);
+    if ((await jobContainers(instanceId, job.id)).length !== 1)
+      throw new Error(`job ${job.id} prints but has no container`);
     return { path, jobId: job.id };
   };
 
@@ -103,7 +128,14 @@ async function main() {
       requested = api.cancel(target.jobId).then(() => now());
     } else {
       requested = timeProcess(TEMPORAL_BIN, [
-        'workflow', 'cancel', '--address', temporalAddress, '--namespace', namespace, '--workflow-id', target.jobId,
+        'workflow',
+        'cancel',
+        '--address',
+        temporalAddress,
+        '--namespace',
+        namespace,
+        '--workflow-id',
+        target.jobId,
       ]).then(() => now());
     }
     // Poll for the container from the moment of the request: the CLI may exit after it is gone.
@@ -159,8 +191,14 @@ async function main() {
     const breakdownRows: Record<string, Summary> = {};
     const label = { api: 'API', cli: 'CLI', bare: 'bare' } as const;
     for (const path of PATHS) {
-      for (const [field, what] of [['killMs', 'stop begins (kill)'], ['dieMs', 'process dead (die)'], ['destroyMs', 'removed (destroy)']] as const) {
-        breakdownRows[`${label[path]}: cancel → ${what}`] = summarize(s[path].flatMap((x) => (x[field] === undefined ? [] : [x[field]])));
+      for (const [field, what] of [
+        ['killMs', 'stop begins (kill)'],
+        ['dieMs', 'process dead (die)'],
+        ['destroyMs', 'removed (destroy)'],
+      ] as const) {
+        breakdownRows[`${label[path]}: cancel → ${what}`] = summarize(
+          s[path].flatMap((x) => (x[field] === undefined ? [] : [x[field]])),
+        );
       }
     }
     summary[kind.name] = { ...rows, ...breakdownRows };

@@ -14,8 +14,25 @@ import { randomUUID } from 'node:crypto';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
 import { startStack, type RunningStack } from '../test/support/stack.js';
 import {
-  ApiClient, bareStopAndRemove, ContainerEvents, environment, epochOf, goalLine, progress, jobContainers, now, printTable, removeBenchContainers, RUNS,
-  runBench, startBareContainer, summarize, timeProcess, waitForNoContainer, WORKER_IMAGE, writeResults,
+  ApiClient,
+  bareStopAndRemove,
+  ContainerEvents,
+  environment,
+  epochOf,
+  goalLine,
+  progress,
+  jobContainers,
+  now,
+  printTable,
+  removeBenchContainers,
+  RUNS,
+  runBench,
+  startBareContainer,
+  summarize,
+  timeProcess,
+  waitForNoContainer,
+  WORKER_IMAGE,
+  writeResults,
 } from './support.js';
 
 const SCRIPT = 'echo hello';
@@ -66,7 +83,12 @@ async function main() {
     const succeeded = await api.waitForState(job.id, 'SUCCEEDED');
     if (!record) return;
     const times = await eventTimes(job.id, t0, ['create', 'start', 'die', 'destroy']);
-    samples.hodei.push({ submitMs: submitted - t0, firstLineMs: firstLine - t0, succeededMs: succeeded - t0, ...times });
+    samples.hodei.push({
+      submitMs: submitted - t0,
+      firstLineMs: firstLine - t0,
+      succeededMs: succeeded - t0,
+      ...times,
+    });
   };
 
   const dockerRun = async (record: boolean) => {
@@ -76,15 +98,24 @@ async function main() {
   };
 
   const cancelRun = async (record: boolean) => {
-    const job = await api.submit({ script: TICK_SCRIPT, name: 'bench-foundation-cancel', cancelGraceSeconds: CANCEL_GRACE_SECONDS });
+    const job = await api.submit({
+      script: TICK_SCRIPT,
+      name: 'bench-foundation-cancel',
+      cancelGraceSeconds: CANCEL_GRACE_SECONDS,
+    });
     await api.waitForLogs(job.id, (text) => text.includes('tick'), { intervalMs: 20 });
-    if ((await jobContainers(instanceId, job.id)).length !== 1) throw new Error(`job ${job.id} prints but has no container`);
+    if ((await jobContainers(instanceId, job.id)).length !== 1)
+      throw new Error(`job ${job.id} prints but has no container`);
     const t0 = now();
     await api.cancel(job.id);
     const gone = await waitForNoContainer([`${LABEL_JOB_ID}=${job.id}`, `${LABEL_INSTANCE}=${instanceId}`]);
     const cancelled = await api.waitForState(job.id, 'CANCELLED');
     if (!record) return;
-    samples.cancel.push({ goneMs: gone - t0, cancelledMs: cancelled - t0, ...(await eventTimes(job.id, t0, ['kill', 'destroy'])) });
+    samples.cancel.push({
+      goneMs: gone - t0,
+      cancelledMs: cancelled - t0,
+      ...(await eventTimes(job.id, t0, ['kill', 'destroy'])),
+    });
   };
 
   const bareCancel = async (record: boolean) => {
@@ -117,7 +148,8 @@ async function main() {
     'docker run: → first stdout byte': dockerFirst,
     'docker run: → exit (wall time)': dockerExit,
   });
-  const of = <T>(xs: T[], f: (x: T) => number | undefined) => summarize(xs.flatMap((x) => (f(x) === undefined ? [] : [f(x)!])));
+  const of = <T>(xs: T[], f: (x: T) => number | undefined) =>
+    summarize(xs.flatMap((x) => (f(x) === undefined ? [] : [f(x)!])));
   printTable('  where the time goes (Docker event timestamps, from the submit request)', {
     'hodei: submit → container created': of(samples.hodei, (s) => s.createMs),
     'hodei: submit → container started': of(samples.hodei, (s) => s.startMs),
@@ -136,17 +168,32 @@ async function main() {
     firstLineVsDockerRun: firstLine.median / dockerExit.median,
     succeededVsDockerRun: succeeded.median / dockerExit.median,
     firstLineVsDockerFirstByte: firstLine.median / dockerFirst.median,
-    pairedFirstLineVsDockerRun: paired(samples.hodei.map((s) => s.firstLineMs), samples.dockerRun.map((s) => s.exitMs)),
-    pairedSucceededVsDockerRun: paired(samples.hodei.map((s) => s.succeededMs), samples.dockerRun.map((s) => s.exitMs)),
+    pairedFirstLineVsDockerRun: paired(
+      samples.hodei.map((s) => s.firstLineMs),
+      samples.dockerRun.map((s) => s.exitMs),
+    ),
+    pairedSucceededVsDockerRun: paired(
+      samples.hodei.map((s) => s.succeededMs),
+      samples.dockerRun.map((s) => s.exitMs),
+    ),
     cancelGoneVsBare: cancelGone.median / bareGone.median,
   };
   console.log('\nRatios (of medians; "paired" = median of per-round ratios)');
-  console.log(`  first line / docker run          ${ratios.firstLineVsDockerRun.toFixed(2)}×  (paired ${ratios.pairedFirstLineVsDockerRun.toFixed(2)}×)`);
-  console.log(`  SUCCEEDED  / docker run          ${ratios.succeededVsDockerRun.toFixed(2)}×  (paired ${ratios.pairedSucceededVsDockerRun.toFixed(2)}×)`);
+  console.log(
+    `  first line / docker run          ${ratios.firstLineVsDockerRun.toFixed(2)}×  (paired ${ratios.pairedFirstLineVsDockerRun.toFixed(2)}×)`,
+  );
+  console.log(
+    `  SUCCEEDED  / docker run          ${ratios.succeededVsDockerRun.toFixed(2)}×  (paired ${ratios.pairedSucceededVsDockerRun.toFixed(2)}×)`,
+  );
   console.log(`  first line / docker first byte   ${ratios.firstLineVsDockerFirstByte.toFixed(2)}×`);
   console.log(`  cancel→gone / bare stop+rm       ${ratios.cancelGoneVsBare.toFixed(2)}×`);
   console.log('\nGoals (informational; a bench never fails on a timing)');
-  console.log(goalLine(`first line within 1.5× of bare docker run: ${ratios.firstLineVsDockerRun.toFixed(2)}×`, ratios.firstLineVsDockerRun <= 1.5));
+  console.log(
+    goalLine(
+      `first line within 1.5× of bare docker run: ${ratios.firstLineVsDockerRun.toFixed(2)}×`,
+      ratios.firstLineVsDockerRun <= 1.5,
+    ),
+  );
   console.log(goalLine(`cancel → gone median under 1 s: ${cancelGone.median.toFixed(0)} ms`, cancelGone.median < 1000));
 
   const file = writeResults('foundation', {

@@ -13,12 +13,25 @@
 import { spawn } from 'node:child_process';
 import { createParser } from 'eventsource-parser';
 import { startStack, type RunningStack } from '../test/support/stack.js';
-import { ApiClient, environment, goalLine, now, positiveInt, printTable, runBench, summarize, WORKER_IMAGE, writeResults, type Summary } from './support.js';
+import {
+  ApiClient,
+  environment,
+  goalLine,
+  now,
+  positiveInt,
+  printTable,
+  runBench,
+  summarize,
+  WORKER_IMAGE,
+  writeResults,
+  type Summary,
+} from './support.js';
 
 const LINES = positiveInt('BENCH_LOG_LINES', 200);
 const ROUNDS = positiveInt('BENCH_LOG_RUNS', 3);
 const ONLY = process.env.BENCH_LOG_ONLY;
-if (ONLY !== undefined && ONLY !== 'latency' && ONLY !== 'throughput') throw new Error('BENCH_LOG_ONLY must be latency or throughput');
+if (ONLY !== undefined && ONLY !== 'latency' && ONLY !== 'throughput')
+  throw new Error('BENCH_LOG_ONLY must be latency or throughput');
 const LATENCY_SCRIPT = `for i in $(seq 1 ${LINES}); do date +%s%N; sleep 0.05; done`;
 const BIG_LINES = 500_000;
 const THROUGHPUT_SCRIPT = `yes ${'0123456789'.repeat(10).slice(0, 99)} | head -n ${BIG_LINES}`;
@@ -48,7 +61,8 @@ async function follow(api: ApiClient, token: string, id: string, keep: boolean):
     },
   });
   const decoder = new TextDecoder();
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }));
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
+    parser.feed(decoder.decode(chunk, { stream: true }));
   return result;
 }
 
@@ -68,20 +82,32 @@ function bareRun(script: string, onLine?: (line: string, at: number) => void): P
       for (const p of parts) onLine?.(p, at);
     });
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(now() - started) : reject(new Error(`docker run exited ${code}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(now() - started) : reject(new Error(`docker run exited ${code}`)),
+    );
   });
 }
 
-const latencies = (lines: Array<{ at: number; line: string }>) => lines.map((l) => l.at - Number(BigInt(l.line) / 1_000_000n));
+const latencies = (lines: Array<{ at: number; line: string }>) =>
+  lines.map((l) => l.at - Number(BigInt(l.line) / 1_000_000n));
 
 type Latency = { lines: number; sse: Summary; bare: Summary };
-type Throughput = { bytes: number; rounds: number; platformMs: number[]; baselineMs: number[]; platform: Summary; baseline: Summary; ratio: number };
+type Throughput = {
+  bytes: number;
+  rounds: number;
+  platformMs: number[];
+  baselineMs: number[];
+  platform: Summary;
+  baseline: Summary;
+  ratio: number;
+};
 
 async function latency(api: ApiClient, token: string): Promise<Latency> {
   console.log(`latency: ${LINES} lines, one every 50 ms`);
   const job = await api.submit({ script: LATENCY_SCRIPT });
   const viaSse = await follow(api, token, job.id, true);
-  if (!viaSse.ended || viaSse.count !== LINES) throw new Error(`SSE delivered ${viaSse.count} lines, ended ${viaSse.ended}`);
+  if (!viaSse.ended || viaSse.count !== LINES)
+    throw new Error(`SSE delivered ${viaSse.count} lines, ended ${viaSse.ended}`);
   const bare: Array<{ at: number; line: string }> = [];
   await bareRun(LATENCY_SCRIPT, (line, at) => bare.push({ at, line }));
   const sse = summarize(latencies(viaSse.lines));
@@ -108,11 +134,16 @@ async function throughput(api: ApiClient, token: string): Promise<Throughput> {
     if (!got.ended || got.count !== BIG_LINES) throw new Error(`SSE delivered ${got.count} of ${BIG_LINES} lines`);
     const state = (await api.job(big.id)).state;
     if (state !== 'SUCCEEDED') throw new Error(`50 MB job ended ${state}`);
-    console.log(`  round ${round + 1}: bare ${baselineMs[round]!.toFixed(0)} ms, hodei ${platformMs[round]!.toFixed(0)} ms (${(platformMs[round]! / baselineMs[round]!).toFixed(2)}×)`);
+    console.log(
+      `  round ${round + 1}: bare ${baselineMs[round]!.toFixed(0)} ms, hodei ${platformMs[round]!.toFixed(0)} ms (${(platformMs[round]! / baselineMs[round]!).toFixed(2)}×)`,
+    );
   }
   const platform = summarize(platformMs);
   const baseline = summarize(baselineMs);
-  printTable('50 MB of output', { 'hodei: submit → SSE end, all lines': platform, 'bare docker run > /dev/null': baseline });
+  printTable('50 MB of output', {
+    'hodei: submit → SSE end, all lines': platform,
+    'bare docker run > /dev/null': baseline,
+  });
   const ratio = platform.median / baseline.median;
   console.log(`\n  ratio (median): ${ratio.toFixed(2)}×`);
   return { bytes: 50_000_000, rounds: ROUNDS, platformMs, baselineMs, platform, baseline, ratio };
@@ -124,7 +155,13 @@ async function main() {
   const api = new ApiClient(stack.info.apiUrl, token);
   const lat = ONLY === 'throughput' ? undefined : await latency(api, token);
   const thr = ONLY === 'latency' ? undefined : await throughput(api, token);
-  if (lat) console.log(goalLine(`median line latency ${lat.sse.median.toFixed(0)} ms < 100 ms (p95 ${lat.sse.p95.toFixed(0)} ms)`, lat.sse.median < 100));
+  if (lat)
+    console.log(
+      goalLine(
+        `median line latency ${lat.sse.median.toFixed(0)} ms < 100 ms (p95 ${lat.sse.p95.toFixed(0)} ms)`,
+        lat.sse.median < 100,
+      ),
+    );
   if (thr) console.log(goalLine(`50 MB within 1.5× of bare docker: ${thr.ratio.toFixed(2)}×`, thr.ratio <= 1.5));
   const file = writeResults('logs', { environment: await environment(), latency: lat, throughput: thr });
   console.log(`\nresults: ${file}`);

@@ -18,8 +18,28 @@ import { encryptingDataConverter } from '../domain/payload-codec.js';
 import { startStack, type RunningStack } from '../test/support/stack.js';
 import { sweepOrphans } from '../worker/reaper.js';
 import {
-  ApiClient, BENCH_LABEL, ContainerEvents, docker, environment, epochOf, goalLine, jobContainers, now, pollUntil, positiveInt, printTable, progress,
-  removeBenchContainers, RUNS, runBench, sleep, startBareContainer, summarize, waitForNoContainer, writeResults, type Summary,
+  ApiClient,
+  BENCH_LABEL,
+  ContainerEvents,
+  docker,
+  environment,
+  epochOf,
+  goalLine,
+  jobContainers,
+  now,
+  pollUntil,
+  positiveInt,
+  printTable,
+  progress,
+  removeBenchContainers,
+  RUNS,
+  runBench,
+  sleep,
+  startBareContainer,
+  summarize,
+  waitForNoContainer,
+  writeResults,
+  type Summary,
 } from './support.js';
 
 const BATCH = positiveInt('BENCH_BATCH', 5);
@@ -43,12 +63,19 @@ async function main() {
   );
   stack = await startStack({
     capacity: BATCH + 2,
-    env: { HODEI_REAPER_INTERVAL_SECONDS: String(intervalMs / 1000), HODEI_REAPER_GRACE_SECONDS: String(graceMs / 1000) },
+    env: {
+      HODEI_REAPER_INTERVAL_SECONDS: String(intervalMs / 1000),
+      HODEI_REAPER_GRACE_SECONDS: String(graceMs / 1000),
+    },
   });
   const { apiUrl, apiToken, instanceId, temporalAddress, namespace, codecKey } = stack.info;
   const api = new ApiClient(apiUrl, apiToken);
   connection = await Connection.connect({ address: temporalAddress });
-  const client = new Client({ connection, namespace, dataConverter: encryptingDataConverter([Buffer.from(codecKey, 'base64')]) });
+  const client = new Client({
+    connection,
+    namespace,
+    dataConverter: encryptingDataConverter([Buffer.from(codecKey, 'base64')]),
+  });
   jobEvents = await ContainerEvents.watch(`${LABEL_INSTANCE}=${instanceId}`, LABEL_JOB_ID);
   bareEvents = await ContainerEvents.watch(`${BENCH_LABEL}=${runId}`, `${BENCH_LABEL}.id`);
 
@@ -57,15 +84,24 @@ async function main() {
   const sweepMs: number[] = [];
   while (orphanMs.length < RUNS) {
     const size = Math.min(BATCH, RUNS - orphanMs.length);
-    const jobs = await Promise.all(Array.from({ length: size }, () => api.submit({ script: SCRIPT, cancelGraceSeconds: 0 })));
+    const jobs = await Promise.all(
+      Array.from({ length: size }, () => api.submit({ script: SCRIPT, cancelGraceSeconds: 0 })),
+    );
     for (const job of jobs) await api.waitForLogs(job.id, (text) => text.includes('ready'), { intervalMs: 50 });
 
     // A sweep with a batch running: what the reaper costs each interval (it removes nothing here).
     if (sweepMs.length < SWEEPS) {
       for (let i = 0; i < SWEEPS; i += 1) {
         const t0 = now();
-        const result = await sweepOrphans({ docker, client, instanceId: instanceId, graceMs, logger: pino({ level: 'silent' }) });
-        if (!result.complete || result.removed.length > 0) throw new Error('a sweep of running jobs removed something or did not finish');
+        const result = await sweepOrphans({
+          docker,
+          client,
+          instanceId: instanceId,
+          graceMs,
+          logger: pino({ level: 'silent' }),
+        });
+        if (!result.complete || result.removed.length > 0)
+          throw new Error('a sweep of running jobs removed something or did not finish');
         sweepMs.push(now() - t0);
       }
     }
@@ -76,7 +112,12 @@ async function main() {
         await sleep(Math.random() * intervalMs);
         const t0 = now();
         await client.workflow.getHandle(job.id).terminate('bench: orphan');
-        await pollUntil(`job ${job.id}'s container to be gone`, async () => (await jobContainers(instanceId, job.id)).length === 0, 250, 5 * 60_000);
+        await pollUntil(
+          `job ${job.id}'s container to be gone`,
+          async () => (await jobContainers(instanceId, job.id)).length === 0,
+          250,
+          5 * 60_000,
+        );
         await jobEvents!.settle(job.id, 'destroy');
         const destroyed = jobEvents!.firstAfter(job.id, 'destroy', epochOf(t0));
         if (destroyed === undefined) throw new Error(`no destroy event for job ${job.id}`);
@@ -104,13 +145,23 @@ async function main() {
     'bare docker rm -f → removed (destroy)': summarize(bareMs),
     [`one sweep, ${BATCH} job containers running`]: summarize(sweepMs),
   };
-  printTable(`Orphans: terminated workflow → container removed, default reaper (interval ${intervalMs / 1000} s)`, rows);
+  printTable(
+    `Orphans: terminated workflow → container removed, default reaper (interval ${intervalMs / 1000} s)`,
+    rows,
+  );
   const orphan = rows['terminate → container removed (destroy)']!;
   const bare = rows['bare docker rm -f → removed (destroy)']!;
   console.log(`  ratio of medians to bare docker rm -f: ${(orphan.median / bare.median).toFixed(1)}×`);
-  console.log(`  a sweep every ${intervalMs / 1000} s takes ${rows[`one sweep, ${BATCH} job containers running`]!.median.toFixed(0)} ms (median) for ${BATCH} containers`);
+  console.log(
+    `  a sweep every ${intervalMs / 1000} s takes ${rows[`one sweep, ${BATCH} job containers running`]!.median.toFixed(0)} ms (median) for ${BATCH} containers`,
+  );
   console.log('\nGoals (informational; a bench never fails on a timing)');
-  console.log(goalLine(`terminate → container gone: p95 ${orphan.p95.toFixed(0)} ms under ${GOAL_MS / 1000} s`, orphan.p95 < GOAL_MS));
+  console.log(
+    goalLine(
+      `terminate → container gone: p95 ${orphan.p95.toFixed(0)} ms under ${GOAL_MS / 1000} s`,
+      orphan.p95 < GOAL_MS,
+    ),
+  );
 
   const file = writeResults('orphans', {
     bench: 'orphans',
@@ -133,8 +184,14 @@ runBench(main, async () => {
   const instanceId = stack?.info.instanceId;
   await stack?.stop();
   if (instanceId) {
-    for (const info of await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } })) {
-      await docker.getContainer(info.Id).remove({ force: true, v: true }).catch(() => undefined);
+    for (const info of await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] },
+    })) {
+      await docker
+        .getContainer(info.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined);
     }
   }
 });

@@ -46,45 +46,67 @@ export class ApiClient {
 
   async submit(spec: JobSpec): Promise<JobView> {
     const { data, error, response } = await this.api.POST('/jobs', { body: spec });
-    if (response.status !== 201 || !data) throw new Error(`POST /jobs answered ${response.status}: ${JSON.stringify(error)}`);
+    if (response.status !== 201 || !data)
+      throw new Error(`POST /jobs answered ${response.status}: ${JSON.stringify(error)}`);
     return data;
   }
 
   async job(id: string): Promise<JobView> {
     const { data, error, response } = await this.api.GET('/jobs/{id}', { params: { path: { id } } });
-    if (response.status !== 200 || !data) throw new Error(`GET /jobs/${id} answered ${response.status}: ${JSON.stringify(error)}`);
+    if (response.status !== 200 || !data)
+      throw new Error(`GET /jobs/${id} answered ${response.status}: ${JSON.stringify(error)}`);
     return data;
   }
 
   async logs(id: string): Promise<string> {
-    const { data, error, response } = await this.api.GET('/jobs/{id}/logs', { params: { path: { id } }, parseAs: 'text' });
-    if (response.status !== 200 || data === undefined) throw new Error(`GET /jobs/${id}/logs answered ${response.status}: ${JSON.stringify(error)}`);
+    const { data, error, response } = await this.api.GET('/jobs/{id}/logs', {
+      params: { path: { id } },
+      parseAs: 'text',
+    });
+    if (response.status !== 200 || data === undefined)
+      throw new Error(`GET /jobs/${id}/logs answered ${response.status}: ${JSON.stringify(error)}`);
     return data;
   }
 
   async cancel(id: string): Promise<void> {
     const { error, response } = await this.api.POST('/jobs/{id}/cancel', { params: { path: { id } } });
-    if (response.status !== 202) throw new Error(`POST /jobs/${id}/cancel answered ${response.status}: ${JSON.stringify(error)}`);
+    if (response.status !== 202)
+      throw new Error(`POST /jobs/${id}/cancel answered ${response.status}: ${JSON.stringify(error)}`);
   }
 
   /** Polls the job's logs until `done(text)`; resolves with `now()` at the poll that saw it. */
-  async waitForLogs(id: string, done: (text: string) => boolean, { intervalMs = 5, timeoutMs = 60_000 } = {}): Promise<number> {
+  async waitForLogs(
+    id: string,
+    done: (text: string) => boolean,
+    { intervalMs = 5, timeoutMs = 60_000 } = {},
+  ): Promise<number> {
     return pollUntil(`logs of job ${id}`, async () => done(await this.logs(id)), intervalMs, timeoutMs);
   }
 
   /** Polls the job until it is in `state`; throws if it ends otherwise. Resolves with `now()`. */
   async waitForState(id: string, state: JobState, { intervalMs = 5, timeoutMs = 60_000 } = {}): Promise<number> {
-    return pollUntil(`job ${id} to be ${state}`, async () => {
-      const job = await this.job(id);
-      if (job.state === state) return true;
-      if (isTerminal(job.state)) throw new Error(`job ${id} ended ${job.state} (${job.reason ?? ''}), expected ${state}`);
-      return false;
-    }, intervalMs, timeoutMs);
+    return pollUntil(
+      `job ${id} to be ${state}`,
+      async () => {
+        const job = await this.job(id);
+        if (job.state === state) return true;
+        if (isTerminal(job.state))
+          throw new Error(`job ${id} ended ${job.state} (${job.reason ?? ''}), expected ${state}`);
+        return false;
+      },
+      intervalMs,
+      timeoutMs,
+    );
   }
 }
 
 /** Polls `check` back to back with `intervalMs` between polls; resolves with `now()` at the first true. */
-export async function pollUntil(what: string, check: () => Promise<boolean>, intervalMs: number, timeoutMs: number): Promise<number> {
+export async function pollUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  intervalMs: number,
+  timeoutMs: number,
+): Promise<number> {
   const deadline = now() + timeoutMs;
   for (;;) {
     if (await check()) return now();
@@ -105,7 +127,12 @@ export function jobContainers(instanceId: string, jobId: string): Promise<Docker
 
 /** Polls `docker ps -a` by labels until nothing matches; resolves with `now()` at that poll. */
 export function waitForNoContainer(labels: string[], { intervalMs = 5, timeoutMs = 60_000 } = {}): Promise<number> {
-  return pollUntil(`containers ${labels.join(',')} to be gone`, async () => (await containersWith(labels)).length === 0, intervalMs, timeoutMs);
+  return pollUntil(
+    `containers ${labels.join(',')} to be gone`,
+    async () => (await containersWith(labels)).length === 0,
+    intervalMs,
+    timeoutMs,
+  );
 }
 
 export interface ProcessTiming {
@@ -141,7 +168,10 @@ export function timeProcess(command: string, args: string[]): Promise<ProcessTim
 /** Removes whatever bare baseline containers this bench run left behind. */
 export async function removeBenchContainers(runId: string): Promise<void> {
   for (const info of await containersWith([`${BENCH_LABEL}=${runId}`])) {
-    await docker.getContainer(info.Id).remove({ force: true, v: true }).catch(() => undefined);
+    await docker
+      .getContainer(info.Id)
+      .remove({ force: true, v: true })
+      .catch(() => undefined);
   }
 }
 
@@ -181,7 +211,9 @@ const ms = (value: number) => (Number.isFinite(value) ? `${value.toFixed(0)} ms`
 export function printTable(title: string, rows: Record<string, Summary>): void {
   const width = Math.max(...Object.keys(rows).map((k) => k.length), 32);
   console.log(`\n${title}`);
-  console.log(`  ${'measurement'.padEnd(width)}  ${'n'.padStart(3)}  ${'median'.padStart(9)}  ${'p95'.padStart(9)}  ${'min'.padStart(9)}  ${'max'.padStart(9)}`);
+  console.log(
+    `  ${'measurement'.padEnd(width)}  ${'n'.padStart(3)}  ${'median'.padStart(9)}  ${'p95'.padStart(9)}  ${'min'.padStart(9)}  ${'max'.padStart(9)}`,
+  );
   for (const [name, s] of Object.entries(rows)) {
     console.log(
       `  ${name.padEnd(width)}  ${String(s.n).padStart(3)}  ${ms(s.median).padStart(9)}  ${ms(s.p95).padStart(9)}  ${ms(s.min).padStart(9)}  ${ms(s.max).padStart(9)}`,
@@ -262,15 +294,23 @@ export async function startBareContainer(runId: string, script: string): Promise
     HostConfig: { NetworkMode: 'none', Init: true },
   });
   await container.start();
-  await pollUntil('the bare container to print ready', async () => {
-    const out = await container.logs({ stdout: true, stderr: true, follow: false });
-    return out.toString().includes('ready');
-  }, 20, 30_000);
+  await pollUntil(
+    'the bare container to print ready',
+    async () => {
+      const out = await container.logs({ stdout: true, stderr: true, follow: false });
+      return out.toString().includes('ready');
+    },
+    20,
+    30_000,
+  );
   return { container, key, labels: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
 }
 
 /** Stops (SIGTERM, SIGKILL after `graceSeconds`) and removes a bare container; ms until `docker ps -a` no longer lists it. */
-export async function bareStopAndRemove(bare: BareContainer, graceSeconds: number): Promise<{ started: number; goneMs: number }> {
+export async function bareStopAndRemove(
+  bare: BareContainer,
+  graceSeconds: number,
+): Promise<{ started: number; goneMs: number }> {
   const started = now();
   await bare.container.stop({ t: graceSeconds });
   await bare.container.remove();
@@ -298,7 +338,9 @@ export class ContainerEvents {
 
   static async watch(label: string, keyLabel: string): Promise<ContainerEvents> {
     const watcher = new ContainerEvents(keyLabel);
-    const stream = (await docker.getEvents({ filters: { type: ['container'], label: [label] } })) as NodeJS.ReadableStream & { destroy?: () => void };
+    const stream = (await docker.getEvents({
+      filters: { type: ['container'], label: [label] },
+    })) as NodeJS.ReadableStream & { destroy?: () => void };
     watcher.stream = stream;
     let buffered = '';
     stream.on('data', (chunk: Buffer) => {
@@ -307,7 +349,10 @@ export class ContainerEvents {
       while ((newline = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, newline).trim();
         buffered = buffered.slice(newline + 1);
-        if (line) watcher.add(JSON.parse(line) as { Action?: string; timeNano?: number; Actor?: { Attributes?: Record<string, string> } });
+        if (line)
+          watcher.add(
+            JSON.parse(line) as { Action?: string; timeNano?: number; Actor?: { Attributes?: Record<string, string> } },
+          );
       }
     });
     stream.on('error', () => undefined);

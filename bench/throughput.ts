@@ -21,8 +21,26 @@ import { isTerminal } from '../domain/job-state.js';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
 import { startStack, type RunningStack } from '../test/support/stack.js';
 import {
-  ApiClient, BENCH_LABEL, ContainerEvents, containersWith, environment, goalLine, now, percentile, positiveInt, printTable, progress,
-  removeBenchContainers, runBench, sleep, summarize, timeProcess, WORKER_IMAGE, writeResults, type ContainerEvent, type Summary,
+  ApiClient,
+  BENCH_LABEL,
+  ContainerEvents,
+  containersWith,
+  environment,
+  goalLine,
+  now,
+  percentile,
+  positiveInt,
+  printTable,
+  progress,
+  removeBenchContainers,
+  runBench,
+  sleep,
+  summarize,
+  timeProcess,
+  WORKER_IMAGE,
+  writeResults,
+  type ContainerEvent,
+  type Summary,
 } from './support.js';
 import { LIVE_STATES } from '../activities/host-slots.js';
 
@@ -65,7 +83,11 @@ async function pool<T, R>(items: T[], limit: number, task: (item: T, index: numb
  * seen at most POLL_MS late.
  * Resolves with `now()` at the GET that saw the last one terminal, and each job's final state.
  */
-async function waitAllTerminal(api: ApiClient, ids: string[], label: string): Promise<{ doneAt: number; states: Map<string, string> }> {
+async function waitAllTerminal(
+  api: ApiClient,
+  ids: string[],
+  label: string,
+): Promise<{ doneAt: number; states: Map<string, string> }> {
   const pending = [...ids];
   const states = new Map<string, string>();
   let lastProgress = now();
@@ -93,7 +115,10 @@ async function waitAllTerminal(api: ApiClient, ids: string[], label: string): Pr
         }
       }
     }
-    if (now() - lastProgress > STALL_MS) throw new Error(`${label}: no job ended for ${STALL_MS / 1000} s; ${pending.length} pending (first ${id}: ${job.state})`);
+    if (now() - lastProgress > STALL_MS)
+      throw new Error(
+        `${label}: no job ended for ${STALL_MS / 1000} s; ${pending.length} pending (first ${id}: ${job.state})`,
+      );
     await sleep(POLL_MS);
   }
   progress(`${label}: ${states.size}/${ids.length} done`, true);
@@ -144,12 +169,25 @@ interface Timeline {
 }
 
 /** Breaks a run down from Docker's events of its containers (`byKey`), between epoch `t0` and `t1`. */
-function timeline(byKey: ReadonlyMap<string, readonly ContainerEvent[]>, t0: number, t1: number, capacity: number): Timeline {
+function timeline(
+  byKey: ReadonlyMap<string, readonly ContainerEvent[]>,
+  t0: number,
+  t1: number,
+  capacity: number,
+): Timeline {
   const first = (list: readonly ContainerEvent[], action: string) => list.find((e) => e.action === action)?.at;
   const creates: number[] = [];
   const destroys: number[] = [];
   const out: Timeline = {
-    maxAlive: 0, createToStart: [], startToDie: [], dieToDestroy: [], createToDestroy: [], slotIdle: [], slotUse: 0, firstCreate: NaN, afterLastDestroy: NaN,
+    maxAlive: 0,
+    createToStart: [],
+    startToDie: [],
+    dieToDestroy: [],
+    createToDestroy: [],
+    slotIdle: [],
+    slotUse: 0,
+    firstCreate: NaN,
+    afterLastDestroy: NaN,
   };
   let alive = 0;
   for (const list of byKey.values()) {
@@ -171,7 +209,9 @@ function timeline(byKey: ReadonlyMap<string, readonly ContainerEvent[]>, t0: num
   }
   creates.sort((a, b) => a - b);
   destroys.sort((a, b) => a - b);
-  const points = [...creates.map((at) => ({ at, d: 1 })), ...destroys.map((at) => ({ at, d: -1 }))].sort((a, b) => a.at - b.at || a.d - b.d);
+  const points = [...creates.map((at) => ({ at, d: 1 })), ...destroys.map((at) => ({ at, d: -1 }))].sort(
+    (a, b) => a.at - b.at || a.d - b.d,
+  );
   let count = 0;
   for (const p of points) out.maxAlive = Math.max(out.maxAlive, (count += p.d));
   for (let k = capacity; k < creates.length; k++) {
@@ -185,9 +225,13 @@ function timeline(byKey: ReadonlyMap<string, readonly ContainerEvent[]>, t0: num
 }
 
 async function main() {
-  console.log(`throughput bench: ${JOBS} jobs at capacity ${CAPACITY} (baseline, platform, baseline), then a burst of ${BURST}; image ${WORKER_IMAGE}; starting a stack…`);
+  console.log(
+    `throughput bench: ${JOBS} jobs at capacity ${CAPACITY} (baseline, platform, baseline), then a burst of ${BURST}; image ${WORKER_IMAGE}; starting a stack…`,
+  );
   stack = await startStack({ capacity: CAPACITY });
-  console.log(`stack data dir (worker and API logs): ${stack.info.dataDir}${process.env.HODEI_KEEP_TEST_DATA ? ' (kept)' : ''}`);
+  console.log(
+    `stack data dir (worker and API logs): ${stack.info.dataDir}${process.env.HODEI_KEEP_TEST_DATA ? ' (kept)' : ''}`,
+  );
   const api = new ApiClient(stack.info.apiUrl, stack.info.apiToken);
   const instanceId = stack.info.instanceId;
   const jobLabels = [`${LABEL_INSTANCE}=${instanceId}`];
@@ -202,8 +246,19 @@ async function main() {
     const epoch0 = Date.now();
     await pool(keys, CAPACITY, async (key) => {
       const run = await timeProcess('docker', [
-        'run', '--rm', '--network', 'none', '--init', '--label', `${BENCH_LABEL}=${runId}`, '--label', `${BENCH_LABEL}.id=${key}`,
-        WORKER_IMAGE, 'bash', '-c', SCRIPT,
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--init',
+        '--label',
+        `${BENCH_LABEL}=${runId}`,
+        '--label',
+        `${BENCH_LABEL}.id=${key}`,
+        WORKER_IMAGE,
+        'bash',
+        '-c',
+        SCRIPT,
       ]);
       if (run.stdout.trim() !== 'hello') throw new Error(`docker run printed ${JSON.stringify(run.stdout)}`);
     });
@@ -219,7 +274,9 @@ async function main() {
     const cpu0 = cpuSnapshot();
     const t0 = now();
     const epoch0 = Date.now();
-    const submitted = await Promise.all(Array.from({ length: JOBS }, () => api.submit({ script: SCRIPT, name: 'bench-throughput', image: WORKER_IMAGE })));
+    const submitted = await Promise.all(
+      Array.from({ length: JOBS }, () => api.submit({ script: SCRIPT, name: 'bench-throughput', image: WORKER_IMAGE })),
+    );
     const submittedMs = now() - t0;
     const ids = submitted.map((j) => j.id);
     const { doneAt, states } = await waitAllTerminal(api, ids, 'platform');
@@ -229,20 +286,52 @@ async function main() {
     await sleep(500);
     const idSet = new Set(ids);
     const events = new Map([...eventsOf(jobEvents)].filter(([k]) => idSet.has(k)));
-    return { ids, wallMs, cpu, events, submittedMs, states: countStates(states), sampledMaxAlive: sampled.max, samples: sampled.samples, timeline: timeline(events, epoch0, epoch0 + wallMs, CAPACITY) };
+    return {
+      ids,
+      wallMs,
+      cpu,
+      events,
+      submittedMs,
+      states: countStates(states),
+      sampledMaxAlive: sampled.max,
+      samples: sampled.samples,
+      timeline: timeline(events, epoch0, epoch0 + wallMs, CAPACITY),
+    };
   };
 
   // Warm-up: the image's layers, the worker's workflow bundle and connections.
   console.log('warm-up…');
-  await pool(Array.from({ length: CAPACITY }), CAPACITY, () => timeProcess('docker', ['run', '--rm', '--network', 'none', '--init', '--label', `${BENCH_LABEL}=${runId}`, WORKER_IMAGE, 'bash', '-c', SCRIPT]));
-  const warm = await Promise.all(Array.from({ length: CAPACITY }, () => api.submit({ script: SCRIPT, name: 'bench-warmup' })));
-  await waitAllTerminal(api, warm.map((j) => j.id), 'warm-up');
+  await pool(Array.from({ length: CAPACITY }), CAPACITY, () =>
+    timeProcess('docker', [
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--init',
+      '--label',
+      `${BENCH_LABEL}=${runId}`,
+      WORKER_IMAGE,
+      'bash',
+      '-c',
+      SCRIPT,
+    ]),
+  );
+  const warm = await Promise.all(
+    Array.from({ length: CAPACITY }, () => api.submit({ script: SCRIPT, name: 'bench-warmup' })),
+  );
+  await waitAllTerminal(
+    api,
+    warm.map((j) => j.id),
+    'warm-up',
+  );
 
   console.log(`(1) ${JOBS} jobs, ${CAPACITY} at a time`);
   const base1 = await baseline(1);
   console.log(`  baseline 1: ${base1.wallMs.toFixed(0)} ms`);
   const plat = await platform();
-  console.log(`  platform:   ${plat.wallMs.toFixed(0)} ms (all ${JOBS} POSTs answered after ${plat.submittedMs.toFixed(0)} ms)`);
+  console.log(
+    `  platform:   ${plat.wallMs.toFixed(0)} ms (all ${JOBS} POSTs answered after ${plat.submittedMs.toFixed(0)} ms)`,
+  );
   const base2 = await baseline(2);
   console.log(`  baseline 2: ${base2.wallMs.toFixed(0)} ms`);
   const baseMedian = summarize([base1.wallMs, base2.wallMs]).median;
@@ -251,18 +340,28 @@ async function main() {
   const { phases, provisionStarted } = await historyPhases(stack.info.temporalAddress, stack.info.namespace, plat.ids);
   const gaps = slotGaps(plat.events, provisionStarted, CAPACITY);
 
-  console.log(`\n(2) burst of ${BURST} jobs, ${SUBMIT_IN_FLIGHT} POSTs in flight, GET /jobs/:id sampled throughout (one in flight, ${SAMPLE_GAP_MS} ms apart)`);
+  console.log(
+    `\n(2) burst of ${BURST} jobs, ${SUBMIT_IN_FLIGHT} POSTs in flight, GET /jobs/:id sampled throughout (one in flight, ${SAMPLE_GAP_MS} ms apart)`,
+  );
   const burst = await runBurst(api, instanceId);
 
   // Report.
   const perJob = (ms: number) => `${(ms / JOBS).toFixed(1)} ms/job, ${((JOBS * 1000) / ms).toFixed(1)} jobs/s`;
   console.log(`\nThroughput: ${JOBS} × \`${SCRIPT}\`, ${CAPACITY} at a time`);
-  console.log(`  baseline 1 (docker run, ${CAPACITY} parallel)   ${base1.wallMs.toFixed(0).padStart(7)} ms  (${perJob(base1.wallMs)})`);
-  console.log(`  platform   (capacity ${CAPACITY})              ${plat.wallMs.toFixed(0).padStart(7)} ms  (${perJob(plat.wallMs)})`);
-  console.log(`  baseline 2 (docker run, ${CAPACITY} parallel)   ${base2.wallMs.toFixed(0).padStart(7)} ms  (${perJob(base2.wallMs)})`);
+  console.log(
+    `  baseline 1 (docker run, ${CAPACITY} parallel)   ${base1.wallMs.toFixed(0).padStart(7)} ms  (${perJob(base1.wallMs)})`,
+  );
+  console.log(
+    `  platform   (capacity ${CAPACITY})              ${plat.wallMs.toFixed(0).padStart(7)} ms  (${perJob(plat.wallMs)})`,
+  );
+  console.log(
+    `  baseline 2 (docker run, ${CAPACITY} parallel)   ${base2.wallMs.toFixed(0).padStart(7)} ms  (${perJob(base2.wallMs)})`,
+  );
   console.log(`  ratio platform / median baseline     ${ratio.toFixed(2)}×`);
   console.log(`  platform states: ${fmtStates(plat.states)}`);
-  console.log(`  job containers alive at once: sampled max ${plat.sampledMaxAlive} (${plat.samples} samples), exact max from events ${plat.timeline.maxAlive}`);
+  console.log(
+    `  job containers alive at once: sampled max ${plat.sampledMaxAlive} (${plat.samples} samples), exact max from events ${plat.timeline.maxAlive}`,
+  );
 
   const tl = { 'baseline 1': base1.timeline, platform: plat.timeline, 'baseline 2': base2.timeline };
   const rows: Record<string, Summary> = {};
@@ -280,29 +379,53 @@ async function main() {
     );
   }
 
-  printTable('  platform, per job, from its Temporal history (activity scheduled / started / completed)', Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, summarize(v)])));
-  printTable('  platform: why a freed slot stayed empty (destroy → next create, by whether its provision activity had started)', {
-    'a provisioner was waiting: destroy → create': summarize(gaps.waiterReady),
-    'none was running: destroy → create': summarize(gaps.noWaiter),
-    '  of which destroy → provision started': summarize(gaps.noWaiterUntilStart),
-  });
+  printTable(
+    '  platform, per job, from its Temporal history (activity scheduled / started / completed)',
+    Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, summarize(v)])),
+  );
+  printTable(
+    '  platform: why a freed slot stayed empty (destroy → next create, by whether its provision activity had started)',
+    {
+      'a provisioner was waiting: destroy → create': summarize(gaps.waiterReady),
+      'none was running: destroy → create': summarize(gaps.noWaiter),
+      '  of which destroy → provision started': summarize(gaps.noWaiterUntilStart),
+    },
+  );
   console.log('\n  CPU used during each series (2 cores shared with others)');
   const cpuKeys = [...new Set([...Object.keys(base1.cpu), ...Object.keys(plat.cpu), ...Object.keys(base2.cpu)])].sort();
   for (const key of cpuKeys) {
-    console.log(`  ${key.padEnd(30)} baseline 1 ${(base1.cpu[key] ?? '—').padEnd(28)} platform ${(plat.cpu[key] ?? '—').padEnd(28)} baseline 2 ${base2.cpu[key] ?? '—'}`);
+    console.log(
+      `  ${key.padEnd(30)} baseline 1 ${(base1.cpu[key] ?? '—').padEnd(28)} platform ${(plat.cpu[key] ?? '—').padEnd(28)} baseline 2 ${base2.cpu[key] ?? '—'}`,
+    );
   }
 
   console.log(`\nBurst: ${BURST} jobs`);
-  console.log(`  submitted ${burst.submitted}/${BURST} in ${burst.submitMs.toFixed(0)} ms (POST p50 ${burst.post.p50.toFixed(0)} ms, p99 ${burst.post.p99.toFixed(0)} ms); all terminal after ${burst.wallMs.toFixed(0)} ms`);
-  console.log(`  states: ${fmtStates(burst.states)}; lost ${burst.lost}; containers left ${burst.leftover}; max alive (events) ${burst.maxAlive}`);
-  console.log(`  GET /jobs/:id during the burst (one in flight, ${SAMPLE_GAP_MS} ms apart): n ${burst.get.n}, p50 ${burst.get.p50.toFixed(1)} ms, p95 ${burst.get.p95.toFixed(1)} ms, p99 ${burst.get.p99.toFixed(1)} ms, max ${burst.get.max.toFixed(1)} ms, errors ${burst.get.errors}`);
+  console.log(
+    `  submitted ${burst.submitted}/${BURST} in ${burst.submitMs.toFixed(0)} ms (POST p50 ${burst.post.p50.toFixed(0)} ms, p99 ${burst.post.p99.toFixed(0)} ms); all terminal after ${burst.wallMs.toFixed(0)} ms`,
+  );
+  console.log(
+    `  states: ${fmtStates(burst.states)}; lost ${burst.lost}; containers left ${burst.leftover}; max alive (events) ${burst.maxAlive}`,
+  );
+  console.log(
+    `  GET /jobs/:id during the burst (one in flight, ${SAMPLE_GAP_MS} ms apart): n ${burst.get.n}, p50 ${burst.get.p50.toFixed(1)} ms, p95 ${burst.get.p95.toFixed(1)} ms, p99 ${burst.get.p99.toFixed(1)} ms, max ${burst.get.max.toFixed(1)} ms, errors ${burst.get.errors}`,
+  );
 
   const succeeded = (s: Record<string, number>, n: number) => (s.SUCCEEDED ?? 0) === n;
   console.log('\nGoals (informational; a bench never fails on a timing)');
   console.log(goalLine(`platform / docker run ×${CAPACITY} ≤ 1.25: ${ratio.toFixed(2)}×`, ratio <= 1.25));
-  console.log(goalLine(`never more than ${CAPACITY} job containers: sampled ${plat.sampledMaxAlive}, events ${plat.timeline.maxAlive}`, Math.max(plat.sampledMaxAlive, plat.timeline.maxAlive) <= CAPACITY));
+  console.log(
+    goalLine(
+      `never more than ${CAPACITY} job containers: sampled ${plat.sampledMaxAlive}, events ${plat.timeline.maxAlive}`,
+      Math.max(plat.sampledMaxAlive, plat.timeline.maxAlive) <= CAPACITY,
+    ),
+  );
   console.log(goalLine(`all ${JOBS} SUCCEEDED: ${fmtStates(plat.states)}`, succeeded(plat.states, JOBS)));
-  console.log(goalLine(`burst: all ${BURST} complete, none lost: ${fmtStates(burst.states)}, lost ${burst.lost}`, succeeded(burst.states, BURST) && burst.lost === 0));
+  console.log(
+    goalLine(
+      `burst: all ${BURST} complete, none lost: ${fmtStates(burst.states)}, lost ${burst.lost}`,
+      succeeded(burst.states, BURST) && burst.lost === 0,
+    ),
+  );
   console.log(goalLine(`burst: GET /jobs/:id p99 under 100 ms: ${burst.get.p99.toFixed(1)} ms`, burst.get.p99 < 100));
 
   const file = writeResults('throughput', {
@@ -311,7 +434,13 @@ async function main() {
     environment: await environment(),
     settings: { jobs: JOBS, capacity: CAPACITY, burst: BURST, submitInFlight: SUBMIT_IN_FLIGHT, script: SCRIPT },
     throughput: {
-      baseline1: base1, platform: { ...plat, events: Object.fromEntries(plat.events) }, baseline2: base2, baselineMedianMs: baseMedian, ratio, historyPhases: phases, slotGaps: gaps,
+      baseline1: base1,
+      platform: { ...plat, events: Object.fromEntries(plat.events) },
+      baseline2: base2,
+      baselineMedianMs: baseMedian,
+      ratio,
+      historyPhases: phases,
+      slotGaps: gaps,
     },
     burst,
   });
@@ -372,13 +501,20 @@ async function runBurst(api: ApiClient, instanceId: string) {
     }
   });
   lost += BURST - ids.length;
-  for (const [id, state] of states) if (finalStates.get(id) !== state) console.error(`  job ${id}: ${state}, then ${finalStates.get(id)}`);
+  for (const [id, state] of states)
+    if (finalStates.get(id) !== state) console.error(`  job ${id}: ${state}, then ${finalStates.get(id)}`);
   await sleep(1000);
   const leftover = (await containersWith([`${LABEL_INSTANCE}=${instanceId}`])).length;
   const idSet = new Set(ids);
   const events = new Map([...eventsOf(watchers[0]!)].filter(([k]) => idSet.has(k)));
   const tl = timeline(events, epoch0, epoch0 + wallMs, CAPACITY);
-  const pct = (xs: number[]) => ({ n: xs.length, p50: percentile(xs, 50), p95: percentile(xs, 95), p99: percentile(xs, 99), max: Math.max(...xs) });
+  const pct = (xs: number[]) => ({
+    n: xs.length,
+    p50: percentile(xs, 50),
+    p95: percentile(xs, 95),
+    p99: percentile(xs, 99),
+    max: Math.max(...xs),
+  });
   return {
     submitted: ids.length,
     submitErrors,
@@ -395,13 +531,18 @@ async function runBurst(api: ApiClient, instanceId: string) {
 }
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
-const epochMs = (e: HistoryEvent | undefined) => (e?.eventTime ? Number(e.eventTime.seconds ?? 0) * 1000 + (e.eventTime.nanos ?? 0) / 1e6 : NaN);
+const epochMs = (e: HistoryEvent | undefined) =>
+  e?.eventTime ? Number(e.eventTime.seconds ?? 0) * 1000 + (e.eventTime.nanos ?? 0) / 1e6 : NaN;
 
 /**
  * Per job, from its workflow history: how long each step waited in a task queue and ran.
  * (An activity's started event carries the time a worker picked the task up.)
  */
-async function historyPhases(address: string, namespace: string, ids: string[]): Promise<{ phases: Record<string, number[]>; provisionStarted: Map<string, number> }> {
+async function historyPhases(
+  address: string,
+  namespace: string,
+  ids: string[],
+): Promise<{ phases: Record<string, number[]>; provisionStarted: Map<string, number> }> {
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace });
   const phases: Record<string, number[]> = {};
@@ -422,7 +563,12 @@ async function historyPhases(address: string, namespace: string, ids: string[]):
         const sid = Number(scheduled.eventId);
         const start = events.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === sid);
         const done = events.find((e) => Number(e.activityTaskCompletedEventAttributes?.scheduledEventId) === sid);
-        return { scheduled: epochMs(scheduled), started: epochMs(start), completed: epochMs(done), attempts: start?.activityTaskStartedEventAttributes?.attempt ?? 1 };
+        return {
+          scheduled: epochMs(scheduled),
+          started: epochMs(start),
+          completed: epochMs(done),
+          attempts: start?.activityTaskStartedEventAttributes?.attempt ?? 1,
+        };
       };
       const provision = activity('provisionContainer');
       const run = activity('runScript');
@@ -453,12 +599,18 @@ async function historyPhases(address: string, namespace: string, ids: string[]):
  * was already waiting for the slot, and the gap is the wake-up plus the create call; started
  * after → no provision activity was running (all executors busy), and the slot waited for one.
  */
-function slotGaps(byKey: ReadonlyMap<string, readonly ContainerEvent[]>, provisionStarted: Map<string, number>, capacity: number) {
+function slotGaps(
+  byKey: ReadonlyMap<string, readonly ContainerEvent[]>,
+  provisionStarted: Map<string, number>,
+  capacity: number,
+) {
   const creates = [...byKey.entries()]
     .map(([id, list]) => ({ id, at: list.find((e) => e.action === 'create')?.at }))
     .filter((c): c is { id: string; at: number } => c.at !== undefined)
     .sort((a, b) => a.at - b.at);
-  const destroys = [...byKey.values()].flatMap((list) => list.filter((e) => e.action === 'destroy').map((e) => e.at)).sort((a, b) => a - b);
+  const destroys = [...byKey.values()]
+    .flatMap((list) => list.filter((e) => e.action === 'destroy').map((e) => e.at))
+    .sort((a, b) => a - b);
   const waiterReady: number[] = [];
   const noWaiter: number[] = [];
   const noWaiterUntilStart: number[] = [];
@@ -493,10 +645,15 @@ function cpuSnapshot(): Record<string, number> {
         addTo('bench (this process)', cpu);
         // Children it has reaped: the baseline's docker CLI processes.
         addTo('docker CLI (reaped children)', (Number(fields[13]) + Number(fields[14])) / tick);
-      }
-      else if (ppid === process.pid) {
+      } else if (ppid === process.pid) {
         const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-        const role = cmd.includes('worker/main.ts') ? 'worker' : cmd.includes('api/main.ts') ? 'api' : cmd.includes('start-dev') ? 'temporal server' : 'docker CLI (running)';
+        const role = cmd.includes('worker/main.ts')
+          ? 'worker'
+          : cmd.includes('api/main.ts')
+            ? 'api'
+            : cmd.includes('start-dev')
+              ? 'temporal server'
+              : 'docker CLI (running)';
         addTo(role, cpu);
       } else if (comm === 'dockerd') addTo('dockerd', cpu);
       else if (comm === 'containerd') addTo('containerd', cpu);
@@ -511,7 +668,11 @@ function cpuSnapshot(): Record<string, number> {
   return out;
 }
 
-function cpuDelta(before: Record<string, number>, after: Record<string, number>, wallMs: number): Record<string, string> {
+function cpuDelta(
+  before: Record<string, number>,
+  after: Record<string, number>,
+  wallMs: number,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const key of Object.keys(after)) {
     const used = after[key]! - (before[key] ?? 0);
@@ -528,7 +689,10 @@ function countStates(states: Map<string, string>): Record<string, number> {
   return counts;
 }
 
-const fmtStates = (s: Record<string, number>) => Object.entries(s).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+const fmtStates = (s: Record<string, number>) =>
+  Object.entries(s)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ') || 'none';
 
 runBench(main, async () => {
   for (const w of watchers) w.close();

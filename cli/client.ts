@@ -1,5 +1,16 @@
 import { createParser } from 'eventsource-parser';
-import { createApiClient, errorMessage, type ApiClient, type CancelAnswer, type JobEnd, type JobPage, type JobSpec, type JobView, type ListQuery, type LogEvent } from '../api-client/index.js';
+import {
+  createApiClient,
+  errorMessage,
+  type ApiClient,
+  type CancelAnswer,
+  type JobEnd,
+  type JobPage,
+  type JobSpec,
+  type JobView,
+  type ListQuery,
+  type LogEvent,
+} from '../api-client/index.js';
 
 export type { JobEnd, LogEvent };
 /** A job as the API answers it. */
@@ -38,13 +49,21 @@ export class HodeiClient {
     const { response } = answer;
     if (response.status >= 400 || answer.data === undefined) {
       const hint = response.status === 401 ? ' (set HODEI_TOKEN or --token; `npm start` prints one)' : '';
-      throw new ApiError(response.status, `${response.status}: ${errorMessage(answer.error, response.statusText)}${hint}`);
+      throw new ApiError(
+        response.status,
+        `${response.status}: ${errorMessage(answer.error, response.statusText)}${hint}`,
+      );
     }
     return answer.data;
   }
 
   submit(spec: JobSpec, idempotencyKey?: string): Promise<Job> {
-    return this.call(() => this.api.POST('/jobs', { body: spec, params: { header: idempotencyKey ? { 'idempotency-key': idempotencyKey } : {} } }));
+    return this.call(() =>
+      this.api.POST('/jobs', {
+        body: spec,
+        params: { header: idempotencyKey ? { 'idempotency-key': idempotencyKey } : {} },
+      }),
+    );
   }
 
   job(id: string): Promise<Job> {
@@ -69,7 +88,7 @@ export class HodeiClient {
    */
   async follow(id: string, onLine: (event: LogEvent) => void): Promise<JobEnd> {
     let lastId: number | undefined;
-    for (let failures = 0; ; ) {
+    for (let failures = 0; ;) {
       let end: JobEnd | undefined;
       try {
         const body = await this.call(() =>

@@ -7,6 +7,6 @@ const program = buildProgram();
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  process.stderr.write(`hodei: ${err instanceof ApiError ? err.message : (err as Error).stack ?? String(err)}\n`);
+  process.stderr.write(`hodei: ${err instanceof ApiError ? err.message : ((err as Error).stack ?? String(err))}\n`);
   process.exitCode = 2;
 }

@@ -62,7 +62,8 @@ const secretOption = (value: string, previous: Record<string, string> = {}): Rec
   if (at === 0) throw new InvalidArgumentError(`expected NAME or NAME=VALUE, got "${value}"`);
   if (at > 0) return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
   const fromEnv = process.env[value];
-  if (fromEnv === undefined) throw new InvalidArgumentError(`--secret ${value}: no variable ${value} in this environment`);
+  if (fromEnv === undefined)
+    throw new InvalidArgumentError(`--secret ${value}: no variable ${value} in this environment`);
   return { ...previous, [value]: fromEnv };
 };
 
@@ -132,7 +133,12 @@ function describe(job: Job): string {
     ['exit code', job.exitCode],
     ['reason', job.reason],
     ['image', job.image],
-    ['labels', Object.entries(job.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ') || undefined],
+    [
+      'labels',
+      Object.entries(job.labels ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ') || undefined,
+    ],
     ['created', job.createdAt],
     ['started', job.startedAt],
     ['finished', job.finishedAt],
@@ -149,9 +155,16 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
   const program = new Command('hodei')
     .description('Run scripts as jobs on Hodei, over its HTTP API')
     .addOption(
-      new Option('--url <url>', 'API base URL (env HODEI_URL)').default(env.HODEI_URL ?? `http://127.0.0.1:${env.HODEI_API_PORT ?? 8080}`),
+      new Option('--url <url>', 'API base URL (env HODEI_URL)').default(
+        env.HODEI_URL ?? `http://127.0.0.1:${env.HODEI_API_PORT ?? 8080}`,
+      ),
     )
-    .addOption(new Option('--token <token>', 'API token (env HODEI_TOKEN; default: data/api-token)').default(defaultToken(env), 'from HODEI_TOKEN or the data dir'))
+    .addOption(
+      new Option('--token <token>', 'API token (env HODEI_TOKEN; default: data/api-token)').default(
+        defaultToken(env),
+        'from HODEI_TOKEN or the data dir',
+      ),
+    )
     .showHelpAfterError();
 
   program
@@ -159,7 +172,11 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
     .description('Submit a script as a job: from FILE, or from stdin when FILE is - or absent')
     .argument('[file]', 'script file, or - for stdin')
     .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', keyValue('='))
-    .option('--secret <NAME[=VALUE]>', 'secret env var, encrypted in Temporal and masked in logs; NAME alone takes $NAME (repeatable)', secretOption)
+    .option(
+      '--secret <NAME[=VALUE]>',
+      'secret env var, encrypted in Temporal and masked in logs; NAME alone takes $NAME (repeatable)',
+      secretOption,
+    )
     .option('-i, --image <image>', 'image to run in')
     .option('-t, --timeout <seconds>', 'job timeout in seconds', positiveInt)
     .option('-n, --name <name>', 'a name for people')
@@ -183,7 +200,8 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
       }
       process.stderr.write(`job ${job.id}\n`);
       const done = await followLogs(api, job.id);
-      if (done.state !== 'SUCCEEDED') process.stderr.write(`job ${done.id} ${done.state}${done.reason ? `: ${done.reason}` : ''}\n`);
+      if (done.state !== 'SUCCEEDED')
+        process.stderr.write(`job ${done.id} ${done.state}${done.reason ? `: ${done.reason}` : ''}\n`);
       process.exitCode = exitCodeOf(done);
     });
 
@@ -235,30 +253,42 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
     .option('-l, --label <KEY=VALUE>', 'only jobs with this label (repeatable)', keyValue('='))
     .option('--limit <n>', 'at most this many jobs', positiveInt, 20)
     .option('--json', 'print the jobs as JSON lines')
-    .action(async (opts: { state?: string; label?: Record<string, string>; limit: number; json?: boolean }, command: Command) => {
-      const api = client(command);
-      const jobs: Job[] = [];
-      let cursor: string | undefined;
-      do {
-        const query: ListQuery = { limit: Math.min(100, opts.limit - jobs.length) };
-        // The API checks the state's name and answers a 400 naming the valid ones.
-        if (opts.state) query.state = opts.state.toUpperCase() as ListQuery['state'];
-        const labels = Object.entries(opts.label ?? {}).map(([k, v]) => `${k}:${v}`);
-        if (labels.length > 0) query.label = labels;
-        if (cursor) query.cursor = cursor;
-        const page = await api.list(query);
-        jobs.push(...page.jobs);
-        cursor = page.nextCursor;
-      } while (cursor && jobs.length < opts.limit);
-      if (opts.json) {
-        for (const job of jobs) process.stdout.write(`${JSON.stringify(job)}\n`);
-        return;
-      }
-      const rows = jobs.map((j) => [j.id, j.state, j.exitCode === undefined ? '' : String(j.exitCode), j.createdAt, j.name]);
-      const header = ['ID', 'STATE', 'EXIT', 'CREATED', 'NAME'];
-      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
-    });
+    .action(
+      async (
+        opts: { state?: string; label?: Record<string, string>; limit: number; json?: boolean },
+        command: Command,
+      ) => {
+        const api = client(command);
+        const jobs: Job[] = [];
+        let cursor: string | undefined;
+        do {
+          const query: ListQuery = { limit: Math.min(100, opts.limit - jobs.length) };
+          // The API checks the state's name and answers a 400 naming the valid ones.
+          if (opts.state) query.state = opts.state.toUpperCase() as ListQuery['state'];
+          const labels = Object.entries(opts.label ?? {}).map(([k, v]) => `${k}:${v}`);
+          if (labels.length > 0) query.label = labels;
+          if (cursor) query.cursor = cursor;
+          const page = await api.list(query);
+          jobs.push(...page.jobs);
+          cursor = page.nextCursor;
+        } while (cursor && jobs.length < opts.limit);
+        if (opts.json) {
+          for (const job of jobs) process.stdout.write(`${JSON.stringify(job)}\n`);
+          return;
+        }
+        const rows = jobs.map((j) => [
+          j.id,
+          j.state,
+          j.exitCode === undefined ? '' : String(j.exitCode),
+          j.createdAt,
+          j.name,
+        ]);
+        const header = ['ID', 'STATE', 'EXIT', 'CREATED', 'NAME'];
+        const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+        for (const row of [header, ...rows])
+          process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
+      },
+    );
 
   return program;
 }

@@ -32,13 +32,16 @@ export function parseTokenEntry(entry: string): TokenEntry {
   const hashed = HASHED.exec(entry)?.[0];
   const at = hashed ? hashed.length : entry.indexOf(':');
   const credential = at < 0 ? entry : entry.slice(0, at);
-  if (!hashed && !TOKEN.test(credential)) throw new Error('a token is at least 16 printable characters, with no spaces or ":"');
+  if (!hashed && !TOKEN.test(credential))
+    throw new Error('a token is at least 16 printable characters, with no spaces or ":"');
   if (at < 0 || at === entry.length) return { credential, scopes: API_SCOPES };
   if (entry[at] !== ':') throw new Error('sha256: takes 64 hex digits');
   const names = entry.slice(at + 1).split('+');
   const unknown = names.filter((name) => !Object.hasOwn(SCOPE_NAMES, name));
   if (unknown.length > 0) {
-    throw new Error(`unknown scope ${unknown.map((n) => JSON.stringify(n)).join(', ')} (scopes: read, submit, cancel, write; joined by "+")`);
+    throw new Error(
+      `unknown scope ${unknown.map((n) => JSON.stringify(n)).join(', ')} (scopes: read, submit, cancel, write; joined by "+")`,
+    );
   }
   return { credential, scopes: [...new Set(names.flatMap((name) => SCOPE_NAMES[name]!))] };
 }

@@ -38,7 +38,12 @@ const ConfigSchema = z.object({
   HODEI_API_TOKENS: z
     .string()
     .default('')
-    .transform((value) => value.split(',').map((t) => t.trim()).filter((t) => t.length > 0))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t.length > 0),
+    )
     .superRefine((entries, ctx) => {
       for (const [i, entry] of entries.entries()) {
         try {
@@ -84,7 +89,12 @@ const ConfigSchema = z.object({
   HODEI_ALLOWED_IMAGES: z
     .string()
     .optional()
-    .transform((value) => value?.split(',').map((s) => s.trim()).filter(Boolean)),
+    .transform((value) =>
+      value
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
   /** Memory limit of a job container, MiB. */
   HODEI_JOB_MEMORY_MB: positiveInt.default(1024),
   /** CPU limit of a job container, cores. */
@@ -146,7 +156,12 @@ const ConfigSchema = z.object({
   HODEI_CODEC_PREVIOUS_KEYS: z
     .string()
     .default('')
-    .transform((value) => value.split(',').map((k) => k.trim()).filter((k) => k.length > 0))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k.length > 0),
+    )
     .refine((keys) => keys.every(isCodecKey), CODEC_KEY_MESSAGE),
   /**
    * Port of the codec endpoint the Temporal Web UI decodes payloads with (`POST /decode`,
@@ -160,7 +175,12 @@ const ConfigSchema = z.object({
   HODEI_CODEC_CORS_ORIGINS: z
     .string()
     .optional()
-    .transform((value) => value?.split(',').map((s) => s.trim().replace(/\/+$/, '')).filter(Boolean)),
+    .transform((value) =>
+      value
+        ?.split(',')
+        .map((s) => s.trim().replace(/\/+$/, ''))
+        .filter(Boolean),
+    ),
   /** Port of the Temporal Web UI that `npm start` runs (`npm start` only). */
   HODEI_TEMPORAL_UI_PORT: port.default(8233),
   /** Base URL of the Temporal Web UI; the web page links each job to its workflow there. */
@@ -177,7 +197,10 @@ const ConfigSchema = z.object({
   HODEI_PORTS_FILE: z.string().min(1).optional(),
 });
 
-export type Config = Omit<z.infer<typeof ConfigSchema>, 'HODEI_INSTANCE_ID' | 'HODEI_ALLOWED_IMAGES' | 'HODEI_CODEC_CORS_ORIGINS'> & {
+export type Config = Omit<
+  z.infer<typeof ConfigSchema>,
+  'HODEI_INSTANCE_ID' | 'HODEI_ALLOWED_IMAGES' | 'HODEI_CODEC_CORS_ORIGINS'
+> & {
   HODEI_INSTANCE_ID: string;
   HODEI_ALLOWED_IMAGES: string[];
   HODEI_CODEC_CORS_ORIGINS: string[];
@@ -200,8 +223,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     ...config,
     HODEI_INSTANCE_ID: config.HODEI_INSTANCE_ID ?? loadInstanceId(config.HODEI_DATA_DIR),
-    HODEI_ALLOWED_IMAGES: config.HODEI_ALLOWED_IMAGES?.length ? config.HODEI_ALLOWED_IMAGES : [config.HODEI_WORKER_IMAGE],
-    HODEI_CODEC_CORS_ORIGINS: config.HODEI_CODEC_CORS_ORIGINS?.length ? config.HODEI_CODEC_CORS_ORIGINS : loopbackTwins(config.HODEI_TEMPORAL_UI_URL),
+    HODEI_ALLOWED_IMAGES: config.HODEI_ALLOWED_IMAGES?.length
+      ? config.HODEI_ALLOWED_IMAGES
+      : [config.HODEI_WORKER_IMAGE],
+    HODEI_CODEC_CORS_ORIGINS: config.HODEI_CODEC_CORS_ORIGINS?.length
+      ? config.HODEI_CODEC_CORS_ORIGINS
+      : loopbackTwins(config.HODEI_TEMPORAL_UI_URL),
   };
 }
 

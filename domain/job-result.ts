@@ -7,4 +7,3 @@ export interface JobResult {
   finishedAt: string;
   durationMs: number;
 }
-

@@ -41,73 +41,77 @@ export function labelsAttributeBytes(labels: Record<string, string>): number {
  * What a user submits to run a job. The API validates with this schema and the workflow receives
  * the parsed value (with defaults applied), so there is one definition of a valid job.
  */
-export const JobSpecSchema = z
-  .strictObject({
-    /** The script to run. Starts with `#!` → run with that interpreter; otherwise with bash. */
-    script: z.string().min(1, 'script must not be empty'),
-    /** A human-readable name. Default: the first line of the script, shortened. */
-    name: z.string().min(1).max(200).optional(),
-    /** Image to run in. Default: the worker image (`HODEI_WORKER_IMAGE`). */
-    image: z.string().max(255).regex(IMAGE_REF, 'image must be a Docker image reference').optional(),
-    /** Environment variables for the script. Default: none. */
-    env: z
-      .record(
-        z.string().regex(ENV_NAME, 'env names must match [A-Za-z_][A-Za-z0-9_]*'),
-        z.string().refine(noNul, 'env values must not contain NUL'),
-      )
-      .default({}),
-    /**
-     * Secret environment variables for the script, delivered like `env` but encrypted in Temporal
-     * (payload codec), masked as `***` in the stored output, and never returned by the API.
-     * Names must not repeat a name of `env`. Default: none.
-     */
-    secrets: z
-      .record(
-        z.string().regex(ENV_NAME, 'secret names must match [A-Za-z_][A-Za-z0-9_]*'),
-        z.string().refine(noNul, 'secret values must not contain NUL'),
-      )
-      .default({})
-      .meta({
-        description:
-          'Secret environment variables: delivered like `env`, encrypted in Temporal, shown as `***` in the stored output, never returned by the API.',
-      }),
-    /** Seconds the script may run, counted from its start. Default: 3600. */
-    timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
-    /** Seconds between SIGTERM and SIGKILL when the job is cancelled or times out. Default: 10. */
-    cancelGraceSeconds: z.number().int().min(0).max(300).default(10),
-    /** Container limits, each within the operator's maximum. Default: the operator's defaults. */
-    resources: z
-      .strictObject({
-        /** CPU limit in cores (fractions allowed). */
-        cpus: z.number().positive().max(256).optional(),
-        /** Memory limit in MiB. */
-        memoryMb: z.number().int().min(16).optional(),
-        /** Maximum number of processes. */
-        pidsLimit: z.number().int().min(8).optional(),
-        /** Size of the scratch space (/tmp and the working directory, in memory), MiB. */
-        scratchMb: z.number().int().min(1).optional(),
-      })
-      .default({}),
-    /** How many times a script that exits non-zero is run again from the start. Default: 0. */
-    retries: z.number().int().min(0).max(10).default(0),
-    /**
-     * How many times the job is run again from the start, on any host, after losing its host
-     * (worker and Docker engine gone). Default: `HODEI_INFRA_RETRIES` (2).
-     */
-    infraRetries: z.number().int().min(0).max(10).optional(),
-    /** Free-form labels for finding jobs later. Default: none. */
-    labels: z
-      .record(
-        z.string().regex(LABEL_KEY, 'label keys must match [A-Za-z0-9][A-Za-z0-9._-]{0,62}'),
-        z.string().max(256).refine(labelValueOk, LABEL_VALUE_MESSAGE),
-      )
-      .refine((labels) => Object.keys(labels).length <= 32, 'at most 32 labels')
-      .refine(
-        (labels) => labelsAttributeBytes(labels) <= MAX_LABELS_ATTRIBUTE_BYTES,
-        `labels take more than ${MAX_LABELS_ATTRIBUTE_BYTES} bytes as "key:value" strings in JSON (Temporal's limit of one search attribute)`,
-      )
-      .default({}),
-  });
+export const JobSpecSchema = z.strictObject({
+  /** The script to run. Starts with `#!` → run with that interpreter; otherwise with bash. */
+  script: z.string().min(1, 'script must not be empty'),
+  /** A human-readable name. Default: the first line of the script, shortened. */
+  name: z.string().min(1).max(200).optional(),
+  /** Image to run in. Default: the worker image (`HODEI_WORKER_IMAGE`). */
+  image: z.string().max(255).regex(IMAGE_REF, 'image must be a Docker image reference').optional(),
+  /** Environment variables for the script. Default: none. */
+  env: z
+    .record(
+      z.string().regex(ENV_NAME, 'env names must match [A-Za-z_][A-Za-z0-9_]*'),
+      z.string().refine(noNul, 'env values must not contain NUL'),
+    )
+    .default({}),
+  /**
+   * Secret environment variables for the script, delivered like `env` but encrypted in Temporal
+   * (payload codec), masked as `***` in the stored output, and never returned by the API.
+   * Names must not repeat a name of `env`. Default: none.
+   */
+  secrets: z
+    .record(
+      z.string().regex(ENV_NAME, 'secret names must match [A-Za-z_][A-Za-z0-9_]*'),
+      z.string().refine(noNul, 'secret values must not contain NUL'),
+    )
+    .default({})
+    .meta({
+      description:
+        'Secret environment variables: delivered like `env`, encrypted in Temporal, shown as `***` in the stored output, never returned by the API.',
+    }),
+  /** Seconds the script may run, counted from its start. Default: 3600. */
+  timeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .default(3600),
+  /** Seconds between SIGTERM and SIGKILL when the job is cancelled or times out. Default: 10. */
+  cancelGraceSeconds: z.number().int().min(0).max(300).default(10),
+  /** Container limits, each within the operator's maximum. Default: the operator's defaults. */
+  resources: z
+    .strictObject({
+      /** CPU limit in cores (fractions allowed). */
+      cpus: z.number().positive().max(256).optional(),
+      /** Memory limit in MiB. */
+      memoryMb: z.number().int().min(16).optional(),
+      /** Maximum number of processes. */
+      pidsLimit: z.number().int().min(8).optional(),
+      /** Size of the scratch space (/tmp and the working directory, in memory), MiB. */
+      scratchMb: z.number().int().min(1).optional(),
+    })
+    .default({}),
+  /** How many times a script that exits non-zero is run again from the start. Default: 0. */
+  retries: z.number().int().min(0).max(10).default(0),
+  /**
+   * How many times the job is run again from the start, on any host, after losing its host
+   * (worker and Docker engine gone). Default: `HODEI_INFRA_RETRIES` (2).
+   */
+  infraRetries: z.number().int().min(0).max(10).optional(),
+  /** Free-form labels for finding jobs later. Default: none. */
+  labels: z
+    .record(
+      z.string().regex(LABEL_KEY, 'label keys must match [A-Za-z0-9][A-Za-z0-9._-]{0,62}'),
+      z.string().max(256).refine(labelValueOk, LABEL_VALUE_MESSAGE),
+    )
+    .refine((labels) => Object.keys(labels).length <= 32, 'at most 32 labels')
+    .refine(
+      (labels) => labelsAttributeBytes(labels) <= MAX_LABELS_ATTRIBUTE_BYTES,
+      `labels take more than ${MAX_LABELS_ATTRIBUTE_BYTES} bytes as "key:value" strings in JSON (Temporal's limit of one search attribute)`,
+    )
+    .default({}),
+});
 
 export type JobSpec = z.infer<typeof JobSpecSchema>;
 

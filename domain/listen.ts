@@ -26,7 +26,12 @@ export async function listenOrExit(
     return await listen(server, port, host);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const problem = code === 'EADDRINUSE' ? 'is in use' : code === 'EACCES' ? 'may not be bound by this user' : `cannot be bound (${code ?? 'error'})`;
+    const problem =
+      code === 'EADDRINUSE'
+        ? 'is in use'
+        : code === 'EACCES'
+          ? 'may not be bound by this user'
+          : `cannot be bound (${code ?? 'error'})`;
     // A short line (no stack): the message is what a person reads. pino writes to stdout
     // synchronously, so it is out before the exit.
     logger.fatal({ code, host, port, setting }, `${host}:${port} ${problem}: set ${setting} to another port`);

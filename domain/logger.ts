@@ -13,5 +13,14 @@ export function createLogger(role: LogRole, level: string, format: LogFormat = '
   const tty = process.stdout.isTTY === true;
   if (format === 'json' || (format === 'auto' && !tty)) return pino(options);
   // In this thread and synchronous: a line is written before the process may exit.
-  return pino(options, PinoPretty({ sync: true, colorize: tty, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true }));
+  return pino(
+    options,
+    PinoPretty({
+      sync: true,
+      colorize: tty,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+      singleLine: true,
+    }),
+  );
 }

@@ -112,7 +112,11 @@ export class AesGcmPayloadCodec implements PayloadCodec {
  * The installation's codec keys, the encrypting one first: `HODEI_CODEC_KEY`, or else the key in
  * `<data dir>/codec-key`, created (mode 0600) on first start; then `HODEI_CODEC_PREVIOUS_KEYS`.
  */
-export function codecKeys(config: { HODEI_CODEC_KEY?: string; HODEI_CODEC_PREVIOUS_KEYS: string[]; HODEI_DATA_DIR: string }): Buffer[] {
+export function codecKeys(config: {
+  HODEI_CODEC_KEY?: string;
+  HODEI_CODEC_PREVIOUS_KEYS: string[];
+  HODEI_DATA_DIR: string;
+}): Buffer[] {
   const current = config.HODEI_CODEC_KEY ?? ensureCodecKeyFile(config.HODEI_DATA_DIR);
   return [current, ...config.HODEI_CODEC_PREVIOUS_KEYS].map(parseCodecKey);
 }

@@ -49,7 +49,12 @@ export function policyIssues(request: PolicyRequest, limits: JobLimits): SpecIss
     if (value !== undefined && value > max) issues.push({ path, message: `must be at most ${max} (${setting})` });
   };
   const { resources } = request;
-  atMost('cancelGraceSeconds', request.cancelGraceSeconds, limits.HODEI_MAX_CANCEL_GRACE_SECONDS, 'HODEI_MAX_CANCEL_GRACE_SECONDS');
+  atMost(
+    'cancelGraceSeconds',
+    request.cancelGraceSeconds,
+    limits.HODEI_MAX_CANCEL_GRACE_SECONDS,
+    'HODEI_MAX_CANCEL_GRACE_SECONDS',
+  );
   atMost('resources.cpus', resources.cpus, limits.HODEI_MAX_JOB_CPUS, 'HODEI_MAX_JOB_CPUS');
   atMost('resources.memoryMb', resources.memoryMb, limits.HODEI_MAX_JOB_MEMORY_MB, 'HODEI_MAX_JOB_MEMORY_MB');
   atMost('resources.pidsLimit', resources.pidsLimit, limits.HODEI_MAX_JOB_PIDS_LIMIT, 'HODEI_MAX_JOB_PIDS_LIMIT');
@@ -64,9 +69,13 @@ export function policyIssues(request: PolicyRequest, limits: JobLimits): SpecIss
  */
 export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInput } | { issues: SpecIssue[] } {
   const image = spec.image ?? config.HODEI_WORKER_IMAGE;
-  const issues = policyIssues({ image, resources: spec.resources, cancelGraceSeconds: spec.cancelGraceSeconds }, config);
+  const issues = policyIssues(
+    { image, resources: spec.resources, cancelGraceSeconds: spec.cancelGraceSeconds },
+    config,
+  );
   for (const name of Object.keys(spec.secrets)) {
-    if (Object.hasOwn(spec.env, name)) issues.push({ path: `secrets.${name}`, message: `${name} is in env too: a name goes in one of them` });
+    if (Object.hasOwn(spec.env, name))
+      issues.push({ path: `secrets.${name}`, message: `${name} is in env too: a name goes in one of them` });
   }
   if (issues.length > 0) return { issues };
   return {

@@ -147,7 +147,15 @@ export class LogTails<End> {
     options: LogTailsOptions<End>,
     private readonly onError: (err: unknown) => void = () => undefined,
   ) {
-    this.options = { pollMs: 20, safetyPollMs: 1000, pageSize: 1000, pageBytes: 4 * 1024 * 1024, idleMs: 15_000, maxQueuedLines: 10_000, ...options };
+    this.options = {
+      pollMs: 20,
+      safetyPollMs: 1000,
+      pageSize: 1000,
+      pageBytes: 4 * 1024 * 1024,
+      idleMs: 15_000,
+      maxQueuedLines: 10_000,
+      ...options,
+    };
   }
 
   /** Jobs with a live poller right now (for tests and metrics). */
@@ -178,7 +186,11 @@ export class LogTails<End> {
       while (!signal.aborted) {
         if (!live) {
           follower.overflowed = false;
-          const page = await this.store.read(jobId, { afterSeq: last, limit: this.options.pageSize, maxBytes: this.options.pageBytes });
+          const page = await this.store.read(jobId, {
+            afterSeq: last,
+            limit: this.options.pageSize,
+            maxBytes: this.options.pageBytes,
+          });
           if (page.length > 0) {
             last = page[page.length - 1]!.seq;
             yield { lines: page };

@@ -135,7 +135,11 @@ export class PostgresLogStore implements LogStore {
     const { rows } =
       options.maxBytes === undefined
         ? await this.pool.query<LogLine>({ name: 'hodei-log-read', text: READ, values })
-        : await this.pool.query<LogLine>({ name: 'hodei-log-read-bounded', text: READ_BOUNDED, values: [...values, options.maxBytes] });
+        : await this.pool.query<LogLine>({
+            name: 'hodei-log-read-bounded',
+            text: READ_BOUNDED,
+            values: [...values, options.maxBytes],
+          });
     return rows;
   }
 
@@ -158,7 +162,10 @@ export class PostgresLogStore implements LogStore {
   }
 
   async lastSeq(jobId: string): Promise<number> {
-    const { rows } = await this.pool.query<{ seq: number | null }>('SELECT max(seq) AS seq FROM log_lines WHERE job_id = $1', [jobId]);
+    const { rows } = await this.pool.query<{ seq: number | null }>(
+      'SELECT max(seq) AS seq FROM log_lines WHERE job_id = $1',
+      [jobId],
+    );
     return rows[0]?.seq ?? 0;
   }
 
@@ -180,7 +187,10 @@ export class PostgresLogStore implements LogStore {
   }
 
   async recordedExit(jobId: string, attempt: number): Promise<AttemptExit | undefined> {
-    const { rows } = await this.pool.query<{ exit: AttemptExit }>('SELECT exit FROM log_exits WHERE job_id = $1 AND attempt = $2', [jobId, attempt]);
+    const { rows } = await this.pool.query<{ exit: AttemptExit }>(
+      'SELECT exit FROM log_exits WHERE job_id = $1 AND attempt = $2',
+      [jobId, attempt],
+    );
     return rows[0]?.exit;
   }
 

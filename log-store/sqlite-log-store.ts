@@ -89,7 +89,9 @@ export class SqliteLogStore implements LogStore {
       for (const l of lines) this.insert.run(jobId, l.seq, l.stream, l.ts, l.line, l.attempt);
       touch.run(jobId, Date.now());
     });
-    this.selectWrittenBefore = this.db.prepare('SELECT job_id FROM log_jobs WHERE last_written < ? ORDER BY last_written LIMIT ?');
+    this.selectWrittenBefore = this.db.prepare(
+      'SELECT job_id FROM log_jobs WHERE last_written < ? ORDER BY last_written LIMIT ?',
+    );
     this.deleteAll = this.db.transaction((jobId: string) => {
       this.db.prepare('DELETE FROM log_lines WHERE job_id = ?').run(jobId);
       this.db.prepare('DELETE FROM log_jobs WHERE job_id = ?').run(jobId);
@@ -136,7 +138,9 @@ export class SqliteLogStore implements LogStore {
   async tailStart(jobId: string, count: number, options: TailStartOptions = {}): Promise<number> {
     const until = options.untilSeq ?? Number.MAX_SAFE_INTEGER;
     const row = (
-      options.stream ? this.selectTailStartOfStream.get(jobId, until, options.stream, count) : this.selectTailStart.get(jobId, until, count)
+      options.stream
+        ? this.selectTailStartOfStream.get(jobId, until, options.stream, count)
+        : this.selectTailStart.get(jobId, until, count)
     ) as { seq: number } | undefined;
     return row?.seq ?? 0;
   }

@@ -23,15 +23,20 @@ try {
   const { apiUrl, apiToken, temporalAddress, namespace } = stack.info;
   const api = createApiClient({ baseUrl: apiUrl, token: apiToken });
   const ok = <T>({ data, error, response }: { data?: T; error?: unknown; response: Response }): T => {
-    if (response.status >= 300 || data === undefined) throw new Error(`${response.url} answered ${response.status}: ${JSON.stringify(error)}`);
+    if (response.status >= 300 || data === undefined)
+      throw new Error(`${response.url} answered ${response.status}: ${JSON.stringify(error)}`);
     return data;
   };
   const submit = async (spec: JobSpec) => ok(await api.POST('/jobs', { body: spec }));
   const waitState = (id: string, states: readonly JobState[]) =>
-    waitFor(`job ${id} to reach ${states.join('|')}`, async () => {
-      const job = ok(await api.GET('/jobs/{id}', { params: { path: { id } } }));
-      return states.includes(job.state) ? job : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 100 });
+    waitFor(
+      `job ${id} to reach ${states.join('|')}`,
+      async () => {
+        const job = ok(await api.GET('/jobs/{id}', { params: { path: { id } } }));
+        return states.includes(job.state) ? job : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
 
   const cases: Record<string, string> = {};
   cases.succeeded = (await submit({ script: 'echo hello', labels: { case: 'succeeded' } })).id;
@@ -45,14 +50,28 @@ try {
   ok(await api.POST('/jobs/{id}/cancel', { params: { path: { id: running.id } } }));
   for (const id of Object.values(cases)) await waitState(id, TERMINAL_STATES);
 
-  const commit = execFileSync('git', ['log', '-1', '--format=%h', '--', 'workflows/'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const commit = execFileSync('git', ['log', '-1', '--format=%h', '--', 'workflows/'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  }).trim();
   const dir = path.join(ROOT, 'test/fixtures/histories', commit || 'uncommitted');
   mkdirSync(dir, { recursive: true });
   for (const [name, id] of Object.entries(cases)) {
     // The CLI's JSON is the proto3 JSON that historyFromJSON (and the replayer) read.
     const json = execFileSync(
       path.join(ROOT, '.tools/bin/temporal'),
-      ['workflow', 'show', '--address', temporalAddress, '--namespace', namespace, '--workflow-id', id, '--output', 'json'],
+      [
+        'workflow',
+        'show',
+        '--address',
+        temporalAddress,
+        '--namespace',
+        namespace,
+        '--workflow-id',
+        id,
+        '--output',
+        'json',
+      ],
       { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
     );
     const events = (JSON.parse(json) as { events: unknown[] }).events.length;

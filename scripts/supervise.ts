@@ -98,7 +98,10 @@ class Part {
     if (Date.now() - this.startedAt >= STABLE_MS) this.backoffMs = BACKOFF_FIRST_MS;
     const delayMs = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
-    logger.warn({ part: this.name, childPid: child.pid, code, signal, restartInMs: delayMs }, `${this.name} exited unexpectedly: restarting it`);
+    logger.warn(
+      { part: this.name, childPid: child.pid, code, signal, restartInMs: delayMs },
+      `${this.name} exited unexpectedly: restarting it`,
+    );
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (!stopping) this.start();
@@ -112,7 +115,10 @@ class Part {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
     const killer = setTimeout(() => {
-      logger.warn({ part: this.name, childPid: child.pid }, `${this.name} did not stop within ${deadlineMs / 1000} s: killing it`);
+      logger.warn(
+        { part: this.name, childPid: child.pid },
+        `${this.name} did not stop within ${deadlineMs / 1000} s: killing it`,
+      );
       child.kill('SIGKILL');
     }, deadlineMs);
     await this.exited;
@@ -126,7 +132,12 @@ class Part {
 }
 
 const node = (script: string) => () =>
-  spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+  spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    detached: true,
+  });
 
 /** Where this start's part of temporal.log begins (it is appended to across starts). */
 let temporalLogStart = 0;
@@ -138,10 +149,18 @@ const temporal = new Part('temporal', () => {
     'bash',
     [
       path.join(ROOT, 'scripts/temporal-dev.sh'),
-      '--ip', temporalHost, '--port', temporalPort, '--ui-port', String(config.HODEI_TEMPORAL_UI_PORT),
-      '--db-filename', path.join(dataDir, 'temporal.db'),
+      '--ip',
+      temporalHost,
+      '--port',
+      temporalPort,
+      '--ui-port',
+      String(config.HODEI_TEMPORAL_UI_PORT),
+      '--db-filename',
+      path.join(dataDir, 'temporal.db'),
       // The Web UI decodes payloads (encrypted in Temporal) with the API's codec endpoint.
-      ...(config.HODEI_CODEC_PORT === 'off' ? [] : ['--ui-codec-endpoint', `http://127.0.0.1:${config.HODEI_CODEC_PORT}`]),
+      ...(config.HODEI_CODEC_PORT === 'off'
+        ? []
+        : ['--ui-codec-endpoint', `http://127.0.0.1:${config.HODEI_CODEC_PORT}`]),
     ],
     { cwd: ROOT, env, stdio: ['ignore', out, out], detached: true },
   );
@@ -169,8 +188,14 @@ async function fail(message: string, part?: PartName): Promise<never> {
     const log = readSince(temporalLog, temporalLogStart);
     // The dev server exits at once on a port in use: say which setting to change.
     const inUse = log.split('\n').find((line) => /address already in use/i.test(line)) ?? '';
-    if (inUse.includes(`:${temporalPort}:`)) logger.fatal(`${config.TEMPORAL_ADDRESS} is in use (another npm start?): set TEMPORAL_ADDRESS to another host:port`);
-    else if (inUse.includes(`:${config.HODEI_TEMPORAL_UI_PORT}:`)) logger.fatal(`the Web UI port ${config.HODEI_TEMPORAL_UI_PORT} is in use: set HODEI_TEMPORAL_UI_PORT to another port`);
+    if (inUse.includes(`:${temporalPort}:`))
+      logger.fatal(
+        `${config.TEMPORAL_ADDRESS} is in use (another npm start?): set TEMPORAL_ADDRESS to another host:port`,
+      );
+    else if (inUse.includes(`:${config.HODEI_TEMPORAL_UI_PORT}:`))
+      logger.fatal(
+        `the Web UI port ${config.HODEI_TEMPORAL_UI_PORT} is in use: set HODEI_TEMPORAL_UI_PORT to another port`,
+      );
     else console.error(`[start] the end of ${temporalLog}:\n${log.trimEnd().split('\n').slice(-20).join('\n')}`);
   }
   await stopAll();
@@ -236,7 +261,9 @@ function printBanner(): void {
   const codec = config.HODEI_CODEC_PORT === 'off' ? undefined : `http://127.0.0.1:${config.HODEI_CODEC_PORT}`;
   // The bare CLI reaches localhost:7233 in the default namespace; say which flags reach this stack.
   const flags = [
-    ...(['127.0.0.1:7233', 'localhost:7233'].includes(config.TEMPORAL_ADDRESS) ? [] : ['--address', config.TEMPORAL_ADDRESS]),
+    ...(['127.0.0.1:7233', 'localhost:7233'].includes(config.TEMPORAL_ADDRESS)
+      ? []
+      : ['--address', config.TEMPORAL_ADDRESS]),
     ...(config.TEMPORAL_NAMESPACE === 'default' ? [] : ['--namespace', config.TEMPORAL_NAMESPACE]),
   ].join(' ');
   const cli = TEMPORAL_CLI;
@@ -249,7 +276,9 @@ function printBanner(): void {
       : `    API token:        ${readFileSync(tokenFile, 'utf8').trim()}   (kept in ${tokenFile})\n` +
         `      (try: curl -s -H "Authorization: Bearer $(cat ${tokenFile})" ${apiUrl}/jobs)`,
     `    Temporal Web UI:  http://${urlHost(temporalHost)}:${config.HODEI_TEMPORAL_UI_PORT}` +
-      (codec ? `   (payloads decoded by ${codec}, loopback only)` : '   (payloads shown encrypted: HODEI_CODEC_PORT=off)'),
+      (codec
+        ? `   (payloads decoded by ${codec}, loopback only)`
+        : '   (payloads shown encrypted: HODEI_CODEC_PORT=off)'),
     flags
       ? `    temporal CLI:     ${cli} <command> ${flags}   (reaches ${config.TEMPORAL_ADDRESS})`
       : `    temporal CLI:     ${cli}   (reaches ${config.TEMPORAL_ADDRESS} with no flags)`,

@@ -7,7 +7,9 @@ import type Docker from 'dockerode';
  */
 export async function dockerHostId(docker: Docker): Promise<string> {
   const info = (await docker.info()) as { ID: string; Name: string; DockerRootDir: string };
-  const name = info.Name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 40);
+  const name = info.Name.toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .slice(0, 40);
   // Some engine versions derive the id from a machine-wide key, so two engines on one machine
   // share it: the data root tells them apart.
   const digest = createHash('sha256').update(`${info.ID}\n${info.DockerRootDir}`).digest('hex').slice(0, 8);

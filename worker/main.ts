@@ -1,7 +1,14 @@
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type LogLevel,
+} from '@temporalio/worker';
 import { loadSeccompProfile } from '../activities/container-spec.js';
 import { createActivities } from '../activities/index.js';
 import { containerSlotSupplier, HostSlots } from '../activities/host-slots.js';
@@ -29,7 +36,8 @@ Runtime.install({
 const workflowBundle = await bundleWorkflowCode({
   workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
   logger: new DefaultLogger('TRACE', (entry) => {
-    const level = entry.level === 'INFO' ? 'debug' : (entry.level.toLowerCase() as 'trace' | 'debug' | 'warn' | 'error');
+    const level =
+      entry.level === 'INFO' ? 'debug' : (entry.level.toLowerCase() as 'trace' | 'debug' | 'warn' | 'error');
     logger[level]({ ...entry.meta }, entry.message);
   }),
 });
@@ -116,8 +124,13 @@ const stopReaper = startReaper({
 const metricsEndpoint =
   config.HODEI_WORKER_METRICS_PORT === undefined
     ? undefined
-    : await serveMetrics(metrics.registry, { port: config.HODEI_WORKER_METRICS_PORT, host: config.HODEI_WORKER_METRICS_HOST, logger });
-if (metricsEndpoint) logger.info({ address: metricsEndpoint.server.address(), port: metricsEndpoint.port }, 'worker metrics listening');
+    : await serveMetrics(metrics.registry, {
+        port: config.HODEI_WORKER_METRICS_PORT,
+        host: config.HODEI_WORKER_METRICS_HOST,
+        logger,
+      });
+if (metricsEndpoint)
+  logger.info({ address: metricsEndpoint.server.address(), port: metricsEndpoint.port }, 'worker metrics listening');
 await writePortsFile(config.HODEI_PORTS_FILE, metricsEndpoint ? { metrics: metricsEndpoint.port } : {});
 const metricsServer = metricsEndpoint?.server;
 

@@ -1,6 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type Docker from 'dockerode';
-import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, ActivityInterceptorsFactory, Next } from '@temporalio/worker';
+import type {
+  ActivityInboundCallsInterceptor,
+  ActivityExecuteInput,
+  ActivityInterceptorsFactory,
+  Next,
+} from '@temporalio/worker';
 import type { Context } from '@temporalio/activity';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ScriptOutcome } from '../activities/types.js';
@@ -33,7 +38,7 @@ export class WorkerMetrics {
   });
   readonly runTime = new Histogram({
     name: 'hodei_job_run_seconds',
-    help: "Script start → its container stopped, by how it ended",
+    help: 'Script start → its container stopped, by how it ended',
     labelNames: ['outcome'],
     buckets: RUN_BUCKETS,
     registers: [this.registry],

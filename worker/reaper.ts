@@ -76,7 +76,8 @@ export async function sweepOrphans(options: ReaperOptions): Promise<SweepResult>
       removed.push(container.Id);
       logger.info({ jobId, containerId: container.Id }, 'reaper: removed orphaned container');
     } catch (err) {
-      if (!isNotFound(err)) logger.warn({ err, jobId, containerId: container.Id }, 'reaper: could not remove container');
+      if (!isNotFound(err))
+        logger.warn({ err, jobId, containerId: container.Id }, 'reaper: could not remove container');
     }
   }
   options.onRemoved?.(removed.length);

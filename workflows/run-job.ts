@@ -18,7 +18,12 @@ import type { ProvisionedContainer, ScriptOutcome } from '../activities/types.js
 import type { JobResult } from '../domain/job-result.js';
 import type { JobInput } from '../domain/job-spec.js';
 import { HOST_KEY, memoForState, stateAttribute, type JobMemo, type JobState } from '../domain/job-state.js';
-import { FAILURE_CONTAINER_LOST, FAILURE_HOST_LOST, FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../domain/job-failures.js';
+import {
+  FAILURE_CONTAINER_LOST,
+  FAILURE_HOST_LOST,
+  FAILURE_JOB_TIMED_OUT,
+  FAILURE_SCRIPT_FAILED,
+} from '../domain/job-failures.js';
 
 // Runs on the shared queue: whichever host has a free slot takes the job.
 const { provisionContainer } = proxyActivities<Activities>({
@@ -97,7 +102,12 @@ export async function runJob(input: JobInput): Promise<JobResult> {
         if (!isHostLoss(err)) throw err;
         log.warn('host lost', { attempt, error: String(err) });
         if (hostLosses >= input.infraRetries) {
-          throw ApplicationFailure.create({ type: FAILURE_HOST_LOST, message: 'host lost', nonRetryable: true, cause: err as Error });
+          throw ApplicationFailure.create({
+            type: FAILURE_HOST_LOST,
+            message: 'host lost',
+            nonRetryable: true,
+            cause: err as Error,
+          });
         }
         hostLosses += 1;
         setState('QUEUED', { reason: `host lost during attempt ${attempt}; running again` });
@@ -150,7 +160,13 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
     if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
     setState('RUNNING', { host: container.host, containerId: container.containerId, attempt, reason: undefined });
     const outcome = await runWithDeadline(input, () =>
-      runScript({ jobId, containerId: container.containerId, cancelGraceSeconds: input.cancelGraceSeconds, attempt, removeWhenDone: true }),
+      runScript({
+        jobId,
+        containerId: container.containerId,
+        cancelGraceSeconds: input.cancelGraceSeconds,
+        attempt,
+        removeWhenDone: true,
+      }),
     );
     // A script that ended on its own has its container removed by the run activity. No patch
     // marker needed: the branch follows the recorded result, so a history from before (no

@@ -8,7 +8,9 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
 // Only the variables the file reads: the result must not depend on the caller's environment.
 const compose = (args: string[], env: Record<string, string> = {}) =>
-  run('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), ...args], { env: { PATH: process.env.PATH, ...env } });
+  run('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), ...args], {
+    env: { PATH: process.env.PATH, ...env },
+  });
 
 describe('docker-compose.yml (production topology)', () => {
   it('is valid for docker-compose and runs every part of the topology', async () => {
@@ -23,7 +25,9 @@ describe('docker-compose.yml (production topology)', () => {
     expect(config).toContain('/var/run/docker.sock:/var/run/docker.sock');
     expect(config).toContain('HodeiLabels=KeywordList');
     // API and workers share the PostgreSQL log store, so they can run on several machines.
-    expect(config.match(/HODEI_LOG_STORE: postgres:\/\/temporal:temporal@postgresql:5432\/hodei_logs/g)).toHaveLength(2);
+    expect(config.match(/HODEI_LOG_STORE: postgres:\/\/temporal:temporal@postgresql:5432\/hodei_logs/g)).toHaveLength(
+      2,
+    );
   });
 
   it('refuses to configure the API without tokens', async () => {

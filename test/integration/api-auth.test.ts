@@ -5,7 +5,10 @@ import { requiredScope } from '../../domain/api-scopes.js';
 import { api, stack } from '../support/api-client.js';
 
 interface OpenApiDoc {
-  paths: Record<string, Record<string, { security?: Array<Record<string, string[]>>; responses: Record<string, unknown> }>>;
+  paths: Record<
+    string,
+    Record<string, { security?: Array<Record<string, string[]>>; responses: Record<string, unknown> }>
+  >;
 }
 
 /** Every route the API describes, with `{param}`s filled in, and the scope its description names. */
@@ -34,7 +37,11 @@ describe('API tokens', () => {
     for (const { method, path: p } of routes) {
       if (OPEN.includes(p)) continue;
       for (const authorization of ['', `Bearer ${WRONG}`, `Basic ${Buffer.from('a:b').toString('base64')}`, 'Bearer']) {
-        const res = await api(p, { method, headers: { authorization, 'content-type': 'application/json' }, body: method === 'POST' ? '{"script":"echo no"}' : undefined });
+        const res = await api(p, {
+          method,
+          headers: { authorization, 'content-type': 'application/json' },
+          body: method === 'POST' ? '{"script":"echo no"}' : undefined,
+        });
         expect(res.status, `${method} ${p} with "${authorization}"`).toBe(401);
         expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
         const body = (await res.json()) as { error: { code: string; message: string } };
@@ -58,15 +65,21 @@ describe('API tokens', () => {
     }
   });
 
-  it('scopes: a token lacking the route\'s scope gets 403 in the one error shape; with it, it passes', async () => {
+  it("scopes: a token lacking the route's scope gets 403 in the one error shape; with it, it passes", async () => {
     const routes = (await describedRoutes()).filter((r) => !OPEN.includes(r.path));
-    expect(routes.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(['POST /jobs', 'POST /jobs/some-id/cancel', 'GET /jobs']));
+    expect(routes.map((r) => `${r.method} ${r.path}`)).toEqual(
+      expect.arrayContaining(['POST /jobs', 'POST /jobs/some-id/cancel', 'GET /jobs']),
+    );
     for (const { method, path: p, scopes } of routes) {
       const needed = requiredScope(method, p);
       // The description names the scope the API enforces.
       expect(scopes, `${method} ${p}`).toEqual([needed]);
       for (const [scope, token] of Object.entries(stack().scopedTokens)) {
-        const res = await api(p, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: bodyFor(method) });
+        const res = await api(p, {
+          method,
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: bodyFor(method),
+        });
         if (scope === needed) {
           expect([401, 403], `${method} ${p} with a ${scope} token`).not.toContain(res.status);
           await res.body?.cancel();

@@ -59,14 +59,32 @@ describe('cancellation stops the container for real', () => {
     await waitForOutput(job.id);
 
     const { temporalAddress, namespace } = stack();
-    await run(TEMPORAL_BIN, ['workflow', 'cancel', '--address', temporalAddress, '--namespace', namespace, '--workflow-id', job.id]);
+    await run(TEMPORAL_BIN, [
+      'workflow',
+      'cancel',
+      '--address',
+      temporalAddress,
+      '--namespace',
+      namespace,
+      '--workflow-id',
+      job.id,
+    ]);
     expect(await waitForNoContainer(job.id, 5_000)).toBeLessThan(5_000);
 
     const done = await waitForEnd(job.id, 10_000);
     expect(done.state).toBe('CANCELLED');
     await expectLogFrozen(job.id);
     const { stdout } = await run(TEMPORAL_BIN, [
-      'workflow', 'describe', '--address', temporalAddress, '--namespace', namespace, '--workflow-id', job.id, '--output', 'json',
+      'workflow',
+      'describe',
+      '--address',
+      temporalAddress,
+      '--namespace',
+      namespace,
+      '--workflow-id',
+      job.id,
+      '--output',
+      'json',
     ]);
     const description = JSON.parse(stdout) as { workflowExecutionInfo: { status: string } };
     expect(description.workflowExecutionInfo.status).toMatch(/CANCELED/);

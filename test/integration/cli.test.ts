@@ -14,11 +14,19 @@ interface Run {
 }
 
 /** Runs the `hodei` bin (piped, so no terminal) against the shared stack. */
-function hodei(args: string[], options: { stdin?: string; token?: string; env?: Record<string, string> } = {}): Promise<Run> {
+function hodei(
+  args: string[],
+  options: { stdin?: string; token?: string; env?: Record<string, string> } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'cli/hodei.mjs'), ...args], {
       cwd: tmpdir(),
-      env: { PATH: process.env.PATH, HODEI_URL: stack().apiUrl, HODEI_TOKEN: options.token ?? stack().apiToken, ...options.env },
+      env: {
+        PATH: process.env.PATH,
+        HODEI_URL: stack().apiUrl,
+        HODEI_TOKEN: options.token ?? stack().apiToken,
+        ...options.env,
+      },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -33,7 +41,9 @@ function hodei(args: string[], options: { stdin?: string; token?: string; env?: 
 
 describe('the hodei CLI', () => {
   it('submit --follow prints the output and exits with the job exit code', async () => {
-    const run = await hodei(['submit', '--follow', '--env', 'WHO=cli'], { stdin: 'echo "hello $WHO"; echo oops >&2; exit 7\n' });
+    const run = await hodei(['submit', '--follow', '--env', 'WHO=cli'], {
+      stdin: 'echo "hello $WHO"; echo oops >&2; exit 7\n',
+    });
     expect(run.stdout).toBe('hello cli\n');
     expect(run.stderr).toContain('oops\n');
     expect(run.stderr).toMatch(/FAILED/);
@@ -49,7 +59,16 @@ describe('the hodei CLI', () => {
     const file = path.join(dir, 'job.sh');
     writeFileSync(file, 'for i in 1 2 3; do echo "line $i"; sleep 0.3; done\n');
     const run = `cli-${randomUUID().slice(0, 8)}`;
-    const submitted = await hodei(['submit', file, '--label', `run=${run}`, '--timeout', '60', '--name', 'three lines']);
+    const submitted = await hodei([
+      'submit',
+      file,
+      '--label',
+      `run=${run}`,
+      '--timeout',
+      '60',
+      '--name',
+      'three lines',
+    ]);
     expect(submitted.code).toBe(0);
     const id = submitted.stdout.trim();
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
@@ -59,12 +78,23 @@ describe('the hodei CLI', () => {
     expect((await getJob(id)).state).toBe('SUCCEEDED');
 
     const status = await hodei(['status', id, '--json']);
-    expect(JSON.parse(status.stdout)).toMatchObject({ id, state: 'SUCCEEDED', exitCode: 0, name: 'three lines', labels: { run } });
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      id,
+      state: 'SUCCEEDED',
+      exitCode: 0,
+      name: 'three lines',
+      labels: { run },
+    });
     expect((await hodei(['status', id])).stdout).toMatch(/^state\s+SUCCEEDED$/m);
     expect((await hodei(['logs', id])).stdout).toBe('line 1\nline 2\nline 3\n');
 
     const listed = await hodei(['list', '--label', `run=${run}`, '--json']);
-    expect(listed.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id)).toEqual([id]);
+    expect(
+      listed.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { id: string }).id),
+    ).toEqual([id]);
     const table = await hodei(['list', '--label', `run=${run}`, '--state', 'succeeded']);
     expect(table.stdout).toMatch(/^ID\s+STATE\s+EXIT\s+CREATED\s+NAME\n/);
     expect(table.stdout).toContain(id);

@@ -54,8 +54,9 @@ describe('the API killed mid-SSE and started again at the same URL', () => {
     following.catch(() => undefined);
     const cli = followWithCli(job.id);
     try {
-      await waitFor('both followers to have lines', () =>
-        events.length >= 10 && cli.stdout().split('\n').length > 10 ? true : undefined,
+      await waitFor(
+        'both followers to have lines',
+        () => (events.length >= 10 && cli.stdout().split('\n').length > 10 ? true : undefined),
         { timeoutMs: 120_000, intervalMs: 50 },
       );
       await stack.killApi('SIGKILL');
@@ -67,7 +68,10 @@ describe('the API killed mid-SSE and started again at the same URL', () => {
       const end = await following;
       const cliCode = await cli.exited;
       const done = await waitForEnd(job.id, 60_000);
-      const sdkReport = lineReport(events.map((e) => e.line), LINES);
+      const sdkReport = lineReport(
+        events.map((e) => e.line),
+        LINES,
+      );
       const cliReport = lineReport(cli.stdout().replace(/\n$/, '').split('\n'), LINES);
       const seen = {
         state: done.state,

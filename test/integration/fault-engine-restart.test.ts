@@ -32,7 +32,9 @@ const MARKER = /^\[hodei\] attempt (\d+) started$/;
 
 /** The stdout lines of the job's last attempt (after its attempt marker, if any). */
 async function lastAttemptLines(job: Job): Promise<string[]> {
-  const res = await fetch(`${stack.info.apiUrl}/jobs/${job.id}/logs`, { headers: { authorization: `Bearer ${stack.info.apiToken}` } });
+  const res = await fetch(`${stack.info.apiUrl}/jobs/${job.id}/logs`, {
+    headers: { authorization: `Bearer ${stack.info.apiToken}` },
+  });
   const lines = (await res.text()).replace(/\n$/, '').split('\n');
   const markers = lines.flatMap((l, i) => (MARKER.test(l) ? [i] : []));
   return lines.slice((markers.at(-1) ?? -1) + 1);
@@ -41,12 +43,26 @@ async function lastAttemptLines(job: Job): Promise<string[]> {
 describe('the Docker engine restarted while jobs run', () => {
   it('running jobs are retried per infraRetries or fail "host lost", never blaming the script; queued ones run; none stuck, no container left', async () => {
     // Two run (capacity 2), one waits; the platform may run the first again, not the second.
-    const retried = await submit({ script: numberedScript(LINES, 0.1), infraRetries: 1, name: 'engine-restart-retried' });
-    const notRetried = await submit({ script: numberedScript(LINES, 0.1), infraRetries: 0, name: 'engine-restart-not-retried' });
-    await waitFor('both to print', async () => {
-      const counts = await Promise.all([retried, notRetried].map(async (j) => (await stdoutLines(stack.info, j.id)).length));
-      return counts.every((n) => n >= 5) ? true : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 100 });
+    const retried = await submit({
+      script: numberedScript(LINES, 0.1),
+      infraRetries: 1,
+      name: 'engine-restart-retried',
+    });
+    const notRetried = await submit({
+      script: numberedScript(LINES, 0.1),
+      infraRetries: 0,
+      name: 'engine-restart-not-retried',
+    });
+    await waitFor(
+      'both to print',
+      async () => {
+        const counts = await Promise.all(
+          [retried, notRetried].map(async (j) => (await stdoutLines(stack.info, j.id)).length),
+        );
+        return counts.every((n) => n >= 5) ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
     const queued = await submit({ script: numberedScript(10, 0.1), name: 'engine-restart-queued' });
     expect((await getJob(queued.id)).state).toBe('QUEUED');
 
@@ -61,7 +77,12 @@ describe('the Docker engine restarted while jobs run', () => {
     const retriedLines = lineReport(await lastAttemptLines(retriedDone!), LINES);
     const queuedLines = lineReport(await stdoutLines(stack.info, queued.id), 10);
     const seen = {
-      retried: { state: retriedDone!.state, reason: retriedDone!.reason, attempt: retriedDone!.attempt, exitCode: retriedDone!.exitCode },
+      retried: {
+        state: retriedDone!.state,
+        reason: retriedDone!.reason,
+        attempt: retriedDone!.attempt,
+        exitCode: retriedDone!.exitCode,
+      },
       notRetried: { state: notRetriedDone!.state, reason: notRetriedDone!.reason },
       queued: { state: queuedDone!.state, reason: queuedDone!.reason },
       completed: done.filter((j) => j.state === 'SUCCEEDED').length,

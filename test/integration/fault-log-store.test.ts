@@ -56,15 +56,20 @@ function cleanPrefix(lines: string[]): boolean {
  * Runs `script`, applies `fault` once `faultAfterLines` lines are stored (if given), and reports
  * what the job, its log, its live stream and the API did.
  */
-async function runIntoFault(stack: RunningStack, script: string, fault?: { afterLines: number; apply(): Promise<void> }) {
+async function runIntoFault(
+  stack: RunningStack,
+  script: string,
+  fault?: { afterLines: number; apply(): Promise<void> },
+) {
   const { submit, waitForEnd } = clientFor(() => stack.info);
   const job = await submit({ script });
   const stopPolling = pollApi(stack.info, job.id);
   const sse = await openSse(`${stack.info.apiUrl}/jobs/${job.id}/logs/stream`, { token: stack.info.apiToken });
   try {
     if (fault) {
-      await waitFor(`${fault.afterLines} lines stored`, async () =>
-        (await stdoutLines(stack.info, job.id)).length >= fault.afterLines ? true : undefined,
+      await waitFor(
+        `${fault.afterLines} lines stored`,
+        async () => ((await stdoutLines(stack.info, job.id)).length >= fault.afterLines ? true : undefined),
         { timeoutMs: 120_000, intervalMs: 100 },
       );
       await fault.apply();
@@ -119,7 +124,9 @@ describe('the log store on a full disk', () => {
       api: seen.api,
       containersLeft: seen.containersLeft,
     };
-    console.info(`[fault: log store full] ${JSON.stringify({ ...report, linesStored: seen.stored.length, streamLines: seen.streamLines })}`);
+    console.info(
+      `[fault: log store full] ${JSON.stringify({ ...report, linesStored: seen.stored.length, streamLines: seen.streamLines })}`,
+    );
     expect(report).toEqual({
       state: 'FAILED',
       reason: expect.stringMatching(/^log store full: /),
@@ -173,7 +180,9 @@ describe('the log store on a disk that turns read-only mid-job', () => {
       api: seen.api,
       containersLeft: seen.containersLeft,
     };
-    console.info(`[fault: log store read-only] ${JSON.stringify({ ...report, linesStored: seen.stored.length, streamLines: seen.streamLines })}`);
+    console.info(
+      `[fault: log store read-only] ${JSON.stringify({ ...report, linesStored: seen.stored.length, streamLines: seen.streamLines })}`,
+    );
     expect(report).toEqual({
       state: 'FAILED',
       reason: expect.stringMatching(/^log store unwritable: /),

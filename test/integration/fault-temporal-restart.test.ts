@@ -28,15 +28,20 @@ const LINES = 150;
 describe('the Temporal dev server killed mid-job and started again on its data', () => {
   it('keeps every job: the running one completes, the queued ones run, each line stored once, no container left', async () => {
     const jobs: Job[] = [];
-    for (let i = 0; i < JOBS; i += 1) jobs.push(await submit({ script: numberedScript(LINES, 0.1), name: `temporal-restart-${i}` }));
+    for (let i = 0; i < JOBS; i += 1)
+      jobs.push(await submit({ script: numberedScript(LINES, 0.1), name: `temporal-restart-${i}` }));
 
     // One job is printing; the others wait for the one slot.
-    const states = await waitFor('one job printing, the others queued', async () => {
-      const now = await Promise.all(jobs.map((j) => getJob(j.id)));
-      const running = now.filter((j) => j.state === 'RUNNING');
-      if (running.length !== 1 || (await stdoutLines(stack.info, running[0]!.id)).length < 5) return undefined;
-      return now.map((j) => j.state);
-    }, { timeoutMs: 120_000, intervalMs: 100 });
+    const states = await waitFor(
+      'one job printing, the others queued',
+      async () => {
+        const now = await Promise.all(jobs.map((j) => getJob(j.id)));
+        const running = now.filter((j) => j.state === 'RUNNING');
+        if (running.length !== 1 || (await stdoutLines(stack.info, running[0]!.id)).length < 5) return undefined;
+        return now.map((j) => j.state);
+      },
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
     expect(states.filter((s) => s === 'QUEUED')).toHaveLength(JOBS - 1);
 
     await stack.killTemporal('SIGKILL');

@@ -35,16 +35,27 @@ async function containerOf(jobId: string): Promise<Docker.ContainerInfo | undefi
 }
 
 const runningContainer = (jobId: string) =>
-  waitFor(`a running container for job ${jobId}`, async () => {
-    const container = await containerOf(jobId);
-    return container?.State === 'running' ? container : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 20 });
+  waitFor(
+    `a running container for job ${jobId}`,
+    async () => {
+      const container = await containerOf(jobId);
+      return container?.State === 'running' ? container : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 20 },
+  );
 
 /** Bytes of the engine's own log files of a container (the `local` driver's, under the data root); 0 once gone. */
 async function engineLogBytes(dir: string): Promise<number> {
   try {
     const files = await readdir(dir);
-    const sizes = await Promise.all(files.map((f) => stat(path.join(dir, f)).then((s) => s.size, () => 0)));
+    const sizes = await Promise.all(
+      files.map((f) =>
+        stat(path.join(dir, f)).then(
+          (s) => s.size,
+          () => 0,
+        ),
+      ),
+    );
     return sizes.reduce((a, b) => a + b, 0);
   } catch {
     return 0;
@@ -73,7 +84,10 @@ describe("the engine's own log of a job", () => {
     // compresses little, where the engine keeps 4 files of 1 MiB at most.
     const lineCount = 375_000;
     const lineBytes = 97;
-    const job = await submit({ script: `head -c ${lineCount * 32} /dev/urandom | od -An -tx1 -v -w32\nsleep 3`, timeoutSeconds: 300 });
+    const job = await submit({
+      script: `head -c ${lineCount * 32} /dev/urandom | od -An -tx1 -v -w32\nsleep 3`,
+      timeoutSeconds: 300,
+    });
     const container = await runningContainer(job.id);
     const { DockerRootDir } = (await docker.info()) as { DockerRootDir: string };
     const dir = path.join(DockerRootDir, 'containers', container.Id, 'local-logs');
@@ -103,21 +117,33 @@ describe("the engine's own log of a job", () => {
     // 50,000 lines of 25 bytes over about 10 s: 2.6 MB in the engine's format, so its log has
     // rotated (files of 1 MiB) when the retry reads it, yet still holds all of it (3 MiB at least).
     const count = 50_000;
-    const script = 'for i in $(seq -w 1 50000); do echo "line $i of the output"; if [ $((10#$i % 500)) -eq 0 ]; then sleep 0.1; fi; done';
+    const script =
+      'for i in $(seq -w 1 50000); do echo "line $i of the output"; if [ $((10#$i % 500)) -eq 0 ]; then sleep 0.1; fi; done';
     const job = await submit({ script, timeoutSeconds: 300 });
     const container = await runningContainer(job.id);
     const { DockerRootDir } = (await docker.info()) as { DockerRootDir: string };
     const dir = path.join(DockerRootDir, 'containers', container.Id, 'local-logs');
-    await waitFor('5,000 stored lines', async () => ((await logs(job.id)).split('\n').length > 5000 ? true : undefined), { timeoutMs: 60_000, intervalMs: 25 });
+    await waitFor(
+      '5,000 stored lines',
+      async () => ((await logs(job.id)).split('\n').length > 5000 ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 25 },
+    );
     await stack.stopWorker('SIGKILL');
     // The next worker starts once the engine has rotated its log: the retry reads rotated files.
-    await waitFor('the engine log to rotate', async () => ((await readdir(dir)).some((f) => f.startsWith('container.log.1')) ? true : undefined), { timeoutMs: 60_000, intervalMs: 50 });
+    await waitFor(
+      'the engine log to rotate',
+      async () => ((await readdir(dir)).some((f) => f.startsWith('container.log.1')) ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
     await stack.startWorker();
     const done = await waitForEnd(job.id, 120_000);
     expect(done).toMatchObject({ state: 'SUCCEEDED', exitCode: 0 });
 
     const { kept, keptBytes, keptCost, marker } = await storedOutput(job.id);
-    const expected = Array.from({ length: kept.length }, (_, i) => `line ${String(i + 1).padStart(5, '0')} of the output`);
+    const expected = Array.from(
+      { length: kept.length },
+      (_, i) => `line ${String(i + 1).padStart(5, '0')} of the output`,
+    );
     expect(kept).toEqual(expected);
     const lineBytes = 25;
     expect(keptBytes).toBe(kept.length * lineBytes);

@@ -25,7 +25,10 @@ beforeAll(async () => {
     env: { DOCKER_HOST: engineA.dockerHost, HODEI_HOST_LOSS_SECONDS: '5' },
   });
   // stack.env has HODEI_WORKER_METRICS_PORT=0: worker B's metrics get a port of their own.
-  workerB = new WorkerProcess({ ...stack.env, DOCKER_HOST: engineB.dockerHost }, path.join(stack.info.logDir, 'worker-b.log'));
+  workerB = new WorkerProcess(
+    { ...stack.env, DOCKER_HOST: engineB.dockerHost },
+    path.join(stack.info.logDir, 'worker-b.log'),
+  );
 }, 240_000);
 
 afterAll(async () => {
@@ -85,7 +88,9 @@ describe('capacity on one host', () => {
     // The promise (docs/capacity.md): in submission order, give or take jobs submitted at the same moment.
     const starts = done.map((j) => Date.parse(j.startedAt!));
     const order = starts.map((_, i) => i).sort((a, b) => starts[a]! - starts[b]!);
-    order.forEach((jobIndex, position) => expect(Math.abs(jobIndex - position), `start order ${order.join(',')}`).toBeLessThanOrEqual(1));
+    order.forEach((jobIndex, position) =>
+      expect(Math.abs(jobIndex - position), `start order ${order.join(',')}`).toBeLessThanOrEqual(1),
+    );
   });
 });
 
@@ -93,10 +98,14 @@ describe('the Docker engine down while a job is provisioned', () => {
   it('the job waits, says why, and runs once the engine is back', async () => {
     await engineA.stop();
     const job = await submit({ script: 'echo survived' });
-    const waiting = await waitFor('a provisioning failure in the job', async () => {
-      const j = await getJob(job.id);
-      return j.reason?.includes('provisioning attempt') ? j : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 200 });
+    const waiting = await waitFor(
+      'a provisioning failure in the job',
+      async () => {
+        const j = await getJob(job.id);
+        return j.reason?.includes('provisioning attempt') ? j : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
     expect(['QUEUED', 'PROVISIONING']).toContain(waiting.state);
     await engineA.start();
     const done = await waitForEnd(job.id, 90_000);
@@ -122,12 +131,18 @@ describe('two hosts', () => {
   /** Starts a long job, then takes away the host it runs on (worker killed, engine stopped). */
   async function loseHostOf(spec: Record<string, unknown>) {
     const job = await submit({ script: 'for i in $(seq 1 100); do echo "line $i"; sleep 0.1; done', ...spec });
-    const running = await waitFor('the job to run', async () => {
-      const j = await getJob(job.id);
-      return j.state === 'RUNNING' && (await logs(job.id)).includes('line 3') ? j : undefined;
-    }, { timeoutMs: 30_000 });
+    const running = await waitFor(
+      'the job to run',
+      async () => {
+        const j = await getJob(job.id);
+        return j.state === 'RUNNING' && (await logs(job.id)).includes('line 3') ? j : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     const onA = running.host === (await hostIdOf(engineA));
-    const lost = onA ? { engine: engineA, stopWorker: () => stack.stopWorker('SIGKILL'), startWorker: () => stack.startWorker() } : { engine: engineB, stopWorker: () => workerB.stop('SIGKILL'), startWorker: () => workerB.start() };
+    const lost = onA
+      ? { engine: engineA, stopWorker: () => stack.stopWorker('SIGKILL'), startWorker: () => stack.startWorker() }
+      : { engine: engineB, stopWorker: () => workerB.stop('SIGKILL'), startWorker: () => workerB.start() };
     await lost.stopWorker();
     await lost.engine.stop();
     return {

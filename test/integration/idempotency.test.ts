@@ -15,7 +15,11 @@ async function containersCreated(jobId: string, since: number): Promise<number> 
   const stream = (await docker.getEvents({
     since: Math.floor(since / 1000) - 1,
     until: Math.ceil(Date.now() / 1000) + 1,
-    filters: { type: ['container'], event: ['create'], label: [`${LABEL_JOB_ID}=${jobId}`, `${LABEL_INSTANCE}=${stack().instanceId}`] },
+    filters: {
+      type: ['container'],
+      event: ['create'],
+      label: [`${LABEL_JOB_ID}=${jobId}`, `${LABEL_INSTANCE}=${stack().instanceId}`],
+    },
   })) as NodeJS.ReadableStream;
   let text = '';
   for await (const chunk of stream) text += chunk.toString();

@@ -29,7 +29,6 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-
 const postJob = (body: string | Uint8Array) =>
   request('/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 
@@ -75,7 +74,11 @@ describe('labels Temporal would refuse or could not find again', () => {
     ['a backslash', { team: 'a\\b' }, 'labels.team'],
     ['an unpaired surrogate', { team: 'a\ud800b' }, 'labels.team'],
     // 9 labels of 250 characters: under the 256 per value, over the 2 KiB of one search attribute.
-    ['more than 2 KiB in all', Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, 'v'.repeat(250)])), 'labels'],
+    [
+      'more than 2 KiB in all',
+      Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, 'v'.repeat(250)])),
+      'labels',
+    ],
   ];
 
   it.each(cases)('%s → 400 naming the field, nothing started', async (_what, labels, field) => {
@@ -97,7 +100,9 @@ describe('labels Temporal would refuse or could not find again', () => {
     expect(job.labels).toEqual(labels);
     await waitForEnd(job.id);
     await waitFor('the job to be listed by a label', async () => {
-      const page = (await (await api(`/jobs?label=${encodeURIComponent(`k7:${labels.k7}`)}&limit=100`)).json()) as { jobs: Array<{ id: string }> };
+      const page = (await (await api(`/jobs?label=${encodeURIComponent(`k7:${labels.k7}`)}&limit=100`)).json()) as {
+        jobs: Array<{ id: string }>;
+      };
       return page.jobs.some((j) => j.id === job.id) ? true : undefined;
     });
 
@@ -150,7 +155,10 @@ describe('numbers in queries and headers are plain decimal integers', () => {
 
   // (Spaces around a header value are no part of it in HTTP: ' 1' is 1.)
   it.each(['0x1', '+1', '1 2', '1e1', '-1', 'abc'])('Last-Event-ID: %j → 400', async (value) => {
-    await expectInvalid(await request(`/jobs/${id}/logs/stream`, { headers: { 'last-event-id': value } }), 'last-event-id');
+    await expectInvalid(
+      await request(`/jobs/${id}/logs/stream`, { headers: { 'last-event-id': value } }),
+      'last-event-id',
+    );
   });
 
   it('decimal positions work; an empty Last-Event-ID means the start (as the SSE spec has it)', async () => {
@@ -171,7 +179,10 @@ describe('numbers in queries and headers are plain decimal integers', () => {
 describe('list cursors', () => {
   it('a forged cursor is refused at once, before Temporal sees its token', async () => {
     const label = `cursor-${Date.now()}`;
-    const jobs = [await submit({ script: 'true', labels: { suite: label } }), await submit({ script: 'true', labels: { suite: label } })];
+    const jobs = [
+      await submit({ script: 'true', labels: { suite: label } }),
+      await submit({ script: 'true', labels: { suite: label } }),
+    ];
     await Promise.all(jobs.map((j) => waitForEnd(j.id)));
     const query = `label=${encodeURIComponent(`suite:${label}`)}&limit=1`;
     const first = await waitFor('a first page with a cursor', async () => {
@@ -187,11 +198,19 @@ describe('list cursors', () => {
     const forgedToken = (() => {
       const payload = cursor.slice(0, -22);
       const parsed = JSON.parse(Buffer.from(payload, 'base64url').toString()) as { q: string; t: string };
-      const swapped = Buffer.from(JSON.stringify({ q: parsed.q, t: Buffer.from('{"forged":true}').toString('base64') })).toString('base64url');
+      const swapped = Buffer.from(
+        JSON.stringify({ q: parsed.q, t: Buffer.from('{"forged":true}').toString('base64') }),
+      ).toString('base64url');
       return swapped + cursor.slice(-22);
     })();
     const flipped = `${cursor.slice(0, 5)}${cursor[5] === 'A' ? 'B' : 'A'}${cursor.slice(6)}`;
-    for (const bad of [forgedToken, flipped, cursor.slice(0, -1), cursor.slice(0, 22), 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']) {
+    for (const bad of [
+      forgedToken,
+      flipped,
+      cursor.slice(0, -1),
+      cursor.slice(0, 22),
+      'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    ]) {
       const res = await request(`/jobs?${query}&cursor=${bad}`);
       const body = await expectInvalid(res, 'cursor');
       expect(body.error.message).toContain('cursor');
@@ -234,20 +253,28 @@ describe('HTTP-level errors answer in the one error shape', () => {
   const auth = () => `Authorization: Bearer ${stack().apiToken}\r\n`;
 
   it('a bad Content-Length → 400 JSON', async () => {
-    const answer = parseRaw(await rawRequest(`POST /jobs HTTP/1.1\r\nHost: x\r\n${auth()}Content-Type: application/json\r\nContent-Length: abc\r\n\r\n{}`));
+    const answer = parseRaw(
+      await rawRequest(
+        `POST /jobs HTTP/1.1\r\nHost: x\r\n${auth()}Content-Type: application/json\r\nContent-Length: abc\r\n\r\n{}`,
+      ),
+    );
     expect(answer.status).toBe(400);
     expect(answer.contentType).toMatch(/^application\/json/);
     expect(answer.body.error.code).toBe('invalid_request');
   });
 
   it('two different Content-Lengths → 400 JSON', async () => {
-    const answer = parseRaw(await rawRequest(`POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}`));
+    const answer = parseRaw(
+      await rawRequest(`POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}`),
+    );
     expect(answer.status).toBe(400);
     expect(answer.body.error.message.length).toBeGreaterThan(0);
   });
 
   it('headers over the limit → 431 JSON', async () => {
-    const answer = parseRaw(await rawRequest(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`));
+    const answer = parseRaw(
+      await rawRequest(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`),
+    );
     expect(answer.status).toBe(431);
     expect(answer.contentType).toMatch(/^application\/json/);
     expect(answer.body.error.code).toBe('headers_too_large');
@@ -260,4 +287,3 @@ describe('HTTP-level errors answer in the one error shape', () => {
     expect((await api('/healthz')).status).toBe(200);
   });
 });
-

@@ -40,7 +40,10 @@ describe('a cancel storm', () => {
   it('50 jobs, each cancelled at a random moment: all end, no container left, none stuck', async () => {
     const jobs = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        submit({ script: `echo start ${i}; sleep ${(1 + (i % 4) * 0.5).toFixed(1)}; echo end ${i}`, cancelGraceSeconds: 1 }),
+        submit({
+          script: `echo start ${i}; sleep ${(1 + (i % 4) * 0.5).toFixed(1)}; echo end ${i}`,
+          cancelGraceSeconds: 1,
+        }),
       ),
     );
     await Promise.all(
@@ -83,7 +86,9 @@ describe('cancel while queued (capacity 1)', () => {
     expect(await stateOf(queued)).toBe('QUEUED');
 
     expect((await client.cancel(queued)).status).toBe(202);
-    await waitFor('the queued job to be CANCELLED', async () => ((await stateOf(queued)) === 'CANCELLED' ? true : undefined));
+    await waitFor('the queued job to be CANCELLED', async () =>
+      (await stateOf(queued)) === 'CANCELLED' ? true : undefined,
+    );
 
     // Docker's own record: no container was ever created for it (while the blocker's was).
     const until = Math.ceil(Date.now() / 1000) + 1;
@@ -91,7 +96,9 @@ describe('cancel while queued (capacity 1)', () => {
     expect(await containerEvents(blocker, since, until)).toContain('create');
 
     await client.cancel(blocker);
-    await waitFor('the blocker to be CANCELLED', async () => ((await stateOf(blocker)) === 'CANCELLED' ? true : undefined));
+    await waitFor('the blocker to be CANCELLED', async () =>
+      (await stateOf(blocker)) === 'CANCELLED' ? true : undefined,
+    );
   });
 });
 

@@ -5,10 +5,14 @@ import { waitFor } from '../support/wait.js';
 describe("a job's times in GET /jobs/:id", () => {
   it('a running job has its start: after its creation, not in the future, and the same on every read', async () => {
     const job = await submit({ script: 'sleep 60', cancelGraceSeconds: 0 });
-    const running = await waitFor('the running job to have a start', async () => {
-      const j = await getJob(job.id);
-      return j.state === 'RUNNING' && j.startedAt ? j : undefined;
-    }, { timeoutMs: 60_000 });
+    const running = await waitFor(
+      'the running job to have a start',
+      async () => {
+        const j = await getJob(job.id);
+        return j.state === 'RUNNING' && j.startedAt ? j : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
     const started = Date.parse(running.startedAt!);
     expect(started).toBeGreaterThanOrEqual(Date.parse(running.createdAt));
     expect(started).toBeLessThanOrEqual(Date.now());

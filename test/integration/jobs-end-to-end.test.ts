@@ -56,7 +56,9 @@ describe('running jobs end to end (real Temporal, real Docker)', () => {
 
   it('runs five 5-second jobs in parallel', async () => {
     const jobs = await Promise.all(
-      [1, 2, 3, 4, 5].map((n) => submit({ script: `echo start ${n}; sleep 5; echo end ${n}`, labels: { batch: 'parallel' } })),
+      [1, 2, 3, 4, 5].map((n) =>
+        submit({ script: `echo start ${n}; sleep 5; echo end ${n}`, labels: { batch: 'parallel' } }),
+      ),
     );
     const done = await Promise.all(jobs.map((j) => waitForEnd(j.id, 120_000)));
     expect(done.map((j) => j.state)).toEqual(Array(5).fill('SUCCEEDED'));
@@ -79,7 +81,9 @@ describe('running jobs end to end (real Temporal, real Docker)', () => {
   });
 
   it('runs the script as an unprivileged user with no network', async () => {
-    const job = await submit({ script: 'id -u; cat /sys/class/net/*/operstate 2>/dev/null | wc -l; ls /sys/class/net' });
+    const job = await submit({
+      script: 'id -u; cat /sys/class/net/*/operstate 2>/dev/null | wc -l; ls /sys/class/net',
+    });
     expect((await waitForEnd(job.id)).state).toBe('SUCCEEDED');
     const [uid, , interfaces] = (await logs(job.id)).trimEnd().split('\n');
     expect(uid).toBe('10001');

@@ -42,7 +42,8 @@ let sleeper: Job;
 beforeAll(async () => {
   // Submitted one after another, so creation order is known.
   for (let i = 0; i < 5; i += 1) ok.push((await submit({ script: `echo ok ${i}`, labels: { run, kind: 'ok' } })).id);
-  for (let i = 0; i < 2; i += 1) failed.push((await submit({ script: 'exit 3', labels: { run, kind: "it's bad" } })).id);
+  for (let i = 0; i < 2; i += 1)
+    failed.push((await submit({ script: 'exit 3', labels: { run, kind: "it's bad" } })).id);
   await Promise.all([...ok, ...failed].map((id) => waitForEnd(id)));
   sleeper = await submit({ script: 'sleep 300', labels: { run, kind: 'sleeper' }, cancelGraceSeconds: 0 });
   await waitForState(sleeper.id, ['RUNNING']);
@@ -77,7 +78,8 @@ describe('GET /jobs (Temporal visibility)', () => {
       const succeeded = await listAll(`label=run:${run}&state=SUCCEEDED`, 2);
       const failedJobs = await listAll(`label=run:${run}&state=FAILED`, 10);
       const running = await listAll(`label=run:${run}&state=RUNNING`, 10);
-      if (succeeded.ids.length !== ok.length || failedJobs.ids.length !== failed.length || running.ids.length !== 1) return undefined;
+      if (succeeded.ids.length !== ok.length || failedJobs.ids.length !== failed.length || running.ids.length !== 1)
+        return undefined;
       expect(new Set(succeeded.ids)).toEqual(new Set(ok));
       expect(new Set(failedJobs.ids)).toEqual(new Set(failed));
       expect(running.ids).toEqual([sleeper.id]);
@@ -92,19 +94,46 @@ describe('GET /jobs (Temporal visibility)', () => {
   it('finds the same jobs with `temporal workflow list --query`', async () => {
     const query = listQuery({ state: 'SUCCEEDED', label: [`run:${run}`] });
     const { stdout } = await promisify(execFile)(TEMPORAL_BIN, [
-      'workflow', 'list', '--address', stack().temporalAddress, '--namespace', stack().namespace, '--query', query, '--output', 'json',
+      'workflow',
+      'list',
+      '--address',
+      stack().temporalAddress,
+      '--namespace',
+      stack().namespace,
+      '--query',
+      query,
+      '--output',
+      'json',
     ]);
     const rows = JSON.parse(stdout) as Array<{ execution: { workflowId: string } }>;
     expect(new Set(rows.map((r) => r.execution.workflowId))).toEqual(new Set(ok));
     // The short form the README shows.
     const short = await promisify(execFile)(TEMPORAL_BIN, [
-      'workflow', 'list', '--address', stack().temporalAddress, '--query', `HodeiLabels='run:${run}' AND HodeiState='RUNNING'`, '--output', 'json',
+      'workflow',
+      'list',
+      '--address',
+      stack().temporalAddress,
+      '--query',
+      `HodeiLabels='run:${run}' AND HodeiState='RUNNING'`,
+      '--output',
+      'json',
     ]);
-    expect((JSON.parse(short.stdout) as Array<{ execution: { workflowId: string } }>).map((r) => r.execution.workflowId)).toEqual([sleeper.id]);
+    expect(
+      (JSON.parse(short.stdout) as Array<{ execution: { workflowId: string } }>).map((r) => r.execution.workflowId),
+    ).toEqual([sleeper.id]);
   });
 
   it('refuses bad filters and cursors with 400', async () => {
-    for (const query of ['state=NOPE', 'state=PROVISIONING', 'limit=0', 'limit=101', 'label=nocolon', 'cursor=not*a*cursor', 'cursor=AAAA', `cursor=${Buffer.from('{"q":"x","t":"AAAA"}').toString('base64url')}`]) {
+    for (const query of [
+      'state=NOPE',
+      'state=PROVISIONING',
+      'limit=0',
+      'limit=101',
+      'label=nocolon',
+      'cursor=not*a*cursor',
+      'cursor=AAAA',
+      `cursor=${Buffer.from('{"q":"x","t":"AAAA"}').toString('base64url')}`,
+    ]) {
       const res = await api(`/jobs?${query}`);
       expect(res.status, query).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_request');

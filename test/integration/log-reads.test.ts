@@ -30,7 +30,9 @@ beforeAll(async () => {
 }, 320_000);
 
 /** Reads a text log as it streams, checking it line by line without keeping it: what came. */
-async function readLines(res: Response): Promise<{ count: number; first?: number; last?: number; inOrder: boolean; bytes: number }> {
+async function readLines(
+  res: Response,
+): Promise<{ count: number; first?: number; last?: number; inOrder: boolean; bytes: number }> {
   const decoder = new TextDecoder();
   let rest = '';
   let count = 0;
@@ -81,14 +83,21 @@ describe('a tail of any length', () => {
   it('is streamed whole and in order, exactly the last N lines', async () => {
     const all = await readLines(await fetch(logsUrl('?tail=1000000'), { headers: authHeaders() }));
     expect(all).toMatchObject({ count: LINES, first: 1, last: LINES, inOrder: true, bytes: LOG_BYTES });
-    expect(await readLines(await fetch(logsUrl(`?tail=${LINES - 1}`), { headers: authHeaders() }))).toMatchObject({ count: LINES - 1, first: 2, last: LINES, inOrder: true });
+    expect(await readLines(await fetch(logsUrl(`?tail=${LINES - 1}`), { headers: authHeaders() }))).toMatchObject({
+      count: LINES - 1,
+      first: 2,
+      last: LINES,
+      inOrder: true,
+    });
     const five = await api(`/jobs/${jobId}/logs?tail=5&stream=stdout`);
     expect(five.headers.get('content-type')).toMatch(/^text\/plain/);
-    expect((await five.text()).split('\n').slice(0, -1).map(lineNumber)).toEqual([47_996, 47_997, 47_998, 47_999, 48_000]);
+    expect((await five.text()).split('\n').slice(0, -1).map(lineNumber)).toEqual([
+      47_996, 47_997, 47_998, 47_999, 48_000,
+    ]);
     expect(await (await api(`/jobs/${jobId}/logs?tail=1000000&stream=stderr`)).text()).toBe('');
   });
 
-  it("costs the API a page at a time: five at once of a 43 MB log leave its memory about where it was", async () => {
+  it('costs the API a page at a time: five at once of a 43 MB log leave its memory about where it was', async () => {
     const pid = await apiPid();
     const before = await rssKiB(pid);
     let peak = before;
@@ -100,13 +109,17 @@ describe('a tail of any length', () => {
       }
     })();
     const reads = await Promise.all(
-      Array.from({ length: 5 }, async () => readLines(await fetch(logsUrl('?tail=1000000'), { headers: authHeaders() }))),
+      Array.from({ length: 5 }, async () =>
+        readLines(await fetch(logsUrl('?tail=1000000'), { headers: authHeaders() })),
+      ),
     );
     sampling = false;
     await sampler;
     for (const read of reads) expect(read).toMatchObject({ count: LINES, first: 1, last: LINES, inOrder: true });
     const grewMiB = (peak - before) / 1024;
-    console.log(`API RSS ${Math.round(before / 1024)} MiB before, ${Math.round(peak / 1024)} MiB peak, five tails of ${LINES} lines (${LOG_BYTES / 1e6} MB each)`);
+    console.log(
+      `API RSS ${Math.round(before / 1024)} MiB before, ${Math.round(peak / 1024)} MiB peak, five tails of ${LINES} lines (${LOG_BYTES / 1e6} MB each)`,
+    );
     // Loading each tail whole held the log several times over per request (rows, joined text,
     // the encoded body): over 1 GB for five. Page by page it is a few MiB each, plus the GC's slack.
     expect(grewMiB).toBeLessThan(150);
@@ -138,8 +151,19 @@ describe('a client that goes away', () => {
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
     });
-    const config = loadConfig({ HODEI_DATA_DIR: s.dataDir, HODEI_INSTANCE_ID: s.instanceId, HODEI_TASK_QUEUE: s.taskQueue, HODEI_CODEC_KEY: s.codecKey });
-    const app = createApp({ client: stackClient(connection, s), logStore: counting, config, logger: pino({ level: 'silent' }), tokens: [apiToken(s.apiToken)] });
+    const config = loadConfig({
+      HODEI_DATA_DIR: s.dataDir,
+      HODEI_INSTANCE_ID: s.instanceId,
+      HODEI_TASK_QUEUE: s.taskQueue,
+      HODEI_CODEC_KEY: s.codecKey,
+    });
+    const app = createApp({
+      client: stackClient(connection, s),
+      logStore: counting,
+      config,
+      logger: pino({ level: 'silent' }),
+      tokens: [apiToken(s.apiToken)],
+    });
     await new Promise<void>((resolve) => {
       server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => {
         url = `http://127.0.0.1:${info.port}`;
@@ -173,13 +197,17 @@ describe('a client that goes away', () => {
   /** Bytes read from the store once reading stopped (nothing more for a second). */
   const settledBytes = () => {
     let last = -1;
-    return waitFor('store reads to stop', async () => {
-      const now = counted.bytes;
-      if (now === last) return now;
-      last = now;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      return undefined;
-    }, { timeoutMs: 60_000, intervalMs: 0 });
+    return waitFor(
+      'store reads to stop',
+      async () => {
+        const now = counted.bytes;
+        if (now === last) return now;
+        last = now;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        return undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 0 },
+    );
   };
 
   // Read to the end, the 20 would read 20 × 43 MB from the store. Gone after their first chunk,
@@ -192,7 +220,9 @@ describe('a client that goes away', () => {
     const start = counted.bytes;
     await openAndLeave(path.replace('{id}', jobId), headers);
     const read = (await settledBytes()) - start;
-    console.log(`20 clients gone after their first chunk: ${(read / 1e6).toFixed(1)} MB read of ${((20 * LOG_BYTES) / 1e6).toFixed(0)} MB`);
+    console.log(
+      `20 clients gone after their first chunk: ${(read / 1e6).toFixed(1)} MB read of ${((20 * LOG_BYTES) / 1e6).toFixed(0)} MB`,
+    );
     expect(read).toBeLessThan((20 * LOG_BYTES) / 4);
     // The API still answers.
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
@@ -211,6 +241,9 @@ describe('a client that goes away', () => {
     await leaving;
     expect(health.status).toBe(200);
     // And once they are gone, a whole read of the log is still complete.
-    expect(await readLines(await fetch(logsUrl(''), { headers: authHeaders() }))).toMatchObject({ count: LINES, inOrder: true });
+    expect(await readLines(await fetch(logsUrl(''), { headers: authHeaders() }))).toMatchObject({
+      count: LINES,
+      inOrder: true,
+    });
   });
 });

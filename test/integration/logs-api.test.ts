@@ -16,14 +16,20 @@ const numbers = (from: number, to: number) => Array.from({ length: to - from + 1
 
 /** Waits until the store holds at least `count` lines of the job. */
 const waitForStoredLines = (id: string, count: number) =>
-  waitFor(`${count} stored lines of ${id}`, async () => ((await logs(id)).split('\n').length - 1 >= count ? true : undefined), {
-    timeoutMs: 60_000,
-    intervalMs: 20,
-  });
+  waitFor(
+    `${count} stored lines of ${id}`,
+    async () => ((await logs(id)).split('\n').length - 1 >= count ? true : undefined),
+    {
+      timeoutMs: 60_000,
+      intervalMs: 20,
+    },
+  );
 
 describe('live logs over SSE (real Temporal, real Docker)', () => {
   it('sends stored lines, then live lines, then the end event, and closes', async () => {
-    const job = await submit({ script: 'for i in $(seq 1 40); do echo "line $i"; sleep 0.05; done; echo bye >&2; exit 2' });
+    const job = await submit({
+      script: 'for i in $(seq 1 40); do echo "line $i"; sleep 0.05; done; echo bye >&2; exit 2',
+    });
     await waitForStoredLines(job.id, 5);
     const sse = await openSse(streamUrl(job.id));
     expect(sse.status).toBe(200);
@@ -70,7 +76,9 @@ describe('live logs over SSE (real Temporal, real Docker)', () => {
   });
 
   it('two subscribers of one job see the same sequence; a quiet stream gets keep-alives', async () => {
-    const job = await submit({ script: 'echo a; sleep 2.5; for i in $(seq 1 20); do echo "x $i"; echo "e $i" >&2; done' });
+    const job = await submit({
+      script: 'echo a; sleep 2.5; for i in $(seq 1 20); do echo "x $i"; echo "e $i" >&2; done',
+    });
     await waitForState(job.id, ['RUNNING']);
     const [a, b] = await Promise.all([openSse(streamUrl(job.id)), openSse(streamUrl(job.id))]);
     await Promise.all([a.closed, b.closed]);
@@ -111,7 +119,9 @@ describe('live logs over SSE (real Temporal, real Docker)', () => {
     await sse.closed;
     const lines = sse.lines();
     const show = (stream: string) =>
-      lines.filter((l) => l.stream === stream).map((l) => (l.line.length > 100 ? `${l.line[0]}×${l.line.length}` : l.line));
+      lines
+        .filter((l) => l.stream === stream)
+        .map((l) => (l.line.length > 100 ? `${l.line[0]}×${l.line.length}` : l.line));
     // Docker logs stdout and stderr separately, so only each stream's own order is certain.
     expect(show('stdout')).toEqual([
       'progress 10%\rprogress 100%',
@@ -154,7 +164,11 @@ describe('live logs over SSE (real Temporal, real Docker)', () => {
       const line = { seq: 1, stream: 'stdout' as const, ts: Date.now(), line: 'x', attempt: 1 };
       for (const id of [ended.id, running.id, 'never-a-job']) await store.append(id, [line]);
       const day = 24 * 3600 * 1000;
-      const retention = new LogRetention(store, { retentionMs: day, intervalMs: day, isFinished: (id) => workflowFinished(client, id) });
+      const retention = new LogRetention(store, {
+        retentionMs: day,
+        intervalMs: day,
+        isFinished: (id) => workflowFinished(client, id),
+      });
       expect(await retention.sweep(Date.now())).toBe(0);
       expect(await retention.sweep(Date.now() + day + 1000)).toBe(2);
       expect(await store.lastSeq(ended.id)).toBe(0);

@@ -33,11 +33,18 @@ function authHeaders(): Record<string, string> {
 }
 
 async function api(route: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${stack.info.apiUrl}${route}`, { ...init, headers: { ...authHeaders(), ...(init.headers as Record<string, string>) } });
+  return fetch(`${stack.info.apiUrl}${route}`, {
+    ...init,
+    headers: { ...authHeaders(), ...(init.headers as Record<string, string>) },
+  });
 }
 
 async function submit(spec: Record<string, unknown>): Promise<Job> {
-  const res = await api('/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+  const res = await api('/jobs', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(spec),
+  });
   if (res.status !== 201) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
   return (await res.json()) as Job;
 }
@@ -48,10 +55,14 @@ async function job(id: string): Promise<Job> {
 
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 const waitForEnd = (id: string, timeoutMs = 120_000) =>
-  waitFor(`job ${id} to end`, async () => {
-    const j = await job(id);
-    return TERMINAL.includes(j.state) ? j : undefined;
-  }, { timeoutMs, intervalMs: 200 });
+  waitFor(
+    `job ${id} to end`,
+    async () => {
+      const j = await job(id);
+      return TERMINAL.includes(j.state) ? j : undefined;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
 
 async function storedLines(id: string): Promise<string[]> {
   const text = await (await api(`/jobs/${id}/logs`)).text();
@@ -59,10 +70,14 @@ async function storedLines(id: string): Promise<string[]> {
 }
 
 const waitForStored = (id: string, count: number) =>
-  waitFor(`${count} stored lines of job ${id}`, async () => ((await storedLines(id)).length >= count ? true : undefined), {
-    timeoutMs: 60_000,
-    intervalMs: 25,
-  });
+  waitFor(
+    `${count} stored lines of job ${id}`,
+    async () => ((await storedLines(id)).length >= count ? true : undefined),
+    {
+      timeoutMs: 60_000,
+      intervalMs: 25,
+    },
+  );
 
 async function containerState(id: string): Promise<string | undefined> {
   const [c] = await docker.listContainers({
@@ -107,7 +122,10 @@ function rssKiB(pid: number): number {
 describe('worker crash and reattach (kill -9, real Temporal, real Docker)', () => {
   it('loses and duplicates nothing when the worker dies three times at different moments', async () => {
     const count = 1500;
-    const j = await submit({ script: `for i in $(seq 1 ${count}); do echo "n $i"; sleep 0.01; done; exit 7`, timeoutSeconds: 300 });
+    const j = await submit({
+      script: `for i in $(seq 1 ${count}); do echo "n $i"; sleep 0.01; done; exit 7`,
+      timeoutSeconds: 300,
+    });
 
     await crashThreeTimes(j.id, [100, 20, 20]);
 
@@ -140,7 +158,8 @@ describe('worker crash and reattach with stdout and stderr both busy', () => {
     expect(done.state).toBe('FAILED');
     expect(done.exitCode).toBe(3);
     const numbers = (prefix: string) => Array.from({ length: count }, (_, i) => `${prefix} ${i + 1}`);
-    const ofStream = async (stream: string) => (await (await api(`/jobs/${j.id}/logs?stream=${stream}`)).text()).replace(/\n$/, '').split('\n');
+    const ofStream = async (stream: string) =>
+      (await (await api(`/jobs/${j.id}/logs?stream=${stream}`)).text()).replace(/\n$/, '').split('\n');
     expect(await ofStream('stdout')).toEqual(numbers('o'));
     expect(await ofStream('stderr')).toEqual(numbers('e'));
     const sse = await openSse(`${stack.info.apiUrl}/jobs/${j.id}/logs/stream`, { token: stack.info.apiToken });

@@ -69,7 +69,7 @@ describe('/metrics', () => {
     expect(sum(api1, 'hodei_http_requests_total', { method: 'POST', route: '/jobs' })).toBeGreaterThan(
       sum(api0, 'hodei_http_requests_total', { method: 'POST', route: '/jobs' }),
     );
-    expect(sum(api1, 'hodei_http_requests_total', { route: '/jobs/:id' }) ).toBeGreaterThan(0);
+    expect(sum(api1, 'hodei_http_requests_total', { route: '/jobs/:id' })).toBeGreaterThan(0);
 
     const worker1 = await scrapeWorker();
     for (const name of ['hodei_job_queue_wait_seconds_count', 'hodei_job_provisioning_seconds_count']) {

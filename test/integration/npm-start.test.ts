@@ -33,10 +33,16 @@ describe('npm start (scripts/supervise.ts)', () => {
   async function killAndWaitForRestart(part: PartName): Promise<number> {
     const pid = sup.pidOf(part);
     process.kill(pid, 'SIGKILL');
-    await waitFor(`the supervisor to restart the ${part}`, () => {
-      const restarted = sup.records.some((r) => r.name === 'hodei-start' && r.part === part && r.childPid === pid && r.msg?.includes('restarting'));
-      return restarted && sup.pidOf(part) !== pid ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 100 });
+    await waitFor(
+      `the supervisor to restart the ${part}`,
+      () => {
+        const restarted = sup.records.some(
+          (r) => r.name === 'hodei-start' && r.part === part && r.childPid === pid && r.msg?.includes('restarting'),
+        );
+        return restarted && sup.pidOf(part) !== pid ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
     return sup.pidOf(part);
   }
 
@@ -54,7 +60,9 @@ describe('npm start (scripts/supervise.ts)', () => {
   it('restarts a worker killed with -9, and the job it was running completes', async () => {
     const job = await client.submit({ script: 'echo start; sleep 4; echo done' });
     await client.waitForState(job.id, ['RUNNING'], 120_000);
-    await waitFor('the job to print start', async () => ((await client.logs(job.id)).includes('start') ? true : undefined));
+    await waitFor('the job to print start', async () =>
+      (await client.logs(job.id)).includes('start') ? true : undefined,
+    );
     const newPid = await killAndWaitForRestart('worker');
     expect(alive(newPid)).toBe(true);
     expect((await client.waitForEnd(job.id, 120_000)).state).toBe('SUCCEEDED');
@@ -66,14 +74,22 @@ describe('npm start (scripts/supervise.ts)', () => {
     expect((await client.waitForEnd(before.id, 120_000)).state).toBe('SUCCEEDED');
 
     await killAndWaitForRestart('api');
-    await waitFor('the restarted API to be ready', async () => ((await fetch(`${sup.apiUrl}/readyz`)).ok ? true : undefined), { timeoutMs: 120_000, intervalMs: 250 });
+    await waitFor(
+      'the restarted API to be ready',
+      async () => ((await fetch(`${sup.apiUrl}/readyz`)).ok ? true : undefined),
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
 
     await killAndWaitForRestart('temporal');
     // The job from before the restart is still there (same database), and a new one runs.
-    await waitFor('the API to reach the restarted Temporal', async () => ((await client.getJob(before.id)).state === 'SUCCEEDED' ? true : undefined), {
-      timeoutMs: 120_000,
-      intervalMs: 250,
-    });
+    await waitFor(
+      'the API to reach the restarted Temporal',
+      async () => ((await client.getJob(before.id)).state === 'SUCCEEDED' ? true : undefined),
+      {
+        timeoutMs: 120_000,
+        intervalMs: 250,
+      },
+    );
     const after = await client.submit({ script: 'echo after' });
     expect((await client.waitForEnd(after.id, 120_000)).state).toBe('SUCCEEDED');
     expect(await client.logs(after.id)).toBe('after\n');

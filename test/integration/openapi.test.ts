@@ -23,8 +23,18 @@ describe('/openapi.json', () => {
     const connection = await Connection.connect({ address: s.temporalAddress });
     const logStore = SqliteLogStore.inDataDir(s.dataDir);
     try {
-      const config = loadConfig({ HODEI_DATA_DIR: s.dataDir, HODEI_INSTANCE_ID: s.instanceId, HODEI_TASK_QUEUE: s.taskQueue });
-      const app = createApp({ client: new Client({ connection }), logStore, config, logger: pino({ level: 'silent' }), tokens: [apiToken(s.apiToken)] });
+      const config = loadConfig({
+        HODEI_DATA_DIR: s.dataDir,
+        HODEI_INSTANCE_ID: s.instanceId,
+        HODEI_TASK_QUEUE: s.taskQueue,
+      });
+      const app = createApp({
+        client: new Client({ connection }),
+        logStore,
+        config,
+        logger: pino({ level: 'silent' }),
+        tokens: [apiToken(s.apiToken)],
+      });
       const served = new Set(
         app.routes
           .filter((r) => r.method !== 'ALL')
@@ -36,7 +46,9 @@ describe('/openapi.json', () => {
         paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown[] }>>;
       };
       expect(doc.openapi).toBe('3.1.0');
-      const described = new Set(Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)));
+      const described = new Set(
+        Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)),
+      );
       expect([...served].sort()).toEqual([...described].sort());
       for (const [p, ops] of Object.entries(doc.paths)) {
         for (const [method, op] of Object.entries(ops)) {
@@ -62,7 +74,10 @@ describe('/openapi.json', () => {
     } finally {
       await own.stop();
       const docker = new Docker();
-      const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${own.info.instanceId}`] } });
+      const left = await docker.listContainers({
+        all: true,
+        filters: { label: [`${LABEL_INSTANCE}=${own.info.instanceId}`] },
+      });
       await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
     }
   }, 600_000);
@@ -70,25 +85,37 @@ describe('/openapi.json', () => {
 
 function schemathesis(apiUrl: string, token: string): Promise<{ code: number | null; output: string }> {
   const args = [
-    'run', `${apiUrl}/openapi.json`,
-    '--header', `Authorization: Bearer ${token}`,
-    '--checks', 'not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,ignored_auth',
+    'run',
+    `${apiUrl}/openapi.json`,
+    '--header',
+    `Authorization: Bearer ${token}`,
+    '--checks',
+    'not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,ignored_auth',
     // Bounded: every valid POST /jobs starts a real container.
-    '--max-examples', process.env.HODEI_FUZZ_EXAMPLES ?? '25',
-    '--phases', 'examples,coverage,fuzzing',
-    '--seed', '1',
+    '--max-examples',
+    process.env.HODEI_FUZZ_EXAMPLES ?? '25',
+    '--phases',
+    'examples,coverage,fuzzing',
+    '--seed',
+    '1',
     // One worker thread: CPython 3.11.7 (this machine's python3) tracks the AST constructor's
     // recursion depth per interpreter, not per thread, so hypothesis parsing lambdas' source in two
     // threads at once fails at random with "SystemError: AST constructor recursion depth mismatch".
-    '--workers', '1',
-    '--request-timeout', '20',
+    '--workers',
+    '1',
+    '--request-timeout',
+    '20',
     '--no-color',
     // Nothing written to the work tree (by default it keeps found examples in .schemathesis/).
-    '--generation-database', 'none',
+    '--generation-database',
+    'none',
   ];
   return new Promise((resolve, reject) => {
     // Run from a scratch directory: whatever schemathesis keeps (.schemathesis/) stays out of the work tree.
-    const child = spawn(path.join(ROOT, '.tools/schemathesis/bin/st'), args, { cwd: mkdtempSync(path.join(tmpdir(), 'hodei-fuzz-')), env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' } });
+    const child = spawn(path.join(ROOT, '.tools/schemathesis/bin/st'), args, {
+      cwd: mkdtempSync(path.join(tmpdir(), 'hodei-fuzz-')),
+      env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' },
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));

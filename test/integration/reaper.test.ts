@@ -44,7 +44,10 @@ async function orphanContainer(jobId = `missing-${randomUUID()}`): Promise<strin
 
 /** A workflow on a task queue no worker serves: it stays running until the test terminates it. */
 async function startWorkflow(client: Client): Promise<WorkflowHandle> {
-  return client.workflow.start('reaperTestWorkflow', { taskQueue: `reaper-test-${randomUUID()}`, workflowId: `reaper-${randomUUID()}` });
+  return client.workflow.start('reaperTestWorkflow', {
+    taskQueue: `reaper-test-${randomUUID()}`,
+    workflowId: `reaper-${randomUUID()}`,
+  });
 }
 
 async function clientFor(address: string): Promise<Client> {
@@ -57,7 +60,10 @@ describe('sweepOrphans', () => {
   it("removes this installation's unused script volumes, never one a container uses or another installation's", async () => {
     const labels = (instance: string) => ({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instance });
     const unused = await docker.createVolume({ Name: `hodei-test-${randomUUID()}`, Labels: labels(instanceId) });
-    const foreign = await docker.createVolume({ Name: `hodei-test-${randomUUID()}`, Labels: labels(`other-${randomUUID().slice(0, 8)}`) });
+    const foreign = await docker.createVolume({
+      Name: `hodei-test-${randomUUID()}`,
+      Labels: labels(`other-${randomUUID().slice(0, 8)}`),
+    });
     // A running workflow's container, with its volume: both stay.
     const client = await clientFor(stack().temporalAddress);
     const workflow = await startWorkflow(client);
@@ -66,7 +72,12 @@ describe('sweepOrphans', () => {
       Image: 'hodei-worker:latest',
       Cmd: ['sleep', '60'],
       Labels: { ...labels(instanceId), [LABEL_JOB_ID]: workflow.workflowId },
-      HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: inUse, Target: '/hodei', VolumeOptions: { Labels: labels(instanceId) } as never }] },
+      HostConfig: {
+        NetworkMode: 'none',
+        Mounts: [
+          { Type: 'volume', Source: inUse, Target: '/hodei', VolumeOptions: { Labels: labels(instanceId) } as never },
+        ],
+      },
     });
     try {
       await sweepOrphans({ docker, client, instanceId, graceMs: 0, logger });
@@ -83,13 +94,25 @@ describe('sweepOrphans', () => {
 
   it('removes a container whose workflow Temporal reports as not found', async () => {
     const id = await orphanContainer();
-    const result = await sweepOrphans({ docker, client: await clientFor(stack().temporalAddress), instanceId, graceMs: 0, logger });
+    const result = await sweepOrphans({
+      docker,
+      client: await clientFor(stack().temporalAddress),
+      instanceId,
+      graceMs: 0,
+      logger,
+    });
     expect(result).toEqual({ removed: [id], complete: true });
   });
 
   it('leaves a young container alone (it may be provisioning)', async () => {
     await orphanContainer();
-    const result = await sweepOrphans({ docker, client: await clientFor(stack().temporalAddress), instanceId, graceMs: 60_000, logger });
+    const result = await sweepOrphans({
+      docker,
+      client: await clientFor(stack().temporalAddress),
+      instanceId,
+      graceMs: 60_000,
+      logger,
+    });
     expect(result.removed).toEqual([]);
   });
 
@@ -130,7 +153,9 @@ describe('sweepOrphans', () => {
       () => new Promise((resolve) => unreachable.close(resolve)),
     );
     expect(result).toEqual({ removed: [], complete: false });
-    expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } })).toHaveLength(1);
+    expect(
+      await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } }),
+    ).toHaveLength(1);
   });
 });
 
@@ -140,8 +165,16 @@ describe('the reaper in the worker (shared stack)', () => {
     await waitForRunningContainer(job.id);
     const { temporalAddress, namespace } = stack();
     await run(TEMPORAL_BIN, [
-      'workflow', 'terminate', '--address', temporalAddress, '--namespace', namespace,
-      '--workflow-id', job.id, '--reason', 'test: terminate',
+      'workflow',
+      'terminate',
+      '--address',
+      temporalAddress,
+      '--namespace',
+      namespace,
+      '--workflow-id',
+      job.id,
+      '--reason',
+      'test: terminate',
     ]);
     const ended = await waitForEnd(job.id, 10_000);
     expect(ended).toMatchObject({ state: 'FAILED', reason: 'workflow terminated' });
@@ -158,7 +191,10 @@ describe('the reaper in the worker, its creation grace at the default (60 s)', (
   let small: RunningStack;
   beforeAll(async () => {
     // The reaper's grace at its default (60 s), its interval short.
-    small = await startStack({ capacity: 1, env: { HODEI_REAPER_GRACE_SECONDS: '60', HODEI_REAPER_INTERVAL_SECONDS: '2' } });
+    small = await startStack({
+      capacity: 1,
+      env: { HODEI_REAPER_GRACE_SECONDS: '60', HODEI_REAPER_INTERVAL_SECONDS: '2' },
+    });
   });
   afterAll(async () => {
     await small?.stop();
@@ -169,19 +205,33 @@ describe('the reaper in the worker, its creation grace at the default (60 s)', (
   const submitSmall = async (script: string) => (await client.submit({ script, cancelGraceSeconds: 0 })).id;
   const stateOf = async (id: string) => (await client.getJob(id)).state;
 
-  it('the reaper removes a terminated job\'s container at its next sweep, not after the creation grace', async () => {
+  it("the reaper removes a terminated job's container at its next sweep, not after the creation grace", async () => {
     const job = await submitSmall('while true; do echo tick; sleep 0.1; done');
     await waitFor('the job to run', async () => ((await stateOf(job)) === 'RUNNING' ? true : undefined));
     const { instanceId, temporalAddress, namespace } = small.info;
-    const [container] = await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${job}`, `${LABEL_INSTANCE}=${instanceId}`] } });
+    const [container] = await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL_JOB_ID}=${job}`, `${LABEL_INSTANCE}=${instanceId}`] },
+    });
     expect(container).toBeDefined();
     await run(TEMPORAL_BIN, [
-      'workflow', 'terminate', '--address', temporalAddress, '--namespace', namespace,
-      '--workflow-id', job, '--reason', 'test: terminate',
+      'workflow',
+      'terminate',
+      '--address',
+      temporalAddress,
+      '--namespace',
+      namespace,
+      '--workflow-id',
+      job,
+      '--reason',
+      'test: terminate',
     ]);
     await waitFor(
       "the terminated job's container to be gone",
-      async () => ((await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${job}`] } })).length === 0 ? true : undefined),
+      async () =>
+        (await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${job}`] } })).length === 0
+          ? true
+          : undefined,
       { timeoutMs: 50_000, intervalMs: 50 },
     );
     // Gone before it was 60 s old (the grace), so the grace did not apply: a sweep every 2 s

@@ -43,7 +43,8 @@ describe('per-job resources and the image policy', () => {
 
   it('a job filling its scratch space fails alone, and cannot write elsewhere', async () => {
     const job = await submit({
-      script: 'pwd\ntouch /etc/x 2>/dev/null || echo "no write access outside scratch"\ndd if=/dev/zero of=fill bs=1M count=64 2>&1 | head -1\nexit 7',
+      script:
+        'pwd\ntouch /etc/x 2>/dev/null || echo "no write access outside scratch"\ndd if=/dev/zero of=fill bs=1M count=64 2>&1 | head -1\nexit 7',
       resources: { scratchMb: 16 },
     });
     const done = await waitForEnd(job.id);

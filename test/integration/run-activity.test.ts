@@ -72,10 +72,13 @@ async function provision(script: string) {
 }
 
 const exists = (containerId: string) =>
-  docker.getContainer(containerId).inspect().then(
-    () => true,
-    (err: { statusCode?: number }) => (err.statusCode === 404 ? false : Promise.reject(err)),
-  );
+  docker
+    .getContainer(containerId)
+    .inspect()
+    .then(
+      () => true,
+      (err: { statusCode?: number }) => (err.statusCode === 404 ? false : Promise.reject(err)),
+    );
 
 describe('provisionContainer', () => {
   it('a request the engine refuses (4xx) fails at once, not retried until the provisioning deadline', async () => {
@@ -89,23 +92,44 @@ describe('provisionContainer', () => {
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect(err).toMatchObject({ type: FAILURE_PROVISIONING_REJECTED, nonRetryable: true });
     expect((err as Error).message).toMatch(/^the Docker engine refused the job's container: Range of CPUs/);
-    expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${input.jobId}`] } })).toEqual([]);
+    expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${input.jobId}`] } })).toEqual(
+      [],
+    );
   });
 
   it("an image's own volumes are scratch space (tmpfs of the job's size), not directories on the host's disk", async () => {
     // The worker image with a VOLUME of its own.
-    const base = await docker.createContainer({ Image: 'hodei-worker:latest', User: 'root', Cmd: ['true'], Labels: { [LABEL_INSTANCE]: instanceId } });
+    const base = await docker.createContainer({
+      Image: 'hodei-worker:latest',
+      User: 'root',
+      Cmd: ['true'],
+      Labels: { [LABEL_INSTANCE]: instanceId },
+    });
     const tag = `volume-${randomUUID().slice(0, 8)}`;
     await base.commit({ repo: 'hodei-test-image', tag, changes: ['VOLUME ["/data"]'] });
     await base.remove();
     const image = `hodei-test-image:${tag}`;
     try {
       const acts = activitiesOn(docker, { HODEI_ALLOWED_IMAGES: 'hodei-test-image:*' });
-      const input = { ...provisionInput('df -k --output=fstype,size /data | tail -1 | tr -s " "\ndd if=/dev/zero of=/data/fill bs=1M count=64 2>&1 | grep -o "No space left on device"'), image };
+      const input = {
+        ...provisionInput(
+          'df -k --output=fstype,size /data | tail -1 | tr -s " "\ndd if=/dev/zero of=/data/fill bs=1M count=64 2>&1 | grep -o "No space left on device"',
+        ),
+        image,
+      };
       const { containerId } = await inActivity(acts.provisionContainer, input);
-      const outcome = await inActivity(acts.runScript, { jobId: input.jobId, containerId, cancelGraceSeconds: 0, attempt: 1, removeWhenDone: true });
+      const outcome = await inActivity(acts.runScript, {
+        jobId: input.jobId,
+        containerId,
+        cancelGraceSeconds: 0,
+        attempt: 1,
+        removeWhenDone: true,
+      });
       expect(outcome).toMatchObject({ exitCode: 0, removed: true });
-      expect((await logStore.read(input.jobId)).map((l) => l.line)).toEqual([`tmpfs ${16 * 1024}`, 'No space left on device']);
+      expect((await logStore.read(input.jobId)).map((l) => l.line)).toEqual([
+        `tmpfs ${16 * 1024}`,
+        'No space left on device',
+      ]);
     } finally {
       await docker.getImage(image).remove();
     }
@@ -139,7 +163,9 @@ describe('runScript', () => {
   it('a container gone with no recorded exit is lost', async () => {
     const { jobId, containerId } = await provision('echo never');
     await docker.getContainer(containerId).remove({ force: true, v: true });
-    const err = await runScript({ jobId, containerId, cancelGraceSeconds: 0, attempt: 1, removeWhenDone: true }).catch((e: unknown) => e);
+    const err = await runScript({ jobId, containerId, cancelGraceSeconds: 0, attempt: 1, removeWhenDone: true }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect((err as ApplicationFailure).type).toBe(FAILURE_CONTAINER_LOST);
   });
@@ -158,7 +184,12 @@ const busyScript = (count: number, rounds: number, pauseSeconds = 0.1) => {
 };
 
 /** Runs the run activity's body in an activity context of its own. */
-function runBody(env: MockActivityEnvironment, jobId: string, container: Docker.Container, store: LogStore = logStore): Promise<ScriptOutcome> {
+function runBody(
+  env: MockActivityEnvironment,
+  jobId: string,
+  container: Docker.Container,
+  store: LogStore = logStore,
+): Promise<ScriptOutcome> {
   return env.run(() =>
     runScriptInContainer(Context.current(), {
       container,
@@ -183,7 +214,11 @@ async function expectEveryLineOnce(jobId: string, count: number) {
 }
 
 /** A container whose attach stream breaks after `bytes` bytes: closes, fails, or ends early. */
-function attachBreaksAfter(container: Docker.Container, bytes: number, how: 'close' | 'error' | 'end'): Docker.Container {
+function attachBreaksAfter(
+  container: Docker.Container,
+  bytes: number,
+  how: 'close' | 'error' | 'end',
+): Docker.Container {
   const broken = Object.create(container) as Docker.Container;
   broken.attach = (async (opts: Docker.ContainerAttachOptions) => {
     const real = (await container.attach(opts)) as unknown as Readable;

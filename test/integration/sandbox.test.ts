@@ -8,7 +8,18 @@ import type { JobInput } from '../../domain/job-spec.js';
 import { LABEL_JOB_ID } from '../../domain/container-labels.js';
 import { FAILURE_PROVISIONING_REJECTED } from '../../domain/job-failures.js';
 import { RUN_JOB_WORKFLOW } from '../../domain/workflow-type.js';
-import { cancel, containersOf, docker, getJob, logs, stack, submit, waitForEnd, waitForNoContainer, waitForRunningContainer } from '../support/api-client.js';
+import {
+  cancel,
+  containersOf,
+  docker,
+  getJob,
+  logs,
+  stack,
+  submit,
+  waitForEnd,
+  waitForNoContainer,
+  waitForRunningContainer,
+} from '../support/api-client.js';
 import { stackClient } from '../support/temporal.js';
 import { waitFor } from '../support/wait.js';
 
@@ -20,12 +31,20 @@ const run = promisify(execFile);
 
 /** Waits until the job's stored output contains `text`. */
 const waitForOutput = (jobId: string, text: string) =>
-  waitFor(`"${text}" in the output of job ${jobId}`, async () => ((await logs(jobId)).includes(text) ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
+  waitFor(
+    `"${text}" in the output of job ${jobId}`,
+    async () => ((await logs(jobId)).includes(text) ? true : undefined),
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
 
 /** The actions Docker recorded for a job's containers since `since` (epoch seconds), with their times (ns). */
 async function containerEvents(jobId: string, since: number): Promise<Array<{ Action: string; timeNano: number }>> {
   const until = Math.ceil(Date.now() / 1000) + 1;
-  const events = (await docker.getEvents({ since, until, filters: { type: ['container'], label: [`${LABEL_JOB_ID}=${jobId}`] } })) as unknown as NodeJS.ReadableStream;
+  const events = (await docker.getEvents({
+    since,
+    until,
+    filters: { type: ['container'], label: [`${LABEL_JOB_ID}=${jobId}`] },
+  })) as unknown as NodeJS.ReadableStream;
   let text = '';
   for await (const chunk of events) text += String(chunk);
   return text
@@ -49,7 +68,8 @@ describe('the host disk', () => {
     const job = await submit({ script, resources: { scratchMb: 16 }, cancelGraceSeconds: 0 });
     await waitForOutput(job.id, 'written');
     const output = await logs(job.id);
-    for (const dir of ['/', '/home/hodei', '/hodei', '/etc', '/usr/local', '/var/lib', '/etc/hosts']) expect(output).toContain(`refused ${dir}\n`);
+    for (const dir of ['/', '/home/hodei', '/hodei', '/etc', '/usr/local', '/var/lib', '/etc/hosts'])
+      expect(output).toContain(`refused ${dir}\n`);
     expect(output).not.toContain('wrote ');
     expect(output).toContain('refused home fill\n');
     // The scratch space is where writing works, up to its size.
@@ -66,7 +86,9 @@ describe('the host disk', () => {
     expect((await docker.getVolume(volume!.Name!).inspect()).Labels).toMatchObject({ [LABEL_JOB_ID]: job.id });
     const { stdout } = await run('du', ['-sb', volume!.Source]);
     const volumeBytes = Number(stdout.split('\t')[0]);
-    console.log(`bytes written to the host disk: writable layer ${info.SizeRw}, script volume ${volumeBytes} (script ${Buffer.byteLength(script)})`);
+    console.log(
+      `bytes written to the host disk: writable layer ${info.SizeRw}, script volume ${volumeBytes} (script ${Buffer.byteLength(script)})`,
+    );
     expect(info.SizeRw).toBe(0);
     // The directory and the script itself.
     expect(volumeBytes).toBeLessThan(Buffer.byteLength(script) + 16 * 1024);
@@ -86,7 +108,7 @@ describe('sockets', () => {
         '#!/usr/bin/env python3',
         'import errno, socket',
         'try:',
-        '    socket.socket(40, socket.SOCK_STREAM)',  // AF_VSOCK
+        '    socket.socket(40, socket.SOCK_STREAM)', // AF_VSOCK
         '    print("vsock opened")',
         'except OSError as e:',
         '    print("vsock", errno.errorcode[e.errno])',
@@ -123,7 +145,9 @@ describe('the platform takes the blame for its own faults', () => {
     // How long the engine took to start it: from the attach made just before the start to the start.
     const events = await containerEvents(job.id, since);
     const at = (action: string) => events.find((e) => e.Action === action)?.timeNano ?? NaN;
-    console.log(`45,000 env vars: docker start took ${((at('start') - at('attach')) / 1e9).toFixed(1)} s; one container: ${events.filter((e) => e.Action === 'create').length}`);
+    console.log(
+      `45,000 env vars: docker start took ${((at('start') - at('attach')) / 1e9).toFixed(1)} s; one container: ${events.filter((e) => e.Action === 'create').length}`,
+    );
     expect(events.filter((e) => e.Action === 'create')).toHaveLength(1);
   }, 300_000);
 
@@ -132,7 +156,11 @@ describe('the platform takes the blame for its own faults', () => {
     // it listens for cancels around the running script: it must act on it all the same.
     const env = Object.fromEntries(Array.from({ length: 45_000 }, (_, i) => [`V${String(i).padStart(5, '0')}`, 'x']));
     const job = await submit({ script: 'echo started; sleep 600', env, timeoutSeconds: 900, cancelGraceSeconds: 1 });
-    await waitFor('the job to be RUNNING', async () => ((await getJob(job.id)).state === 'RUNNING' ? true : undefined), { timeoutMs: 120_000, intervalMs: 50 });
+    await waitFor(
+      'the job to be RUNNING',
+      async () => ((await getJob(job.id)).state === 'RUNNING' ? true : undefined),
+      { timeoutMs: 120_000, intervalMs: 50 },
+    );
     expect((await cancel(job.id)).status).toBe(202);
     // Far less than the script's 600 s: the cancel was not lost.
     const done = await waitForEnd(job.id, 240_000);
@@ -199,7 +227,11 @@ describe('the operator policy, checked by the worker too', () => {
     const client = stackClient(connection, stack());
     const jobId = randomUUID();
     const since = Math.floor(Date.now() / 1000) - 1;
-    const handle = await client.workflow.start(RUN_JOB_WORKFLOW, { workflowId: jobId, taskQueue: stack().taskQueue, args: [input] });
+    const handle = await client.workflow.start(RUN_JOB_WORKFLOW, {
+      workflowId: jobId,
+      taskQueue: stack().taskQueue,
+      args: [input],
+    });
     const err = await handle.result().then(
       () => undefined,
       (e: unknown) => e,
@@ -216,8 +248,16 @@ describe('the operator policy, checked by the worker too', () => {
   };
 
   it.each([
-    ['an image outside the allowlist', (i: JobInput) => (i.image = 'busybox:latest'), 'image busybox:latest is not allowed (HODEI_ALLOWED_IMAGES)'],
-    ['memory over the maximum (20 GB)', (i: JobInput) => (i.resources.memoryMb = 20_000), 'resources.memoryMb: must be at most 8192 (HODEI_MAX_JOB_MEMORY_MB)'],
+    [
+      'an image outside the allowlist',
+      (i: JobInput) => (i.image = 'busybox:latest'),
+      'image busybox:latest is not allowed (HODEI_ALLOWED_IMAGES)',
+    ],
+    [
+      'memory over the maximum (20 GB)',
+      (i: JobInput) => (i.resources.memoryMb = 20_000),
+      'resources.memoryMb: must be at most 8192 (HODEI_MAX_JOB_MEMORY_MB)',
+    ],
     ['no process limit (0)', (i: JobInput) => (i.resources.pidsLimit = 0), 'resources.pidsLimit'],
   ])('%s: FAILED with the reason, no container created', async (_what, change, reason) => {
     const { jobId, since, failure } = await startDirectly(change);

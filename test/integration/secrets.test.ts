@@ -40,8 +40,11 @@ function expectNoSecret(json: string, secret: string, what: string) {
 
 /** The workflow input payloads of a history in JSON (`temporal workflow show --output json`). */
 const startInput = (history: string): JsonPayload[] =>
-  (JSON.parse(history) as { events: Array<{ workflowExecutionStartedEventAttributes?: { input: { payloads: JsonPayload[] } } }> }).events[0]!
-    .workflowExecutionStartedEventAttributes!.input.payloads;
+  (
+    JSON.parse(history) as {
+      events: Array<{ workflowExecutionStartedEventAttributes?: { input: { payloads: JsonPayload[] } } }>;
+    }
+  ).events[0]!.workflowExecutionStartedEventAttributes!.input.payloads;
 
 const connectsTo = (host: string, port: number) =>
   new Promise<boolean>((resolve) => {
@@ -65,13 +68,20 @@ describe('secrets', () => {
       // stdout and stderr are copied by separate pipes: a moment apart, so their order is sure.
       'sleep 0.1; echo "before $API_KEY middle $API_KEY after" >&2',
     ].join('\n');
-    const job = await submit({ script, env: { PLAIN: plain }, secrets: { API_KEY: secret }, labels: { test: 'secrets' } });
+    const job = await submit({
+      script,
+      env: { PLAIN: plain },
+      secrets: { API_KEY: secret },
+      labels: { test: 'secrets' },
+    });
     expect(JSON.stringify(job)).not.toContain(secret);
     const done = await waitForEnd(job.id);
     expect(done.state).toBe('SUCCEEDED');
 
     const sha = createHash('sha256').update(secret).digest('hex');
-    expect(await logs(job.id)).toBe(`length=${secret.length}\n${sha}\n***\nplain=${plain}\nbefore *** middle *** after\n`);
+    expect(await logs(job.id)).toBe(
+      `length=${secret.length}\n${sha}\n***\nplain=${plain}\nbefore *** middle *** after\n`,
+    );
 
     // The API never echoes it: the job, the list.
     expect(JSON.stringify(await getJob(job.id))).not.toContain(secret);
@@ -101,11 +111,22 @@ describe('secrets', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('access-control-allow-origin')).toBe(info.temporalUiUrl);
     const decoded = (await res.json()) as { payloads: JsonPayload[] };
-    const input = JSON.parse(Buffer.from(decoded.payloads[0]!.data!, 'base64').toString('utf8')) as { secrets: Record<string, string> };
+    const input = JSON.parse(Buffer.from(decoded.payloads[0]!.data!, 'base64').toString('utf8')) as {
+      secrets: Record<string, string>;
+    };
     expect(input.secrets).toEqual({ API_KEY: secret });
 
     // …and the temporal CLI reads the history with it.
-    const readable = await temporalCli(info, ['workflow', 'show', '--workflow-id', job.id, '--output', 'json', '--codec-endpoint', info.codecUrl]);
+    const readable = await temporalCli(info, [
+      'workflow',
+      'show',
+      '--workflow-id',
+      job.id,
+      '--output',
+      'json',
+      '--codec-endpoint',
+      info.codecUrl,
+    ]);
     expect(unb64(startInput(readable)[0]!.data!)).toContain(secret);
   });
 
@@ -114,7 +135,11 @@ describe('secrets', () => {
     const preflight = (origin: string) =>
       fetch(`${codecUrl}/decode`, {
         method: 'OPTIONS',
-        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace' },
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type,x-namespace',
+        },
       });
     const ui = await preflight(temporalUiUrl);
     expect(ui.status).toBe(204);

@@ -32,7 +32,10 @@ describe('the test stack restarts its parts on the ports they had', () => {
     const done = await waitForEnd(job.id, 180_000);
     expect(done.state).toBe('SUCCEEDED');
     expect(await logs(job.id)).toBe('before\nafter\n');
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`] } });
+    const left = await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`] },
+    });
     expect(left).toEqual([]);
   }, 300_000);
 

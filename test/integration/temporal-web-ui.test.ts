@@ -23,7 +23,10 @@ describe('the Temporal Web UI', () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     try {
       // (The UI adds a query: /decode?preserveStorageRefs=true.)
-      const decoded = page.waitForResponse((r) => r.url().startsWith(`${codecUrl}/decode`) && r.request().method() === 'POST', { timeout: 30_000 });
+      const decoded = page.waitForResponse(
+        (r) => r.url().startsWith(`${codecUrl}/decode`) && r.request().method() === 'POST',
+        { timeout: 30_000 },
+      );
       await page.goto(`${temporalUiUrl}/namespaces/${namespace}/workflows/${job.id}`);
       const response = await decoded;
       expect(response.status()).toBe(200);

@@ -14,7 +14,6 @@ beforeAll(async () => {
   ({ client, request } = inProcess);
 });
 
-
 afterAll(async () => {
   await inProcess?.close();
 });

@@ -8,7 +8,15 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../support/browser.js';
 import { ROOT } from '../support/stack.js';
-import { cancel, getJob, stack, submit, waitForEnd, waitForNoContainer, waitForRunningContainer } from '../support/api-client.js';
+import {
+  cancel,
+  getJob,
+  stack,
+  submit,
+  waitForEnd,
+  waitForNoContainer,
+  waitForRunningContainer,
+} from '../support/api-client.js';
 import { waitFor } from '../support/wait.js';
 
 const ARTIFACTS = path.join(ROOT, 'test/artifacts');
@@ -28,7 +36,10 @@ afterAll(async () => {
 });
 
 /** A fresh browser context; with `token`, the page finds it in sessionStorage as if entered before. */
-async function open(hash: string, { token = true, viewport = { width: 1366, height: 900 } } = {}): Promise<{ context: BrowserContext; page: Page }> {
+async function open(
+  hash: string,
+  { token = true, viewport = { width: 1366, height: 900 } } = {},
+): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ viewport });
   if (token) {
     await context.addInitScript(rememberToken());
@@ -40,7 +51,9 @@ async function open(hash: string, { token = true, viewport = { width: 1366, heig
 
 /** Browser-side code is passed as strings: this project type-checks without the DOM library. */
 const rememberToken = () => `sessionStorage.setItem('hodei.token', ${JSON.stringify(stack().apiToken)})`;
-interface InPage { getComputedStyle(el: unknown): { color: string } }
+interface InPage {
+  getComputedStyle(el: unknown): { color: string };
+}
 const inPage = <T>(page: Page, expression: string) => page.evaluate(expression) as Promise<T>;
 
 const reconnects = (value: string | null) => Number(value ?? 0);
@@ -86,7 +99,9 @@ describe('the web page', () => {
     await page.locator('.ln', { hasText: 'FOO=from-the-form' }).waitFor();
     expect(await page.locator('#follow-status').textContent()).toBe('complete');
     expect(await page.locator('.details').textContent()).toContain(`suite: ${SUITE}`);
-    expect(await page.locator('a', { hasText: 'Open in Temporal UI' }).getAttribute('href')).toContain(`/workflows/${id}/`);
+    expect(await page.locator('a', { hasText: 'Open in Temporal UI' }).getAttribute('href')).toContain(
+      `/workflows/${id}/`,
+    );
     // The token lives in the tab's sessionStorage only.
     expect(await inPage(page, "sessionStorage.getItem('hodei.token')")).toBe(stack().apiToken);
     await context.close();
@@ -167,7 +182,11 @@ describe('the web page', () => {
   });
 
   it('cancels a job from the page, with a confirmation, using the keyboard: the container goes and CANCELLED shows', async () => {
-    const job = await submit({ labels: { suite: SUITE }, script: 'while true; do echo tick; sleep 0.1; done', cancelGraceSeconds: 1 });
+    const job = await submit({
+      labels: { suite: SUITE },
+      script: 'while true; do echo tick; sleep 0.1; done',
+      cancelGraceSeconds: 1,
+    });
     await waitForRunningContainer(job.id);
     const { context, page } = await open(`#/jobs/${job.id}`);
     await stateBadge(page, 'RUNNING').waitFor();
@@ -203,13 +222,21 @@ describe('the web page', () => {
       const text = await detail('Started');
       return text && text !== '—' ? text : undefined;
     });
-    expect(started).toBe(await inPage<string>(page, `new Date(${JSON.stringify(running.startedAt)}).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' })`));
+    expect(started).toBe(
+      await inPage<string>(
+        page,
+        `new Date(${JSON.stringify(running.startedAt)}).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' })`,
+      ),
+    );
     const queued = await detail('Queued for');
     const runTime = await detail('Run time');
     expect(queued).not.toBe('—');
     expect(runTime).not.toBe('—');
     // The page refreshes every second: after a few, the queue time is where it stopped and the run time has grown.
-    await waitFor('the run time to count on', async () => ((await detail('Run time')) !== runTime ? true : undefined), { timeoutMs: 15_000, intervalMs: 250 });
+    await waitFor('the run time to count on', async () => ((await detail('Run time')) !== runTime ? true : undefined), {
+      timeoutMs: 15_000,
+      intervalMs: 250,
+    });
     expect(await detail('Queued for')).toBe(queued);
     await cancel(job.id);
     await context.close();
@@ -230,7 +257,10 @@ describe('the web page', () => {
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
     try {
-      const job = await submit({ labels: { suite: SUITE }, script: 'for i in $(seq 1 150); do echo "tick $i"; sleep 0.04; done' });
+      const job = await submit({
+        labels: { suite: SUITE },
+        script: 'for i in $(seq 1 150); do echo "tick $i"; sleep 0.04; done',
+      });
       const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
       await context.addInitScript(rememberToken());
       const page = await context.newPage();
@@ -243,9 +273,13 @@ describe('the web page', () => {
       const last = page.locator('.ln[data-line="150"]');
       expect(await last.locator('.tx').textContent()).toBe('tick 150');
       // Every row shown is the line of its own number: nothing skipped, nothing twice.
-      await page.locator('.log').evaluate((el) => { el.scrollTop = 0; });
+      await page.locator('.log').evaluate((el) => {
+        el.scrollTop = 0;
+      });
       await page.locator('.ln[data-line="1"]').waitFor();
-      const rows = await page.locator('.ln').evaluateAll((els) => els.map((el) => [el.getAttribute('data-line'), el.querySelector('.tx')?.textContent]));
+      const rows = await page
+        .locator('.ln')
+        .evaluateAll((els) => els.map((el) => [el.getAttribute('data-line'), el.querySelector('.tx')?.textContent]));
       for (const [n, text] of rows) expect(text).toBe(`tick ${n}`);
       // It did reconnect: more than one stream request reached the proxy's side of the API.
       expect(reconnects(await page.locator('#follow-status').getAttribute('data-reconnects'))).toBeGreaterThan(0);
@@ -265,7 +299,9 @@ describe('the web page', () => {
     });
     const done = await waitForEnd(job.id, 240_000);
     expect(done.state).toBe('SUCCEEDED');
-    console.log(`[web] the 200,000-line job ran ${Date.parse(done.finishedAt!) - Date.parse(done.createdAt)} ms (submit → finished)`);
+    console.log(
+      `[web] the 200,000-line job ran ${Date.parse(done.finishedAt!) - Date.parse(done.createdAt)} ms (submit → finished)`,
+    );
 
     const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
     await context.addInitScript(rememberToken());
@@ -320,18 +356,28 @@ describe('the web page', () => {
 
     // Scrolling: up to the top stops following and offers "jump to end"; the middle and the end are reachable.
     const log = page.locator('.log');
-    await log.evaluate((el) => { el.scrollTop = 0; });
+    await log.evaluate((el) => {
+      el.scrollTop = 0;
+    });
     await page.locator('.ln[data-line="1"]').waitFor();
     await page.locator('#jump-end').waitFor();
     await log.hover();
     await page.mouse.wheel(0, 18 * 100);
     const firstShown = async () => Number(await page.locator('.ln').first().getAttribute('data-line'));
-    await waitFor('the wheel to scroll the log', async () => ((await firstShown()) > 50 ? true : undefined), { timeoutMs: 10_000 });
-    await log.evaluate((el) => { el.scrollTop = (el.scrollHeight - el.clientHeight) / 2; });
-    await waitFor('the middle of the log', async () => {
-      const first = await firstShown();
-      return first > LINES / 2 - 100 && first < LINES / 2 + 100 ? true : undefined;
-    }, { timeoutMs: 10_000 });
+    await waitFor('the wheel to scroll the log', async () => ((await firstShown()) > 50 ? true : undefined), {
+      timeoutMs: 10_000,
+    });
+    await log.evaluate((el) => {
+      el.scrollTop = (el.scrollHeight - el.clientHeight) / 2;
+    });
+    await waitFor(
+      'the middle of the log',
+      async () => {
+        const first = await firstShown();
+        return first > LINES / 2 - 100 && first < LINES / 2 + 100 ? true : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
     await page.locator('#jump-end').click();
     await last.waitFor();
     await page.locator('#jump-end').waitFor({ state: 'hidden' });

@@ -27,7 +27,7 @@ describe('PostgresLogStore on a real server', () => {
   const listeners = () =>
     adminQuery<{ pid: number }>(
       inject('postgresUrl'),
-      "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = $2 AND query = $3",
+      'SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = $2 AND query = $3',
       [new URL(db.url).pathname.slice(1), LISTEN_APPLICATION_NAME, `LISTEN ${APPEND_CHANNEL}`],
     );
 
@@ -44,7 +44,10 @@ describe('PostgresLogStore on a real server', () => {
     await a!.append('j', [{ seq: 1, stream: 'stdout', ts: 1, line: 'x', attempt: 1 }]);
     expect(await b!.lastSeq('j')).toBe(1);
     expect(await c!.lastSeq('j')).toBe(1);
-    const tables = await adminQuery<{ tablename: string }>(db.url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+    const tables = await adminQuery<{ tablename: string }>(
+      db.url,
+      "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    );
     expect(tables.map((t) => t.tablename)).toEqual(['log_exits', 'log_jobs', 'log_lines']);
   });
 
@@ -79,7 +82,10 @@ describe('PostgresLogStore on a real server', () => {
     expect(woken.b).toBe(base.b);
 
     await writer.append('b', [{ seq: 1, stream: 'stdout', ts: 1, line: 'y', attempt: 1 }]);
-    await waitFor('both watchers of b', () => (woken.b! >= base.b! + 2 ? true : undefined), { timeoutMs: 5000, intervalMs: 5 });
+    await waitFor('both watchers of b', () => (woken.b! >= base.b! + 2 ? true : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 5,
+    });
 
     stopA();
     stopB();
@@ -110,11 +116,17 @@ describe('PostgresLogStore on a real server', () => {
     });
     expect(second!.pid).not.toBe(first!.pid);
     // Appends while nobody listened were announced to no one: the reconnect wakes every watcher.
-    await waitFor('the wake after reconnecting', () => (woken > 0 ? true : undefined), { timeoutMs: 5000, intervalMs: 5 });
+    await waitFor('the wake after reconnecting', () => (woken > 0 ? true : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 5,
+    });
 
     const before = woken;
     await writer.append('j', [{ seq: 1, stream: 'stdout', ts: 1, line: 'x', attempt: 1 }]);
-    await waitFor('a wake on the new connection', () => (woken > before ? true : undefined), { timeoutMs: 5000, intervalMs: 5 });
+    await waitFor('a wake on the new connection', () => (woken > before ? true : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 5,
+    });
   });
 
   it('is what HODEI_LOG_STORE names: a PostgreSQL URL, or the SQLite file in the data dir by default', async () => {

@@ -20,7 +20,9 @@ describe('a whole stack on the PostgreSQL log store (real Temporal, Docker and P
     });
     try {
       const { submit, logs, waitForState } = clientFor(() => own.info);
-      const job = await submit({ script: 'for i in $(seq 1 30); do echo "line $i"; sleep 0.05; done; echo oops >&2; exit 3' });
+      const job = await submit({
+        script: 'for i in $(seq 1 30); do echo "line $i"; sleep 0.05; done; echo oops >&2; exit 3',
+      });
       await waitForState(job.id, ['RUNNING']);
       const sse = await openSse(`${own.info.apiUrl}/jobs/${job.id}/logs/stream`, { token: own.info.apiToken });
       expect(sse.status).toBe(200);
@@ -46,14 +48,23 @@ describe('a whole stack on the PostgreSQL log store (real Temporal, Docker and P
       // Lines came live, while the job printed (1.5 s), not all at its end.
       expect(sse.arrivals.at(-1)! - sse.arrivals[0]!).toBeGreaterThan(500);
 
-      expect(await logs(job.id)).toBe([...numbers(1, 30).map((n) => `line ${n}`), 'oops'].map((l) => `${l}\n`).join(''));
+      expect(await logs(job.id)).toBe(
+        [...numbers(1, 30).map((n) => `line ${n}`), 'oops'].map((l) => `${l}\n`).join(''),
+      );
       // Stored in PostgreSQL, not in the embedded file.
-      const [stored] = await adminQuery<{ n: number }>(db.url, 'SELECT count(*)::int AS n FROM log_lines WHERE job_id = $1', [job.id]);
+      const [stored] = await adminQuery<{ n: number }>(
+        db.url,
+        'SELECT count(*)::int AS n FROM log_lines WHERE job_id = $1',
+        [job.id],
+      );
       expect(stored!.n).toBe(31);
       expect(existsSync(path.join(own.info.dataDir, 'logs.db'))).toBe(false);
     } finally {
       await own.stop();
-      const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${own.info.instanceId}`] } });
+      const left = await docker.listContainers({
+        all: true,
+        filters: { label: [`${LABEL_INSTANCE}=${own.info.instanceId}`] },
+      });
       await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
       await db.drop();
     }

@@ -83,7 +83,8 @@ function checkedClient(target: ApiTarget, onAnswer?: (res: Response) => void) {
 /** The job routes of one API; `target` is read at each call (the shared stack's is injected per test). */
 export function clientFor(target: () => ApiTarget) {
   const client = () => checkedClient(target());
-  const failure = (what: string, res: Response, error: unknown) => new Error(`${what} answered ${res.status}: ${JSON.stringify(error)}`);
+  const failure = (what: string, res: Response, error: unknown) =>
+    new Error(`${what} answered ${res.status}: ${JSON.stringify(error)}`);
 
   async function submit(spec: JobSpec): Promise<Job> {
     const { data, error, response } = await client().POST('/jobs', { body: spec });
@@ -99,7 +100,8 @@ export function clientFor(target: () => ApiTarget) {
 
   async function logs(id: string): Promise<string> {
     const { data, response } = await client().GET('/jobs/{id}/logs', { params: { path: { id } }, parseAs: 'text' });
-    if (response.status !== 200 || data === undefined) throw new Error(`GET /jobs/${id}/logs answered ${response.status}`);
+    if (response.status !== 200 || data === undefined)
+      throw new Error(`GET /jobs/${id}/logs answered ${response.status}`);
     return data;
   }
 
@@ -141,17 +143,25 @@ export async function containersOf(jobId: string): Promise<Docker.ContainerInfo[
 }
 
 export async function waitForRunningContainer(jobId: string, timeoutMs = 30_000): Promise<Docker.ContainerInfo> {
-  return waitFor(`a running container for job ${jobId}`, async () => {
-    const [container] = await containersOf(jobId);
-    return container?.State === 'running' ? container : undefined;
-  }, { timeoutMs, intervalMs: 20 });
+  return waitFor(
+    `a running container for job ${jobId}`,
+    async () => {
+      const [container] = await containersOf(jobId);
+      return container?.State === 'running' ? container : undefined;
+    },
+    { timeoutMs, intervalMs: 20 },
+  );
 }
 
 export async function waitForNoContainer(jobId: string, timeoutMs = 30_000): Promise<number> {
   const started = Date.now();
-  await waitFor(`job ${jobId}'s container to be gone`, async () => ((await containersOf(jobId)).length === 0 ? true : undefined), {
-    timeoutMs,
-    intervalMs: 20,
-  });
+  await waitFor(
+    `job ${jobId}'s container to be gone`,
+    async () => ((await containersOf(jobId)).length === 0 ? true : undefined),
+    {
+      timeoutMs,
+      intervalMs: 20,
+    },
+  );
   return Date.now() - started;
 }

@@ -65,7 +65,9 @@ export async function startDevServer(): Promise<DevServer> {
     const text = await readFile(logPath, 'utf8').catch(() => '');
     if (!/address already in use/i.test(text) || attempt >= 5) {
       await rm(dir, { recursive: true, force: true });
-      throw new Error(`the Temporal dev server on ${address} did not start\n--- ${logPath} ---\n${text.trimEnd().split('\n').slice(-40).join('\n')}`);
+      throw new Error(
+        `the Temporal dev server on ${address} did not start\n--- ${logPath} ---\n${text.trimEnd().split('\n').slice(-40).join('\n')}`,
+      );
     }
   }
 }

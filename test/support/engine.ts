@@ -32,11 +32,17 @@ export class ExtraEngine {
     const child = spawn(
       'dockerd',
       [
-        '--host', this.dockerHost,
-        '--data-root', path.join(this.dir, 'data'),
-        '--exec-root', path.join(this.dir, 'exec'),
-        '--pidfile', path.join(this.dir, 'docker.pid'),
-        '--bridge=none', '--iptables=false', '--ip-forward=false',
+        '--host',
+        this.dockerHost,
+        '--data-root',
+        path.join(this.dir, 'data'),
+        '--exec-root',
+        path.join(this.dir, 'exec'),
+        '--pidfile',
+        path.join(this.dir, 'docker.pid'),
+        '--bridge=none',
+        '--iptables=false',
+        '--ip-forward=false',
       ],
       { stdio: ['ignore', log, log] },
     );
@@ -52,11 +58,15 @@ export class ExtraEngine {
       const tail = readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-40).join('\n');
       return new Error(`${what}\n--- last 40 lines of ${logPath} ---\n${tail}\n---`);
     };
-    const answered = await waitFor('the extra Docker engine to answer', async () => {
-      if (gone) return false;
-      await this.docker.ping();
-      return true;
-    }, { timeoutMs: 60_000, intervalMs: 200 }).catch((err: Error) => {
+    const answered = await waitFor(
+      'the extra Docker engine to answer',
+      async () => {
+        if (gone) return false;
+        await this.docker.ping();
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    ).catch((err: Error) => {
       throw failure(err.message);
     });
     if (!answered) throw failure('dockerd exited while starting');

@@ -30,12 +30,21 @@ export async function inProcessApi(s: StackInfo): Promise<InProcessApi> {
     HODEI_TASK_QUEUE: s.taskQueue,
     HODEI_CODEC_KEY: s.codecKey,
   });
-  const app = createApp({ client, logStore, config, logger: pino({ level: 'silent' }), tokens: [apiToken(s.apiToken)] });
+  const app = createApp({
+    client,
+    logStore,
+    config,
+    logger: pino({ level: 'silent' }),
+    tokens: [apiToken(s.apiToken)],
+  });
   return {
     app,
     client,
     request: async (path, init = {}) =>
-      app.request(path, { ...init, headers: { authorization: `Bearer ${s.apiToken}`, ...(init.headers as Record<string, string>) } }),
+      app.request(path, {
+        ...init,
+        headers: { authorization: `Bearer ${s.apiToken}`, ...(init.headers as Record<string, string>) },
+      }),
     async close() {
       await connection.close();
       await logStore.close();

@@ -9,7 +9,13 @@ export interface LogStorage {
   destroy(): Promise<void>;
 }
 
-const line = (seq: number, text = `line ${seq}`): LogLine => ({ seq, stream: 'stdout', ts: 1000 + seq, line: text, attempt: 1 });
+const line = (seq: number, text = `line ${seq}`): LogLine => ({
+  seq,
+  stream: 'stdout',
+  ts: 1000 + seq,
+  line: text,
+  attempt: 1,
+});
 const lines = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => line(from + i));
 const seqs = (from: number, to: number) => lines(from, to).map((l) => l.seq);
 
@@ -20,7 +26,9 @@ function manualEnd() {
   return { watchEnd: () => ended, fire };
 }
 
-async function collect(events: AsyncGenerator<TailEvent<string>>): Promise<{ seqs: number[]; end?: string; idles: number }> {
+async function collect(
+  events: AsyncGenerator<TailEvent<string>>,
+): Promise<{ seqs: number[]; end?: string; idles: number }> {
   const got: number[] = [];
   let idles = 0;
   for await (const e of events) {
@@ -37,7 +45,12 @@ const until = async (check: () => boolean) => {
 };
 
 /** The store, recording how many lines each read returned (watch and the rest pass through). */
-function countingReads(store: LogStore): { store: LogStore; reads: () => number; started: () => number; pageSizes: number[] } {
+function countingReads(store: LogStore): {
+  store: LogStore;
+  reads: () => number;
+  started: () => number;
+  pageSizes: number[];
+} {
   const pageSizes: number[] = [];
   let started = 0;
   const counted = new Proxy(store, {
@@ -110,19 +123,26 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
       });
 
       it('bounds a page by bytes too, never to nothing while lines remain', async () => {
-        const kb = (seq: number, stream: LogLine['stream'] = 'stdout'): LogLine => ({ ...line(seq, String(seq % 10).repeat(1000)), stream });
+        const kb = (seq: number, stream: LogLine['stream'] = 'stdout'): LogLine => ({
+          ...line(seq, String(seq % 10).repeat(1000)),
+          stream,
+        });
         await store.append('j', [kb(1), kb(2), kb(3, 'stderr'), kb(4), kb(5), kb(6)]);
         // A line is in the page while the lines before it hold fewer than maxBytes.
         expect((await store.read('j', { maxBytes: 2500 })).map((l) => l.seq)).toEqual([1, 2, 3]);
         expect((await store.read('j', { maxBytes: 2000 })).map((l) => l.seq)).toEqual([1, 2]);
         expect((await store.read('j', { maxBytes: 1 })).map((l) => l.seq)).toEqual([1]);
         expect((await store.read('j', { afterSeq: 5, maxBytes: 1 })).map((l) => l.seq)).toEqual([6]);
-        expect((await store.read('j', { afterSeq: 1, limit: 2, maxBytes: 1_000_000 })).map((l) => l.seq)).toEqual([2, 3]);
-        expect((await store.read('j', { stream: 'stdout', afterSeq: 1, maxBytes: 1500 })).map((l) => l.seq)).toEqual([2, 4]);
+        expect((await store.read('j', { afterSeq: 1, limit: 2, maxBytes: 1_000_000 })).map((l) => l.seq)).toEqual([
+          2, 3,
+        ]);
+        expect((await store.read('j', { stream: 'stdout', afterSeq: 1, maxBytes: 1500 })).map((l) => l.seq)).toEqual([
+          2, 4,
+        ]);
         expect(await store.read('j', { afterSeq: 6, maxBytes: 1 })).toEqual([]);
         // Paging by bytes to the end gets every line once.
         const paged: number[] = [];
-        for (let page = await store.read('j', { maxBytes: 1800 }); page.length > 0; ) {
+        for (let page = await store.read('j', { maxBytes: 1800 }); page.length > 0;) {
           paged.push(...page.map((l) => l.seq));
           page = await store.read('j', { afterSeq: paged.at(-1), maxBytes: 1800 });
         }
@@ -130,7 +150,13 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
       });
 
       it('filters by stream and returns the last N lines, optionally of one stream', async () => {
-        await store.append('j', [line(1), { ...line(2), stream: 'stderr' }, line(3), { ...line(4), stream: 'stderr' }, line(5)]);
+        await store.append('j', [
+          line(1),
+          { ...line(2), stream: 'stderr' },
+          line(3),
+          { ...line(4), stream: 'stderr' },
+          line(5),
+        ]);
         expect((await store.tail('j', 2)).map((l) => l.seq)).toEqual([4, 5]);
         expect((await store.tail('j', 10, { stream: 'stderr' })).map((l) => l.seq)).toEqual([2, 4]);
         expect((await store.read('j', { stream: 'stdout', afterSeq: 1 })).map((l) => l.seq)).toEqual([3, 5]);
@@ -139,7 +165,13 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
       });
 
       it('tells where the last N lines begin (of one stream, up to a seq) without reading them', async () => {
-        await store.append('j', [line(1), { ...line(2), stream: 'stderr' }, line(3), { ...line(4), stream: 'stderr' }, line(5)]);
+        await store.append('j', [
+          line(1),
+          { ...line(2), stream: 'stderr' },
+          line(3),
+          { ...line(4), stream: 'stderr' },
+          line(5),
+        ]);
         expect(await store.tailStart('j', 2)).toBe(3);
         expect(await store.tailStart('j', 5)).toBe(0);
         expect(await store.tailStart('j', 1_000_000)).toBe(0);
@@ -150,7 +182,11 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         expect(await store.tailStart('j', 1, { stream: 'stderr', untilSeq: 3 })).toBe(0);
         expect(await store.tailStart('missing', 3)).toBe(0);
         // Reading from it gets exactly what tail() gets.
-        for (const [count, stream] of [[2, undefined], [1, 'stderr'], [9, 'stdout']] as const) {
+        for (const [count, stream] of [
+          [2, undefined],
+          [1, 'stderr'],
+          [9, 'stdout'],
+        ] as const) {
           const from = await store.tailStart('j', count, { stream });
           expect(await store.read('j', { afterSeq: from, stream })).toEqual(await store.tail('j', count, { stream }));
         }
@@ -190,7 +226,11 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
 
     describe('recorded exits', () => {
       const exit = (exitCode: number) => ({
-        exitCode, oomKilled: false, startedAt: '2026-11-28T07:00:00.000Z', finishedAt: '2026-11-28T07:00:01.500Z', lastSeq: 42,
+        exitCode,
+        oomKilled: false,
+        startedAt: '2026-11-28T07:00:00.000Z',
+        finishedAt: '2026-11-28T07:00:01.500Z',
+        lastSeq: 42,
       });
 
       it('keeps how each attempt ended, for any process, replaced when recorded again', async () => {
@@ -238,7 +278,11 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
       it('sweeps: pages through many candidates, keeps running jobs, deletes nothing when Temporal cannot answer', async () => {
         for (let i = 0; i < 250; i++) await store.append(`job-${i}`, [line(1)]);
         const running = (id: string) => Number(id.slice(4)) % 2 === 0;
-        const retention = new LogRetention(store, { retentionMs: 1000, intervalMs: 1000, isFinished: async (id) => !running(id) });
+        const retention = new LogRetention(store, {
+          retentionMs: 1000,
+          intervalMs: 1000,
+          isFinished: async (id) => !running(id),
+        });
         expect(await retention.sweep(Date.now() + 2000)).toBe(125);
         expect(await store.lastSeq('job-1')).toBe(0);
         expect(await store.lastSeq('job-2')).toBe(1);
@@ -254,7 +298,11 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
 
       it('sweeps only logs not written to for the whole period', async () => {
         await store.append('fresh', [line(1)]);
-        const retention = new LogRetention(store, { retentionMs: 60_000, intervalMs: 1000, isFinished: async () => true });
+        const retention = new LogRetention(store, {
+          retentionMs: 60_000,
+          intervalMs: 1000,
+          isFinished: async () => true,
+        });
         expect(await retention.sweep(Date.now())).toBe(0);
         expect(await store.lastSeq('fresh')).toBe(1);
       });
@@ -281,7 +329,8 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         const end = manualEnd();
         const counted = countingReads(store);
         const tails = new LogTails(counted.store, { watchEnd: end.watchEnd, pollMs: 5, pageBytes: 25_000 });
-        const long = (from: number, to: number) => lines(from, to).map((l) => ({ ...l, line: `${l.seq} `.padEnd(10_000, 'x') }));
+        const long = (from: number, to: number) =>
+          lines(from, to).map((l) => ({ ...l, line: `${l.seq} `.padEnd(10_000, 'x') }));
         await other.append('j', long(1, 40));
         const events = tails.follow('j', 0, new AbortController().signal);
         const pages: number[][] = [];
@@ -337,7 +386,10 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         const ends = { a: manualEnd(), b: manualEnd() };
         const tails = new LogTails(store, { watchEnd: (id) => ends[id as 'a' | 'b'].watchEnd(), pollMs: 5 });
         const a = collect(tails.follow('a', 0, new AbortController().signal));
-        const b = [collect(tails.follow('b', 0, new AbortController().signal)), collect(tails.follow('b', 3, new AbortController().signal))];
+        const b = [
+          collect(tails.follow('b', 0, new AbortController().signal)),
+          collect(tails.follow('b', 3, new AbortController().signal)),
+        ];
         await until(() => tails.activeJobs === 2);
         for (let n = 1; n <= 10; n++) {
           await other.append('a', [line(n, `a ${n}`)]);

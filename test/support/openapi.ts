@@ -2,7 +2,10 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
 interface Doc {
-  paths: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> }>>;
+  paths: Record<
+    string,
+    Record<string, { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> }>
+  >;
 }
 
 /** Checks API answers against the API's own `/openapi.json`. */
@@ -30,9 +33,19 @@ export class SpecValidator {
     if (!response) return [`${method} ${match.template} answered ${status}, which /openapi.json does not list`];
     if (!response.content) return [];
     const media = (contentType ?? '').split(';')[0]!.trim();
-    if (!(media in response.content)) return [`${method} ${match.template} ${status}: content type ${media} not listed`];
+    if (!(media in response.content))
+      return [`${method} ${match.template} ${status}: content type ${media} not listed`];
     if (media !== 'application/json') return [];
-    const pointer = ['paths', match.template, method.toLowerCase(), 'responses', String(status) in op.responses! ? String(status) : 'default', 'content', media, 'schema']
+    const pointer = [
+      'paths',
+      match.template,
+      method.toLowerCase(),
+      'responses',
+      String(status) in op.responses! ? String(status) : 'default',
+      'content',
+      media,
+      'schema',
+    ]
       .map((p) => encodeURIComponent(p.replace(/~/g, '~0').replace(/\//g, '~1')))
       .join('/');
     const validate = this.ajv.getSchema(`openapi#/${pointer}`);
@@ -44,6 +57,8 @@ export class SpecValidator {
       return [`${method} ${match.template} ${status}: body is not JSON`];
     }
     if (validate(json)) return [];
-    return (validate.errors ?? []).map((e) => `${method} ${match.template} ${status}: ${e.instancePath || '(body)'} ${e.message}`);
+    return (validate.errors ?? []).map(
+      (e) => `${method} ${match.template} ${status}: ${e.instancePath || '(body)'} ${e.message}`,
+    );
   }
 }

@@ -23,9 +23,12 @@ export interface PostgresServer {
 function binDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root)
-    ? readdirSync(root).filter((v) => existsSync(path.join(root, v, 'bin/postgres'))).sort((a, b) => Number(b) - Number(a))
+    ? readdirSync(root)
+        .filter((v) => existsSync(path.join(root, v, 'bin/postgres')))
+        .sort((a, b) => Number(b) - Number(a))
     : [];
-  if (versions.length === 0) throw new Error('no PostgreSQL server under /usr/lib/postgresql: run `bash scripts/postgres.sh` (npm test does)');
+  if (versions.length === 0)
+    throw new Error('no PostgreSQL server under /usr/lib/postgresql: run `bash scripts/postgres.sh` (npm test does)');
   return path.join(root, versions[0]!, 'bin');
 }
 
@@ -64,7 +67,8 @@ export async function startPostgres(): Promise<PostgresServer> {
     await exited;
     clearTimeout(killer);
   };
-  const logTail = async () => (await readFile(logFile, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-40).join('\n');
+  const logTail = async () =>
+    (await readFile(logFile, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-40).join('\n');
   try {
     const data = path.join(dir, 'data');
     await mkdir(data, { mode: 0o700 });
@@ -75,10 +79,14 @@ export async function startPostgres(): Promise<PostgresServer> {
       await chown(dir, asUser.uid, asUser.gid);
       await chown(data, asUser.uid, asUser.gid);
     }
-    await run(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync'], {
-      ...asUser,
-      cwd: dir,
-    });
+    await run(
+      path.join(bin, 'initdb'),
+      ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync'],
+      {
+        ...asUser,
+        cwd: dir,
+      },
+    );
     for (let attempt = 1; ; attempt++) {
       const [port] = await candidatePorts(1);
       const log = await open(logFile, 'a');
@@ -115,10 +123,15 @@ export async function startPostgres(): Promise<PostgresServer> {
         },
         { timeoutMs: 30_000, intervalMs: 100 },
       );
-      if (accepted) return { url, pid: child.pid!, stop: async () => {
-        await stopServer();
-        await rm(dir, { recursive: true, force: true });
-      } };
+      if (accepted)
+        return {
+          url,
+          pid: child.pid!,
+          stop: async () => {
+            await stopServer();
+            await rm(dir, { recursive: true, force: true });
+          },
+        };
       const output = (await readFile(logFile)).subarray(logStart).toString('utf8');
       if (!/could not bind|Address already in use/i.test(output) || attempt >= 5) {
         throw new Error(`postgres exited while starting\n--- last 40 lines of ${logFile} ---\n${await logTail()}\n---`);
@@ -136,7 +149,10 @@ export async function startPostgres(): Promise<PostgresServer> {
 }
 
 /** A database of its own on the server at `serverUrl`, so tests never see each other's rows. */
-export async function createDatabase(serverUrl: string, prefix = 'hodei_test'): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createDatabase(
+  serverUrl: string,
+  prefix = 'hodei_test',
+): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `${prefix}_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
   await adminQuery(serverUrl, `CREATE DATABASE ${name}`);
   const url = new URL(serverUrl);

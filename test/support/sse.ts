@@ -25,7 +25,10 @@ export interface SseConnection {
 }
 
 /** Opens `url` as an SSE stream (fetch + a maintained SSE parser), optionally resuming. */
-export async function openSse(url: string, options: { lastEventId?: string; token?: string } = {}): Promise<SseConnection> {
+export async function openSse(
+  url: string,
+  options: { lastEventId?: string; token?: string } = {},
+): Promise<SseConnection> {
   const abort = new AbortController();
   const headers: Record<string, string> = { accept: 'text/event-stream', ...authHeaders(options.token) };
   if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
@@ -44,7 +47,8 @@ export async function openSse(url: string, options: { lastEventId?: string; toke
     if (!res.body) return;
     const decoder = new TextDecoder();
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }));
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
+        parser.feed(decoder.decode(chunk, { stream: true }));
     } catch (err) {
       if (!abort.signal.aborted) throw err;
     }
@@ -62,7 +66,10 @@ export async function openSse(url: string, options: { lastEventId?: string; toke
       return e ? (JSON.parse(e.data) as { state: string; exitCode?: number }) : undefined;
     },
     waitForLines: (count, timeoutMs = 60_000) =>
-      waitFor(`${count} SSE lines`, () => (lines().length >= count ? lines() : undefined), { timeoutMs, intervalMs: 10 }),
+      waitFor(`${count} SSE lines`, () => (lines().length >= count ? lines() : undefined), {
+        timeoutMs,
+        intervalMs: 10,
+      }),
     close: () => abort.abort(),
   };
 }

@@ -101,7 +101,12 @@ class Component {
   }
 
   get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null && this.child.pid !== undefined;
+    return (
+      this.child !== undefined &&
+      this.child.exitCode === null &&
+      this.child.signalCode === null &&
+      this.child.pid !== undefined
+    );
   }
 
   async spawn(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -138,7 +143,9 @@ class Component {
   /** Why the current run ended, if it ended: `PortInUse` when its log says a port was taken. */
   async exitError(): Promise<Error | undefined> {
     if (this.running) return undefined;
-    const how = this.child?.signalCode ? `signal ${this.child.signalCode}` : `code ${this.child?.exitCode ?? '(not started)'}`;
+    const how = this.child?.signalCode
+      ? `signal ${this.child.signalCode}`
+      : `code ${this.child?.exitCode ?? '(not started)'}`;
     const err = await this.failure(`${this.name} exited (${how}) while starting`);
     return /EADDRINUSE|address already in use/i.test(await this.runLog()) ? new PortInUse(err.message) : err;
   }
@@ -158,7 +165,12 @@ class Component {
  * Polls `check` until it returns a value; fails at once, with the component's log, when one of
  * `watched` exits, and after `deadline` (epoch ms) with the logs of all of them.
  */
-async function waitOrFail<T>(what: string, watched: Component[], deadline: number, check: () => Promise<T | undefined>): Promise<T> {
+async function waitOrFail<T>(
+  what: string,
+  watched: Component[],
+  deadline: number,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
   for (;;) {
     for (const component of watched) {
       const err = await component.exitError();
@@ -209,7 +221,14 @@ export async function removeContainers(env: NodeJS.ProcessEnv, instanceId: strin
   const docker = dockerOf(env);
   try {
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+    await Promise.all(
+      left.map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true, v: true })
+          .catch(() => undefined),
+      ),
+    );
   } catch {
     // Unreachable engine: nothing of ours runs on it.
   }
@@ -224,7 +243,9 @@ function runScript(script: string, env: NodeJS.ProcessEnv): { done: Promise<void
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code, signal) =>
-      code === 0 ? resolve() : reject(new Error(`${path.basename(script)} failed (${signal ?? `code ${code}`}): ${output.trim()}`)),
+      code === 0
+        ? resolve()
+        : reject(new Error(`${path.basename(script)} failed (${signal ?? `code ${code}`}): ${output.trim()}`)),
     );
   });
   return {
@@ -265,13 +286,19 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
   const logDir = runDir;
   const instanceId = options.env?.HODEI_INSTANCE_ID ?? `test-${randomUUID().slice(0, 8)}`;
   const apiToken = `test-token-${randomUUID()}`;
-  const scopedTokens = { read: `test-read-${randomUUID()}`, submit: `test-submit-${randomUUID()}`, cancel: `test-cancel-${randomUUID()}` };
+  const scopedTokens = {
+    read: `test-read-${randomUUID()}`,
+    submit: `test-submit-${randomUUID()}`,
+    cancel: `test-cancel-${randomUUID()}`,
+  };
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     TEMPORAL_NAMESPACE: 'default',
     HODEI_TASK_QUEUE: `hodei-test-${instanceId}`,
     HODEI_API_PORT: '0',
-    HODEI_API_TOKENS: [apiToken, ...Object.entries(scopedTokens).map(([scope, token]) => `${token}:${scope}`)].join(','),
+    HODEI_API_TOKENS: [apiToken, ...Object.entries(scopedTokens).map(([scope, token]) => `${token}:${scope}`)].join(
+      ',',
+    ),
     HODEI_WORKER_METRICS_PORT: '0',
     // Every payload in Temporal encrypted, with a key of this stack's own.
     HODEI_CODEC_KEY: randomBytes(32).toString('base64'),
@@ -308,17 +335,30 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
 
   /** Launches the dev server on the stack's Temporal ports; resolves once its namespace is ready. */
   const launchTemporal = async (by: number) => {
-    await temporal.spawn('bash', [
-      TEMPORAL_DEV,
-      '--ip', '127.0.0.1', '--port', String(ports.temporal), '--ui-port', String(ports.ui),
-      // The Web UI decodes payloads with the API's codec endpoint (CORS for the UI's origin).
-      '--ui-codec-endpoint', `http://127.0.0.1:${ports.codec}`,
-      ...(options.persistent ? ['--db-filename', path.join(dataDir, 'temporal.db')] : []),
-    ], env);
+    await temporal.spawn(
+      'bash',
+      [
+        TEMPORAL_DEV,
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(ports.temporal),
+        '--ui-port',
+        String(ports.ui),
+        // The Web UI decodes payloads with the API's codec endpoint (CORS for the UI's origin).
+        '--ui-codec-endpoint',
+        `http://127.0.0.1:${ports.codec}`,
+        ...(options.persistent ? ['--db-filename', path.join(dataDir, 'temporal.db')] : []),
+      ],
+      env,
+    );
     // Waits for the server, then sets the namespace up (again, after an in-memory restart).
     const init = runScript(path.join(ROOT, 'scripts/temporal-init.sh'), env);
     let result: 'done' | Error | undefined;
-    init.done.then(() => (result = 'done'), (err: Error) => (result = err));
+    init.done.then(
+      () => (result = 'done'),
+      (err: Error) => (result = err),
+    );
     try {
       await waitOrFail(`the Temporal dev server on ${env.TEMPORAL_ADDRESS}`, [temporal], by, async () => result);
     } finally {
@@ -331,7 +371,11 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
   const launchNode = async (component: Component, entry: string, extraEnv: NodeJS.ProcessEnv, by: number) => {
     const portsFile = path.join(logDir, `${component.name}.ports.json`);
     await rm(portsFile, { force: true });
-    await component.spawn(process.execPath, ['--import', 'tsx', entry], { ...env, ...extraEnv, HODEI_PORTS_FILE: portsFile });
+    await component.spawn(process.execPath, ['--import', 'tsx', entry], {
+      ...env,
+      ...extraEnv,
+      HODEI_PORTS_FILE: portsFile,
+    });
     return waitOrFail(`the ${component.name} to listen`, [component], by, () => readPorts(portsFile));
   };
 
@@ -350,11 +394,21 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
   };
 
   const launchApi = async (by: number) => {
-    const reported = await launchNode(api, 'api/main.ts', { HODEI_API_PORT: String(ports.api), HODEI_CODEC_PORT: String(ports.codec) }, by);
+    const reported = await launchNode(
+      api,
+      'api/main.ts',
+      { HODEI_API_PORT: String(ports.api), HODEI_CODEC_PORT: String(ports.codec) },
+      by,
+    );
     setPorts({ api: reported.api! });
   };
   const launchWorker = async (by: number) => {
-    const reported = await launchNode(worker, 'worker/main.ts', { HODEI_WORKER_METRICS_PORT: String(ports.metrics) }, by);
+    const reported = await launchNode(
+      worker,
+      'worker/main.ts',
+      { HODEI_WORKER_METRICS_PORT: String(ports.metrics) },
+      by,
+    );
     ports.metrics = reported.metrics!;
   };
 

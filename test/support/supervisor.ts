@@ -46,7 +46,9 @@ function pickPort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -58,15 +60,21 @@ const PORT_IN_USE = /address already in use|EADDRINUSE/;
  * because a port it was given got taken in between (other suites start servers at once) is
  * retried with fresh ports.
  */
-export async function startSupervisor(options: { env?: Record<string, string>; attempts?: number } = {}): Promise<Supervisor> {
+export async function startSupervisor(
+  options: { env?: Record<string, string>; attempts?: number } = {},
+): Promise<Supervisor> {
   const attempts = options.attempts ?? 3;
   for (let attempt = 1; ; attempt += 1) {
     const supervisor = await launch(options.env ?? {});
     const outcome = await Promise.race([
-      waitFor('the supervisor to say it is running', () => (supervisor.records.some((r) => r.msg === 'hodei jobs is running') ? true : undefined), {
-        timeoutMs: 240_000,
-        intervalMs: 200,
-      }).then(() => 'running' as const),
+      waitFor(
+        'the supervisor to say it is running',
+        () => (supervisor.records.some((r) => r.msg === 'hodei jobs is running') ? true : undefined),
+        {
+          timeoutMs: 240_000,
+          intervalMs: 200,
+        },
+      ).then(() => 'running' as const),
       supervisor.exited.then(() => 'exited' as const),
     ]).catch(async (err: unknown) => {
       await supervisor.destroy();
@@ -82,9 +90,16 @@ export async function startSupervisor(options: { env?: Record<string, string>; a
 
 async function launch(extraEnv: Record<string, string>): Promise<Supervisor> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'hodei-start-'));
-  const [temporalPort, uiPort, apiPort, codecPort] = [await pickPort(), await pickPort(), await pickPort(), await pickPort()];
+  const [temporalPort, uiPort, apiPort, codecPort] = [
+    await pickPort(),
+    await pickPort(),
+    await pickPort(),
+    await pickPort(),
+  ];
   // Its settings only: none of the environment's Hodei or Temporal settings leak in.
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(HODEI_|TEMPORAL_)/.test(k)));
+  const env: NodeJS.ProcessEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(HODEI_|TEMPORAL_)/.test(k)),
+  );
   Object.assign(env, {
     TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
     HODEI_TEMPORAL_UI_PORT: String(uiPort),
@@ -94,7 +109,11 @@ async function launch(extraEnv: Record<string, string>): Promise<Supervisor> {
     HODEI_LOG_FORMAT: 'json',
     ...extraEnv,
   });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/supervise.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/supervise.ts'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -116,7 +135,8 @@ async function launch(extraEnv: Record<string, string>): Promise<Supervisor> {
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
 
-  const pidsStarted = () => records.filter((r) => r.name === 'hodei-start' && r.msg?.endsWith(' started') && r.childPid !== undefined);
+  const pidsStarted = () =>
+    records.filter((r) => r.name === 'hodei-start' && r.msg?.endsWith(' started') && r.childPid !== undefined);
   return {
     process: child,
     dataDir,
@@ -136,12 +156,17 @@ async function launch(extraEnv: Record<string, string>): Promise<Supervisor> {
       // Only what this supervisor started, by PID. Asked first: it stops its parts in order.
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
-        const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]);
+        const stopped = await Promise.race([
+          exited.then(() => true),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000)),
+        ]);
         if (!stopped) {
           child.kill('SIGKILL');
           await exited;
           // It could not stop its parts: kill the ones still running (started, not since reported dead).
-          const dead = new Set(records.filter((r) => r.name === 'hodei-start' && r.msg?.includes('exited')).map((r) => r.childPid));
+          const dead = new Set(
+            records.filter((r) => r.name === 'hodei-start' && r.msg?.includes('exited')).map((r) => r.childPid),
+          );
           for (const record of pidsStarted()) {
             if (dead.has(record.childPid)) continue;
             try {
@@ -155,8 +180,18 @@ async function launch(extraEnv: Record<string, string>): Promise<Supervisor> {
       const instanceId = (await readFile(path.join(dataDir, 'instance-id'), 'utf8').catch(() => '')).trim();
       if (instanceId) {
         const docker = new Docker();
-        const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } });
-        await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+        const left = await docker.listContainers({
+          all: true,
+          filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] },
+        });
+        await Promise.all(
+          left.map((c) =>
+            docker
+              .getContainer(c.Id)
+              .remove({ force: true, v: true })
+              .catch(() => undefined),
+          ),
+        );
       }
       if (!process.env.HODEI_KEEP_TEST_DATA) await rm(dataDir, { recursive: true, force: true });
     },

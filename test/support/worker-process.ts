@@ -37,7 +37,8 @@ export class WorkerProcess {
       async () => {
         const text = (await readFile(this.logPath)).subarray(from).toString();
         if (text.includes('worker started')) return true;
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`worker exited; see ${this.logPath}:\n${text.slice(-4000)}`);
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`worker exited; see ${this.logPath}:\n${text.slice(-4000)}`);
         return undefined;
       },
       { timeoutMs: 180_000, intervalMs: 100 },

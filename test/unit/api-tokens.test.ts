@@ -15,7 +15,10 @@ const scopesOf = (token: string, tokens: ReturnType<typeof apiTokens>) => {
 describe('API tokens', () => {
   it('matches configured tokens, in clear or as sha256:<hex>, and nothing else', () => {
     const hashed = hashToken('second-token-0123456789').toString('hex');
-    const tokens = apiTokens({ HODEI_API_TOKENS: ['first-token-0123456789', `sha256:${hashed}`], HODEI_DATA_DIR: '/nonexistent' });
+    const tokens = apiTokens({
+      HODEI_API_TOKENS: ['first-token-0123456789', `sha256:${hashed}`],
+      HODEI_DATA_DIR: '/nonexistent',
+    });
     expect(scopesOf('first-token-0123456789', tokens)).toEqual([...ALL].sort());
     expect(scopesOf('second-token-0123456789', tokens)).toEqual([...ALL].sort());
     expect(tokenScopes(`sha256:${hashed}`, tokens)).toBeUndefined();
@@ -26,7 +29,12 @@ describe('API tokens', () => {
   it('takes scopes after a colon, joined by +; write is submit and cancel; none is every scope', () => {
     const hashed = hashToken('hashed-reader-0123456789').toString('hex');
     const tokens = apiTokens({
-      HODEI_API_TOKENS: ['reader-token-0123456789:read', 'ci-token-0123456789:read+submit', 'ops-token-0123456789:write', `sha256:${hashed}:read`],
+      HODEI_API_TOKENS: [
+        'reader-token-0123456789:read',
+        'ci-token-0123456789:read+submit',
+        'ops-token-0123456789:write',
+        `sha256:${hashed}:read`,
+      ],
       HODEI_DATA_DIR: '/nonexistent',
     });
     expect(scopesOf('reader-token-0123456789', tokens)).toEqual(['read']);
@@ -62,7 +70,10 @@ describe('API tokens', () => {
   });
 
   it('parses HODEI_API_TOKENS as a comma-separated list and refuses short tokens', () => {
-    const config = loadConfig({ HODEI_API_TOKENS: ' aaaaaaaaaaaaaaaa , bbbbbbbbbbbbbbbb:read', HODEI_INSTANCE_ID: 'x' });
+    const config = loadConfig({
+      HODEI_API_TOKENS: ' aaaaaaaaaaaaaaaa , bbbbbbbbbbbbbbbb:read',
+      HODEI_INSTANCE_ID: 'x',
+    });
     expect(config.HODEI_API_TOKENS).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb:read']);
     expect(() => loadConfig({ HODEI_API_TOKENS: 'short', HODEI_INSTANCE_ID: 'x' })).toThrow(ConfigError);
   });

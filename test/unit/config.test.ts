@@ -35,12 +35,14 @@ describe('loadConfig', () => {
     }
   });
 
-  it('has the reaper sweep often enough that a terminated job\'s container goes within 15 s, and logs by terminal', () => {
+  it("has the reaper sweep often enough that a terminated job's container goes within 15 s, and logs by terminal", () => {
     const config = loadConfig({ HODEI_INSTANCE_ID: 'test-config' });
     expect(config.HODEI_REAPER_INTERVAL_SECONDS).toBeLessThanOrEqual(10);
     expect(config.HODEI_LOG_FORMAT).toBe('auto');
     expect(loadConfig({ HODEI_INSTANCE_ID: 'test-config', HODEI_LOG_FORMAT: 'json' }).HODEI_LOG_FORMAT).toBe('json');
-    expect(() => loadConfig({ HODEI_INSTANCE_ID: 'test-config', HODEI_LOG_FORMAT: 'yaml' })).toThrow(/HODEI_LOG_FORMAT/);
+    expect(() => loadConfig({ HODEI_INSTANCE_ID: 'test-config', HODEI_LOG_FORMAT: 'yaml' })).toThrow(
+      /HODEI_LOG_FORMAT/,
+    );
   });
 
   it('takes HODEI_LOG_STORE: sqlite by default, or a PostgreSQL URL; refuses anything else without repeating it', () => {
@@ -51,14 +53,24 @@ describe('loadConfig', () => {
     for (const url of ['postgres://hodei:pw@db:5432/logs', 'postgresql://db/logs?sslmode=require']) {
       expect(loadConfig({ ...base, HODEI_LOG_STORE: url }).HODEI_LOG_STORE).toBe(url);
     }
-    for (const bad of ['mysql://u:secret@db/logs', 'postgres://', 'sqlite3', 'postgres//u:secret@db', 'postgres://u:secret@[bad']) {
-      expect(() => loadConfig({ ...base, HODEI_LOG_STORE: bad })).toThrow('HODEI_LOG_STORE: must be "sqlite" or a postgres://… or postgresql://… URL');
+    for (const bad of [
+      'mysql://u:secret@db/logs',
+      'postgres://',
+      'sqlite3',
+      'postgres//u:secret@db',
+      'postgres://u:secret@[bad',
+    ]) {
+      expect(() => loadConfig({ ...base, HODEI_LOG_STORE: bad })).toThrow(
+        'HODEI_LOG_STORE: must be "sqlite" or a postgres://… or postgresql://… URL',
+      );
       expect(() => loadConfig({ ...base, HODEI_LOG_STORE: bad })).not.toThrow(/secret/);
     }
   });
 
   it('refuses bad values, naming each', () => {
-    expect(() => loadConfig({ HODEI_API_PORT: 'eighty', HODEI_WORKER_CAPACITY: '0', HODEI_INSTANCE_ID: 'x' })).toThrow(ConfigError);
+    expect(() => loadConfig({ HODEI_API_PORT: 'eighty', HODEI_WORKER_CAPACITY: '0', HODEI_INSTANCE_ID: 'x' })).toThrow(
+      ConfigError,
+    );
     try {
       loadConfig({ HODEI_API_PORT: 'eighty', HODEI_WORKER_CAPACITY: '0', HODEI_INSTANCE_ID: 'x' });
     } catch (err) {

@@ -11,7 +11,15 @@ import {
   type JobContainerOptions,
   type JobContainerRequest,
 } from '../../activities/container-spec.js';
-import { LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED, LABEL_SECRET_NAMES, SCRIPT_DIR, SCRIPT_PATH } from '../../domain/container-labels.js';
+import {
+  LABEL_ATTEMPT,
+  LABEL_INSTANCE,
+  LABEL_JOB_ID,
+  LABEL_MANAGED,
+  LABEL_SECRET_NAMES,
+  SCRIPT_DIR,
+  SCRIPT_PATH,
+} from '../../domain/container-labels.js';
 
 const request = (over: Partial<JobContainerRequest> = {}): JobContainerRequest => ({
   jobId: 'job-1',
@@ -25,7 +33,11 @@ const request = (over: Partial<JobContainerRequest> = {}): JobContainerRequest =
   ...over,
 });
 
-const options: JobContainerOptions = { instanceId: 'inst-1', seccompProfile: '{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[]}', logMaxBytes: 8 * 1024 * 1024 };
+const options: JobContainerOptions = {
+  instanceId: 'inst-1',
+  seccompProfile: '{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[]}',
+  logMaxBytes: 8 * 1024 * 1024,
+};
 
 describe('jobContainerSpec', () => {
   it('names the container after the job and its attempt, and runs the image unstarted and unattached', () => {
@@ -33,7 +45,13 @@ describe('jobContainerSpec', () => {
     expect(spec.name).toBe('hodei-job-1-2');
     expect(spec.name).toBe(jobContainerName('job-1', 2));
     expect(spec.Image).toBe('hodei-worker:latest');
-    expect(spec).toMatchObject({ AttachStdin: false, AttachStdout: false, AttachStderr: false, Tty: false, OpenStdin: false });
+    expect(spec).toMatchObject({
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      Tty: false,
+      OpenStdin: false,
+    });
     expect(spec.HostConfig?.AutoRemove).toBe(false);
   });
 
@@ -84,7 +102,12 @@ describe('jobContainerSpec', () => {
         Target: SCRIPT_DIR,
         VolumeOptions: {
           NoCopy: true,
-          Labels: { [LABEL_MANAGED]: 'true', [LABEL_JOB_ID]: 'job-1', [LABEL_INSTANCE]: 'inst-1', [LABEL_ATTEMPT]: '2' },
+          Labels: {
+            [LABEL_MANAGED]: 'true',
+            [LABEL_JOB_ID]: 'job-1',
+            [LABEL_INSTANCE]: 'inst-1',
+            [LABEL_ATTEMPT]: '2',
+          },
         },
       },
     ]);
@@ -92,20 +115,37 @@ describe('jobContainerSpec', () => {
 
   it('labels the container with the installation, the job and the attempt, and the secrets by name only', () => {
     const plain = jobContainerSpec(request(), options);
-    expect(plain.Labels).toEqual({ [LABEL_MANAGED]: 'true', [LABEL_JOB_ID]: 'job-1', [LABEL_INSTANCE]: 'inst-1', [LABEL_ATTEMPT]: '2' });
+    expect(plain.Labels).toEqual({
+      [LABEL_MANAGED]: 'true',
+      [LABEL_JOB_ID]: 'job-1',
+      [LABEL_INSTANCE]: 'inst-1',
+      [LABEL_ATTEMPT]: '2',
+    });
     const withSecrets = jobContainerSpec(request({ secrets: { TOKEN: 's3cr3t', KEY: 'k' } }), options);
     expect(withSecrets.Labels?.[LABEL_SECRET_NAMES]).toBe('TOKEN,KEY');
     expect(JSON.stringify(withSecrets.Labels)).not.toContain('s3cr3t');
   });
 
   it('sets the env: defaults, HOME, the job env and its secrets over them, and tini killing the process group', () => {
-    const spec = jobContainerSpec(request({ env: { GREETING: 'hello', PYTHONUNBUFFERED: '0' }, secrets: { TOKEN: 's3cr3t' } }), options);
-    expect(spec.Env).toEqual(['PYTHONUNBUFFERED=0', `HOME=${WORK_DIR}`, 'GREETING=hello', 'TOKEN=s3cr3t', 'TINI_KILL_PROCESS_GROUP=1']);
+    const spec = jobContainerSpec(
+      request({ env: { GREETING: 'hello', PYTHONUNBUFFERED: '0' }, secrets: { TOKEN: 's3cr3t' } }),
+      options,
+    );
+    expect(spec.Env).toEqual([
+      'PYTHONUNBUFFERED=0',
+      `HOME=${WORK_DIR}`,
+      'GREETING=hello',
+      'TOKEN=s3cr3t',
+      'TINI_KILL_PROCESS_GROUP=1',
+    ]);
   });
 
   it("bounds the engine's own log from the log cap, 1 MiB per file at least", () => {
     expect(jobContainerSpec(request(), options).HostConfig?.LogConfig).toEqual(engineLogConfig(options.logMaxBytes));
-    expect(engineLogConfig(8 * 1024 * 1024)).toEqual({ Type: 'local', Config: { 'max-size': String(8 * 1024 * 1024), 'max-file': '4', compress: 'true' } });
+    expect(engineLogConfig(8 * 1024 * 1024)).toEqual({
+      Type: 'local',
+      Config: { 'max-size': String(8 * 1024 * 1024), 'max-file': '4', compress: 'true' },
+    });
     expect(engineLogConfig(1000)?.Config?.['max-size']).toBe(String(1024 * 1024));
   });
 });

@@ -11,13 +11,25 @@ describe('LogPosition', () => {
     const splitter = new LineSplitter((l) => out.push(l));
     const position = new LogPosition();
     let read = position.reader(splitter, splitter);
-    for (const [s, t] of [[100, 'a\n'], [101, 'b\n'], [103, 'c\n'], [102, 'late\n']] as const) read(1, frame(s, t));
+    for (const [s, t] of [
+      [100, 'a\n'],
+      [101, 'b\n'],
+      [103, 'c\n'],
+      [102, 'late\n'],
+    ] as const)
+      read(1, frame(s, t));
     expect(out).toEqual(['a', 'b', 'c', 'late']);
     // Re-read since 101: b, c, late were seen; then one new message.
     expect(position.resumePoint()).toEqual({ since: 101, skip: 3 });
     position.skip(3);
     read = position.reader(splitter, splitter);
-    for (const [s, t] of [[101, 'b\n'], [103, 'c\n'], [102, 'late\n'], [103, 'new']] as const) read(1, frame(s, t));
+    for (const [s, t] of [
+      [101, 'b\n'],
+      [103, 'c\n'],
+      [102, 'late\n'],
+      [103, 'new'],
+    ] as const)
+      read(1, frame(s, t));
     splitter.flush();
     expect(out).toEqual(['a', 'b', 'c', 'late', 'new']);
   });

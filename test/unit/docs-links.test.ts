@@ -8,7 +8,12 @@ import { describe, expect, it } from 'vitest';
 // repository (or points at the running product on loopback), and every settings name the code
 // reads is documented once, in docs/settings.md.
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const PAGES = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const PAGES = [
+  'README.md',
+  ...readdirSync(path.join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 const LOOPBACK = /^https?:\/\/(127\.0\.0\.1|localhost)(:\d+)?(\/|$)/;
 
 function tokensOf(page: string): Token[] {
@@ -46,7 +51,8 @@ describe('the README and docs/', () => {
         const [file = '', anchor] = href.split('#');
         const target = file === '' ? page : path.normalize(path.join(path.dirname(page), file));
         if (!existsSync(path.join(ROOT, target))) broken.push(`${page}: ${href} (no ${target})`);
-        else if (anchor && target.endsWith('.md') && !anchorsOf(target).has(anchor)) broken.push(`${page}: ${href} (no heading #${anchor} in ${target})`);
+        else if (anchor && target.endsWith('.md') && !anchorsOf(target).has(anchor))
+          broken.push(`${page}: ${href} (no heading #${anchor} in ${target})`);
       }
     }
     expect(broken).toEqual([]);
@@ -60,7 +66,10 @@ describe('the README and docs/', () => {
 
   it('docs/settings.md names every setting domain/config.ts reads, each in one row', () => {
     const config = readFileSync(path.join(ROOT, 'domain/config.ts'), 'utf8');
-    const schema = config.slice(config.indexOf('const ConfigSchema = z.object({'), config.indexOf('\n});', config.indexOf('const ConfigSchema')));
+    const schema = config.slice(
+      config.indexOf('const ConfigSchema = z.object({'),
+      config.indexOf('\n});', config.indexOf('const ConfigSchema')),
+    );
     const names = [...schema.matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]!);
     expect(names.length).toBeGreaterThan(30);
     const settings = readFileSync(path.join(ROOT, 'docs/settings.md'), 'utf8');

@@ -3,8 +3,15 @@ import { graceSeconds, provisionIssues, type ProvisionRequest } from '../../acti
 import { loadConfig } from '../../domain/config.js';
 
 // The worker's own check of the jobs it receives: the API's rules and the operator's limits.
-const limits = loadConfig({ HODEI_DATA_DIR: '/nonexistent', HODEI_INSTANCE_ID: 'unit', HODEI_MAX_JOB_MEMORY_MB: '2048' });
-const request = (change: Partial<ProvisionRequest> = {}, resources: Partial<ProvisionRequest['resources']> = {}): ProvisionRequest => ({
+const limits = loadConfig({
+  HODEI_DATA_DIR: '/nonexistent',
+  HODEI_INSTANCE_ID: 'unit',
+  HODEI_MAX_JOB_MEMORY_MB: '2048',
+});
+const request = (
+  change: Partial<ProvisionRequest> = {},
+  resources: Partial<ProvisionRequest['resources']> = {},
+): ProvisionRequest => ({
   image: 'hodei-worker:latest',
   script: 'echo',
   env: {},
@@ -24,7 +31,11 @@ describe('provisionIssues', () => {
     ['no memory limit (0: unlimited to Docker)', request({}, { memoryMb: 0 }), 'resources.memoryMb'],
     ['no process limit (-1)', request({}, { pidsLimit: -1 }), 'resources.pidsLimit'],
     ['no CPU limit (0)', request({}, { cpus: 0 }), 'resources.cpus'],
-    ['a limit missing', { ...request(), resources: { cpus: 1, memoryMb: 128, pidsLimit: 64 } as ProvisionRequest['resources'] }, 'resources.scratchMb'],
+    [
+      'a limit missing',
+      { ...request(), resources: { cpus: 1, memoryMb: 128, pidsLimit: 64 } as ProvisionRequest['resources'] },
+      'resources.scratchMb',
+    ],
     ['a bad env name', request({ env: { 'A=B': 'x' } }), 'env'],
     ['a NUL in an env value', request({ env: { A: 'x\0y' } }), 'env'],
     ['an empty script', request({ script: '' }), 'script'],

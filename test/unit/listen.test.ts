@@ -16,7 +16,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('servers on port 0 and their ports file', () => {
   it('binds port 0 and reports the port the system picked', async () => {
-    const { server, port } = await serveMetrics(new Registry(), { port: 0, host: '127.0.0.1', logger: pino({ level: 'silent' }) });
+    const { server, port } = await serveMetrics(new Registry(), {
+      port: 0,
+      host: '127.0.0.1',
+      logger: pino({ level: 'silent' }),
+    });
     try {
       expect(port).toBe((server.address() as AddressInfo).port);
       expect(port).toBeGreaterThan(0);
@@ -47,8 +51,13 @@ describe('servers on port 0 and their ports file', () => {
         `await listenOrExit(createServer(), { port: ${port}, host: '127.0.0.1', setting: 'HODEI_API_PORT', logger: pino() });`,
         "console.log('still running');",
       ].join('\n');
-      const run = promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT });
-      const failed = (await run.then(() => undefined, (err: unknown) => err)) as { code: number; stdout: string } | undefined;
+      const run = promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        cwd: ROOT,
+      });
+      const failed = (await run.then(
+        () => undefined,
+        (err: unknown) => err,
+      )) as { code: number; stdout: string } | undefined;
       expect(failed?.code).toBe(1);
       const line = JSON.parse(failed!.stdout.trim()) as Record<string, unknown>;
       expect(line).toMatchObject({ level: 60, code: 'EADDRINUSE', port, setting: 'HODEI_API_PORT' });

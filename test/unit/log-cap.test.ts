@@ -51,14 +51,17 @@ describe('what the log cap counts: what a line really costs the SQLite store', (
   const linesOf = (count: number, text: string): LogLine[] =>
     Array.from({ length: count }, (_, i) => ({ seq: i + 1, stream: 'stdout', ts: Date.now(), line: text, attempt: 1 }));
 
-  it.each([0, 1, 20, 100, 500, 900, 950, 1000, 2000, 3000, 5000, 10_000, 65_536])('lines of %i bytes: the count bounds the file, and is close to it', async (width) => {
-    const text = 'x'.repeat(width);
-    const count = Math.max(100, Math.ceil((2 * 1024 * 1024) / (width + 64)));
-    const grew = await growth(linesOf(count, text));
-    const counted = count * storedLineCost(text);
-    expect(grew).toBeLessThanOrEqual(counted * 1.03);
-    expect(counted).toBeLessThanOrEqual(grew * 1.3);
-  });
+  it.each([0, 1, 20, 100, 500, 900, 950, 1000, 2000, 3000, 5000, 10_000, 65_536])(
+    'lines of %i bytes: the count bounds the file, and is close to it',
+    async (width) => {
+      const text = 'x'.repeat(width);
+      const count = Math.max(100, Math.ceil((2 * 1024 * 1024) / (width + 64)));
+      const grew = await growth(linesOf(count, text));
+      const counted = count * storedLineCost(text);
+      expect(grew).toBeLessThanOrEqual(counted * 1.03);
+      expect(counted).toBeLessThanOrEqual(grew * 1.3);
+    },
+  );
 
   it('2,000,000 empty lines under a small cap grow the store by about the cap, not 130 MiB', async () => {
     const maxBytes = 1024 * 1024;

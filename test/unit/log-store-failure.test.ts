@@ -40,15 +40,27 @@ describe('log store writes the disk refuses', () => {
   ])('%s: a non-retryable LogStoreFailed, "log store %s: …"', async (code, problem) => {
     const store = failingClearly(storeFailingWith(code));
     for (const write of [() => store.append('job', [line]), () => store.recordExit('job', 1, exit)]) {
-      const err = await write().then(() => undefined, (e: unknown) => e);
+      const err = await write().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(ApplicationFailure);
-      expect(err).toMatchObject({ type: FAILURE_LOG_STORE_FAILED, nonRetryable: true, message: `log store ${problem}: driver says ${code}` });
+      expect(err).toMatchObject({
+        type: FAILURE_LOG_STORE_FAILED,
+        nonRetryable: true,
+        message: `log store ${problem}: driver says ${code}`,
+      });
     }
   });
 
   it('other errors (a busy database, a lost connection) are thrown as they are, to be retried', async () => {
     for (const code of ['SQLITE_BUSY', 'ECONNREFUSED']) {
-      const err = await failingClearly(storeFailingWith(code)).append('job', [line]).then(() => undefined, (e: unknown) => e);
+      const err = await failingClearly(storeFailingWith(code))
+        .append('job', [line])
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(err).not.toBeInstanceOf(ApplicationFailure);
       expect(err).toMatchObject({ code });
     }

@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { advanceOverStored, OutputLines, startOfOutput, storedLineCost, type OutputStream } from '../../activities/output-lines.js';
+import {
+  advanceOverStored,
+  OutputLines,
+  startOfOutput,
+  storedLineCost,
+  type OutputStream,
+} from '../../activities/output-lines.js';
 import type { OutputPosition } from '../../activities/types.js';
 import type { LogLine } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
@@ -46,7 +52,8 @@ function interleave(output: Output, seed: number): Array<[OutputStream, string]>
   const at = { stdout: 0, stderr: 0 };
   const mixed: Array<[OutputStream, string]> = [];
   while (at.stdout < output.stdout.length || at.stderr < output.stderr.length) {
-    const stream: OutputStream = at.stderr >= output.stderr.length || (at.stdout < output.stdout.length && next() < 0.5) ? 'stdout' : 'stderr';
+    const stream: OutputStream =
+      at.stderr >= output.stderr.length || (at.stdout < output.stdout.length && next() < 0.5) ? 'stdout' : 'stderr';
     mixed.push([stream, output[stream][at[stream]++]!]);
   }
   return mixed;
@@ -56,7 +63,11 @@ function interleave(output: Output, seed: number): Array<[OutputStream, string]>
  * One read of the whole output from `from`, storing every `batch` lines and returning the
  * checkpoint after each store; stops (the worker dies) after `stores` stores.
  */
-async function read(from: OutputPosition, order: Array<[OutputStream, string]>, opts: { maxBytes: number; batch: number; stores?: number }) {
+async function read(
+  from: OutputPosition,
+  order: Array<[OutputStream, string]>,
+  opts: { maxBytes: number; batch: number; stores?: number },
+) {
   const lines = new OutputLines(from, opts.maxBytes, (l) => l, 1);
   const splitters = lines.reread();
   const checkpoints: OutputPosition[] = [];
@@ -87,7 +98,10 @@ const output = (lines: number, width = 10): Output => ({
 async function storedLog(out: Output): Promise<{ rows: LogLine[]; kept: Output; marker?: LogLine }> {
   const rows = await store.read(jobId);
   expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
-  const kept = { stdout: rows.filter((r) => r.stream === 'stdout').map((r) => r.line), stderr: rows.filter((r) => r.stream === 'stderr').map((r) => r.line) };
+  const kept = {
+    stdout: rows.filter((r) => r.stream === 'stdout').map((r) => r.line),
+    stderr: rows.filter((r) => r.stream === 'stderr').map((r) => r.line),
+  };
   expect(kept.stdout).toEqual(out.stdout.slice(0, kept.stdout.length));
   expect(kept.stderr).toEqual(out.stderr.slice(0, kept.stderr.length));
   const markers = rows.filter((r) => r.stream === 'system');
@@ -99,7 +113,13 @@ async function storedLog(out: Output): Promise<{ rows: LogLine[]; kept: Output; 
 describe('resuming the numbering of a container output', () => {
   it('numbers every line of each stream exactly once, whatever checkpoint the retry starts from', async () => {
     const out = output(300);
-    for (const [stores, resumeAt] of [[5, 2], [5, 4], [1, 0], [12, 11], [12, 0]] as const) {
+    for (const [stores, resumeAt] of [
+      [5, 2],
+      [5, 4],
+      [1, 0],
+      [12, 11],
+      [12, 0],
+    ] as const) {
       await store.deleteJob(jobId);
       const first = await read(startOfOutput(1, 0), interleave(out, 1), { maxBytes: 1e9, batch: 37, stores });
       const from = resumeAt === 0 ? startOfOutput(1, 0) : first[resumeAt - 1]!;
@@ -124,7 +144,12 @@ describe('resuming the numbering of a container output', () => {
     const maxBytes = 2500;
     // Died under the cap; over it with the checkpoint under it; over it with the checkpoint over
     // it; after the whole output and the marker were stored (the report was lost).
-    for (const [stores, resumeAt] of [[3, 1], [9, 3], [12, 10], [99, 2]] as const) {
+    for (const [stores, resumeAt] of [
+      [3, 1],
+      [9, 3],
+      [12, 10],
+      [99, 2],
+    ] as const) {
       await store.deleteJob(jobId);
       const first = await read(startOfOutput(1, 0), interleave(out, 3), { maxBytes, batch: 37, stores });
       const resumed = await advanceOverStored(store, jobId, first[resumeAt - 1]!);
@@ -146,10 +171,17 @@ describe('resuming the numbering of a container output', () => {
     // Two stdout lines fit, the third does not, and a (cheaper) stderr line would.
     const maxBytes = 2 * storedLineCost('aaaaaaaaaa') + storedLineCost('bb');
     expect(storedLineCost('bb')).toBeLessThan(storedLineCost('aaaaaaaaaa'));
-    const stdoutFirst = [...out.stdout.map((l) => ['stdout', l] as [OutputStream, string]), ...out.stderr.map((l) => ['stderr', l] as [OutputStream, string])];
+    const stdoutFirst = [
+      ...out.stdout.map((l) => ['stdout', l] as [OutputStream, string]),
+      ...out.stderr.map((l) => ['stderr', l] as [OutputStream, string]),
+    ];
     await read(startOfOutput(1, 0), stdoutFirst, { maxBytes, batch: 2 });
     const before = await store.read(jobId);
-    expect(before.map((r) => r.line)).toEqual(['aaaaaaaaaa', 'aaaaaaaaaa', `[hodei] log truncated: output over the ${maxBytes}-byte log cap was not stored (4 lines, 20 bytes dropped)`]);
+    expect(before.map((r) => r.line)).toEqual([
+      'aaaaaaaaaa',
+      'aaaaaaaaaa',
+      `[hodei] log truncated: output over the ${maxBytes}-byte log cap was not stored (4 lines, 20 bytes dropped)`,
+    ]);
     const resumed = await advanceOverStored(store, jobId, startOfOutput(1, 0));
     expect(resumed).toMatchObject({ seq: 2, stdout: 2, stderr: 0, cap: { firstDropped: 3 } });
     await read(resumed, [...stdoutFirst.slice(3), ...stdoutFirst.slice(0, 3)], { maxBytes, batch: 2 });
@@ -175,6 +207,11 @@ describe('resuming the numbering of a container output', () => {
     const lines = new OutputLines(startOfOutput(1, 0), maxBytes, (l) => l.replaceAll('secret', '***'), 1);
     lines.reread().stdout.push(Buffer.from('secret\nab\n'));
     expect(lines.take().map((l) => l.line)).toEqual(['***']);
-    expect(lines.position().cap).toMatchObject({ storedBytes: maxBytes, firstDropped: 2, droppedLines: 1, droppedBytes: 3 });
+    expect(lines.position().cap).toMatchObject({
+      storedBytes: maxBytes,
+      firstDropped: 2,
+      droppedLines: 1,
+      droppedBytes: 3,
+    });
   });
 });

@@ -18,7 +18,11 @@ import {
 
 const converter = new DefaultPayloadConverter();
 const SECRET = 'hunter2-very-secret';
-const plain = (): Payload[] => [converter.toPayload({ secrets: { TOKEN: SECRET }, n: 1 }), converter.toPayload(null), converter.toPayload(new Uint8Array([1, 2, 3]))];
+const plain = (): Payload[] => [
+  converter.toPayload({ secrets: { TOKEN: SECRET }, n: 1 }),
+  converter.toPayload(null),
+  converter.toPayload(new Uint8Array([1, 2, 3])),
+];
 const text = (p: Payload) => Buffer.from(p.data ?? []).toString('latin1') + JSON.stringify(p.metadata);
 const meta = (p: Payload, key: string) => Buffer.from(p.metadata![key]!).toString();
 
@@ -35,7 +39,11 @@ describe('AesGcmPayloadCodec', () => {
       expect(text(p)).not.toContain('json/plain');
     }
     const decoded = await codec.decode(encoded);
-    expect(decoded.map((p) => converter.fromPayload(p))).toEqual([{ secrets: { TOKEN: SECRET }, n: 1 }, null, new Uint8Array([1, 2, 3])]);
+    expect(decoded.map((p) => converter.fromPayload(p))).toEqual([
+      { secrets: { TOKEN: SECRET }, n: 1 },
+      null,
+      new Uint8Array([1, 2, 3]),
+    ]);
   });
 
   it('uses a fresh IV each time: the same value never encrypts the same way twice', async () => {
@@ -57,7 +65,10 @@ describe('AesGcmPayloadCodec', () => {
   it('refuses a wrong key that claims the right id', async () => {
     const [encoded] = await codec.encode([converter.toPayload(SECRET)]);
     const other = randomBytes(32);
-    const forged = { ...encoded!, metadata: { ...encoded!.metadata, [METADATA_KEY_ID]: Buffer.from(codecKeyId(other)) } };
+    const forged = {
+      ...encoded!,
+      metadata: { ...encoded!.metadata, [METADATA_KEY_ID]: Buffer.from(codecKeyId(other)) },
+    };
     await expect(new AesGcmPayloadCodec([other]).decode([forged])).rejects.toThrow(PayloadDecryptError);
   });
 
@@ -89,14 +100,21 @@ describe('codec keys from the settings', () => {
     try {
       const configured = randomBytes(32).toString('base64');
       const previous = randomBytes(32).toString('base64');
-      const config = loadConfig({ HODEI_DATA_DIR: dir, HODEI_INSTANCE_ID: 'unit', HODEI_CODEC_KEY: configured, HODEI_CODEC_PREVIOUS_KEYS: previous });
+      const config = loadConfig({
+        HODEI_DATA_DIR: dir,
+        HODEI_INSTANCE_ID: 'unit',
+        HODEI_CODEC_KEY: configured,
+        HODEI_CODEC_PREVIOUS_KEYS: previous,
+      });
       expect(codecKeys(config).map((k) => k.toString('base64'))).toEqual([configured, previous]);
 
       const generated = codecKeys(loadConfig({ HODEI_DATA_DIR: dir, HODEI_INSTANCE_ID: 'unit' }));
       expect(generated).toHaveLength(1);
       expect(generated[0]!.length).toBe(32);
       expect(statSync(path.join(dir, 'codec-key')).mode & 0o777).toBe(0o600);
-      expect(codecKeys(loadConfig({ HODEI_DATA_DIR: dir, HODEI_INSTANCE_ID: 'unit' }))[0]!.equals(generated[0]!)).toBe(true);
+      expect(codecKeys(loadConfig({ HODEI_DATA_DIR: dir, HODEI_INSTANCE_ID: 'unit' }))[0]!.equals(generated[0]!)).toBe(
+        true,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -107,7 +125,9 @@ describe('codec keys from the settings', () => {
       expect(() => loadConfig({ HODEI_INSTANCE_ID: 'unit', HODEI_CODEC_KEY: bad })).toThrow(ConfigError);
       expect(() => loadConfig({ HODEI_INSTANCE_ID: 'unit', HODEI_CODEC_KEY: bad })).not.toThrow(bad);
     }
-    expect(() => loadConfig({ HODEI_INSTANCE_ID: 'unit', HODEI_CODEC_PREVIOUS_KEYS: 'nope' })).toThrow(/HODEI_CODEC_PREVIOUS_KEYS/);
+    expect(() => loadConfig({ HODEI_INSTANCE_ID: 'unit', HODEI_CODEC_PREVIOUS_KEYS: 'nope' })).toThrow(
+      /HODEI_CODEC_PREVIOUS_KEYS/,
+    );
   });
 
   it('lets the Web UI origin in by default, as 127.0.0.1 and localhost', () => {
@@ -123,7 +143,9 @@ describe('the codec endpoint (Temporal codec server protocol)', () => {
   const UI = 'http://127.0.0.1:8233';
   const app = codecApp({ codec, allowedOrigins: [UI, 'http://localhost:8233'], port: 8234 });
   const toJson = (p: Payload) => ({
-    metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v!).toString('base64')])),
+    metadata: Object.fromEntries(
+      Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v!).toString('base64')]),
+    ),
     data: Buffer.from(p.data ?? []).toString('base64'),
   });
   const post = (route: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -151,7 +173,12 @@ describe('the codec endpoint (Temporal codec server protocol)', () => {
     const preflight = (origin: string) =>
       app.request('/decode', {
         method: 'OPTIONS',
-        headers: { host: 'localhost:8234', origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace' },
+        headers: {
+          host: 'localhost:8234',
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type,x-namespace',
+        },
       });
     const ok = await preflight('http://localhost:8233');
     expect(ok.status).toBe(204);
@@ -174,6 +201,8 @@ describe('the codec endpoint (Temporal codec server protocol)', () => {
     const [foreign] = await new AesGcmPayloadCodec([randomBytes(32)]).encode([converter.toPayload(1)]);
     const res = await post('/decode', { payloads: [toJson(foreign!)] });
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: { code: 'invalid_request', message: expect.stringMatching(/unknown key/) } });
+    expect(await res.json()).toMatchObject({
+      error: { code: 'invalid_request', message: expect.stringMatching(/unknown key/) },
+    });
   });
 });

@@ -2,25 +2,36 @@ import { describe, expect, it } from 'vitest';
 import { clientErrorResponse } from '../../api/http-errors.js';
 import { BadCursorError, CursorCodec } from '../../api/jobs-list.js';
 import { decimalInt } from '../../api/params.js';
-import { JobSpecSchema, labelsAttributeBytes, labelValueOk, MAX_LABELS_ATTRIBUTE_BYTES } from '../../domain/job-spec.js';
+import {
+  JobSpecSchema,
+  labelsAttributeBytes,
+  labelValueOk,
+  MAX_LABELS_ATTRIBUTE_BYTES,
+} from '../../domain/job-spec.js';
 
 describe('decimalInt', () => {
   const tail = decimalInt(1, 1_000_000);
   it.each(['1', '10', '007', '1000000'])('takes %j', (text) => {
     expect(tail.safeParse(text)).toEqual({ success: true, data: Number(text) });
   });
-  it.each(['', ' 1', '1 ', '0x10', '1e3', '+1', '-1', '1.5', '0', '1000001', '99999999999999999', '１'])('refuses %j', (text) => {
-    expect(tail.safeParse(text).success).toBe(false);
-  });
+  it.each(['', ' 1', '1 ', '0x10', '1e3', '+1', '-1', '1.5', '0', '1000001', '99999999999999999', '１'])(
+    'refuses %j',
+    (text) => {
+      expect(tail.safeParse(text).success).toBe(false);
+    },
+  );
 });
 
 describe('label values', () => {
   it.each(['', 'team-a', "it's", 'é 日本 😀', 'a b', 'a:b', 'a\u2661b'])('takes %j', (value) => {
     expect(labelValueOk(value)).toBe(true);
   });
-  it.each(['a\0b', 'a\tb', 'a\nb', 'a\rb', 'a\x7fb', 'a\x85b', 'a"b', 'a\\b', 'a\ud800b', '\udc00'])('refuses %j', (value) => {
-    expect(labelValueOk(value)).toBe(false);
-  });
+  it.each(['a\0b', 'a\tb', 'a\nb', 'a\rb', 'a\x7fb', 'a\x85b', 'a"b', 'a\\b', 'a\ud800b', '\udc00'])(
+    'refuses %j',
+    (value) => {
+      expect(labelValueOk(value)).toBe(false);
+    },
+  );
 
   it('counts the search attribute as Temporal does: the JSON of ["key:value", …] in UTF-8', () => {
     expect(labelsAttributeBytes({})).toBe(2);
@@ -55,7 +66,8 @@ describe('CursorCodec', () => {
       const altered = `${cursor.slice(0, i)}${cursor[i] === 'A' ? 'B' : 'A'}${cursor.slice(i + 1)}`;
       expect(() => codec.decode('q', altered)).toThrow(BadCursorError);
     }
-    for (const bad of ['', 'A', cursor.slice(0, -1), cursor.slice(0, 22), `${cursor}A`]) expect(() => codec.decode('q', bad)).toThrow(BadCursorError);
+    for (const bad of ['', 'A', cursor.slice(0, -1), cursor.slice(0, 22), `${cursor}A`])
+      expect(() => codec.decode('q', bad)).toThrow(BadCursorError);
   });
 });
 

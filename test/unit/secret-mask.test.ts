@@ -17,7 +17,11 @@ describe('secretMasker', () => {
 
   it('masks a multi-line secret line by line, as output is stored', () => {
     const mask = secretMasker(['-----BEGIN KEY-----\r\nMIIEvQIBADANBgkqhkiG9w0\n-----END KEY-----']);
-    expect(['-----BEGIN KEY-----', 'MIIEvQIBADANBgkqhkiG9w0', '-----END KEY-----'].map(mask)).toEqual([MASK, MASK, MASK]);
+    expect(['-----BEGIN KEY-----', 'MIIEvQIBADANBgkqhkiG9w0', '-----END KEY-----'].map(mask)).toEqual([
+      MASK,
+      MASK,
+      MASK,
+    ]);
   });
 
   it('leaves values under 4 characters unmasked (documented) and is the identity without secrets', () => {

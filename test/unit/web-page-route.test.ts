@@ -10,12 +10,19 @@ import { loadConfig } from '../../domain/config.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hodei-web-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const config = loadConfig({ HODEI_DATA_DIR: dir, HODEI_INSTANCE_ID: 'unit', HODEI_TEMPORAL_UI_URL: 'http://ui.example:8233' });
+const config = loadConfig({
+  HODEI_DATA_DIR: dir,
+  HODEI_INSTANCE_ID: 'unit',
+  HODEI_TEMPORAL_UI_URL: 'http://ui.example:8233',
+});
 
 function built(): string {
   const dist = path.join(dir, 'dist');
   mkdirSync(path.join(dist, 'assets'), { recursive: true });
-  writeFileSync(path.join(dist, 'index.html'), '<head><meta name="hodei-config" content="{}" /><script src="/assets/a-1.js"></script></head>');
+  writeFileSync(
+    path.join(dist, 'index.html'),
+    '<head><meta name="hodei-config" content="{}" /><script src="/assets/a-1.js"></script></head>',
+  );
   writeFileSync(path.join(dist, 'assets', 'a-1.js'), 'console.log(1)');
   return dist;
 }
@@ -27,7 +34,9 @@ describe('the web page route', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
     const html = await page.text();
-    expect(html).toContain('content="{&quot;temporalUiUrl&quot;:&quot;http://ui.example:8233&quot;,&quot;namespace&quot;:&quot;default&quot;}"');
+    expect(html).toContain(
+      'content="{&quot;temporalUiUrl&quot;:&quot;http://ui.example:8233&quot;,&quot;namespace&quot;:&quot;default&quot;}"',
+    );
     const asset = await app.request('/assets/a-1.js');
     expect(asset.status).toBe(200);
     expect(asset.headers.get('content-type')).toContain('text/javascript');

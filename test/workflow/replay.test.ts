@@ -3,7 +3,13 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import proto from '@temporalio/proto';
 import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root.js';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fixtureDataConverter } from '../support/fixture-codec.js';
 import { ROOT } from '../support/stack.js';
@@ -22,20 +28,30 @@ const fixtures = readdirSync(FIXTURES, { withFileTypes: true })
 // The proto3 JSON of `temporal workflow show --output json`, read with the protobufjs copy that
 // @temporalio/proto's types belong to. (`historyFromJSON` of @temporalio/common 1.24 mixes two
 // copies of protobufjs in this install and throws "type must be a Type".)
-const { fromJson } = createRequire(createRequire(import.meta.url).resolve('@temporalio/proto'))('protobufjs/ext/protojson') as {
-  fromJson: (type: unknown, json: unknown, options: { ignoreUnknownFields: boolean }) => proto.temporal.api.history.v1.History | null;
+const { fromJson } = createRequire(createRequire(import.meta.url).resolve('@temporalio/proto'))(
+  'protobufjs/ext/protojson',
+) as {
+  fromJson: (
+    type: unknown,
+    json: unknown,
+    options: { ignoreUnknownFields: boolean },
+  ) => proto.temporal.api.history.v1.History | null;
 };
-const HISTORY_TYPE = (patchProtobufRoot(proto as unknown as Record<string, unknown>) as unknown as { lookupType(name: string): unknown }).lookupType(
-  'temporal.api.history.v1.History',
-);
-const load = (file: string) => fromJson(HISTORY_TYPE, JSON.parse(readFileSync(file, 'utf8')), { ignoreUnknownFields: true })!;
+const HISTORY_TYPE = (
+  patchProtobufRoot(proto as unknown as Record<string, unknown>) as unknown as { lookupType(name: string): unknown }
+).lookupType('temporal.api.history.v1.History');
+const load = (file: string) =>
+  fromJson(HISTORY_TYPE, JSON.parse(readFileSync(file, 'utf8')), { ignoreUnknownFields: true })!;
 
 let current: WorkflowBundleWithSourceMap;
 let broken: WorkflowBundleWithSourceMap;
 
 beforeAll(async () => {
   // The deliberate nondeterminism below makes the SDK core warn: keep the output to errors.
-  Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
+  });
   const logger = new DefaultLogger('ERROR');
   [current, broken] = await Promise.all([
     bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows/index.ts'), logger }),
@@ -50,20 +66,26 @@ describe('replay: jobs in flight survive a deploy of new workflow code', () => {
 
   // Histories recorded since payloads are encrypted need the codec to replay; older ones pass through it.
   it.each(fixtures)('the current workflow code replays $name', async ({ file }) => {
-    await Worker.runReplayHistory({ workflowBundle: current, dataConverter: fixtureDataConverter() }, load(file), path.basename(file, '.json'));
+    await Worker.runReplayHistory(
+      { workflowBundle: current, dataConverter: fixtureDataConverter() },
+      load(file),
+      path.basename(file, '.json'),
+    );
   });
 
   it('needs the codec for histories recorded with encrypted payloads', async () => {
     const encrypted = fixtures.find((f) => f.name.endsWith('/succeeded-with-secret.json'));
     expect(encrypted, 'a recorded history with a secret').toBeDefined();
     expect(readFileSync(encrypted!.file, 'utf8')).not.toContain('fixture-secret');
-    await expect(Worker.runReplayHistory({ workflowBundle: current }, load(encrypted!.file), 'no-codec')).rejects.toThrow(/Unknown encoding: binary\/encrypted/);
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: current }, load(encrypted!.file), 'no-codec'),
+    ).rejects.toThrow(/Unknown encoding: binary\/encrypted/);
   });
 
   it('fails on a workflow change that breaks determinism', async () => {
     const { file } = fixtures.find((f) => f.name.endsWith('/succeeded.json'))!;
-    await expect(Worker.runReplayHistory({ workflowBundle: broken, dataConverter: fixtureDataConverter() }, load(file), 'broken')).rejects.toThrow(
-      /[Nn]ondetermin/,
-    );
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: broken, dataConverter: fixtureDataConverter() }, load(file), 'broken'),
+    ).rejects.toThrow(/[Nn]ondetermin/);
   });
 });

@@ -3,7 +3,13 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { type ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
@@ -123,7 +129,9 @@ describe('runJob workflow', () => {
     expect(result).toMatchObject({ exitCode: 0, containerId: 'c1' });
     expect(calls.removed).toEqual([]);
     const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-    const activityTypes = history.events!.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    const activityTypes = history.events!.flatMap(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
+    );
     expect(activityTypes).toEqual(['provisionContainer', 'runScript']);
   });
 

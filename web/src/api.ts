@@ -1,6 +1,14 @@
 /** The JSON API, called with the token the reader entered (kept in sessionStorage, never in a URL). */
 
-import { createApiClient, errorMessage, type ErrorBody, type JobPage, type JobSpec, type JobView, type ListQuery } from '../../api-client/index.js';
+import {
+  createApiClient,
+  errorMessage,
+  type ErrorBody,
+  type JobPage,
+  type JobSpec,
+  type JobView,
+  type ListQuery,
+} from '../../api-client/index.js';
 
 export { JOB_STATES, LISTABLE_STATES, TERMINAL_STATES as TERMINAL, type JobState } from '../../domain/job-state.js';
 export type { JobPage };
@@ -18,7 +26,9 @@ export interface PageConfig {
 
 export function pageConfig(): PageConfig {
   try {
-    return JSON.parse(document.querySelector<HTMLMetaElement>('meta[name="hodei-config"]')?.content ?? '{}') as PageConfig;
+    return JSON.parse(
+      document.querySelector<HTMLMetaElement>('meta[name="hodei-config"]')?.content ?? '{}',
+    ) as PageConfig;
   } catch {
     return {};
   }
@@ -71,7 +81,11 @@ async function data<T>(answer: Promise<{ data?: T; error?: unknown; response: Re
   const { data, error, response } = await answer;
   if (response.status === 401) throw unauthorized();
   if (!response.ok || data === undefined) {
-    throw new ApiError(response.status, errorMessage(error, `${response.status} ${response.statusText}`), (error as Partial<ErrorBody> | undefined)?.error?.issues);
+    throw new ApiError(
+      response.status,
+      errorMessage(error, `${response.status} ${response.statusText}`),
+      (error as Partial<ErrorBody> | undefined)?.error?.issues,
+    );
   }
   return data;
 }
@@ -82,7 +96,12 @@ export const cancelJob = (id: string) => data(api.POST('/jobs/{id}/cancel', { pa
 
 export const submitJob = (spec: JobSpec) => data(api.POST('/jobs', { body: spec }));
 
-export async function listJobs(query: { state?: string; label?: string; limit?: number; cursor?: string }): Promise<JobPage> {
+export async function listJobs(query: {
+  state?: string;
+  label?: string;
+  limit?: number;
+  cursor?: string;
+}): Promise<JobPage> {
   const params: ListQuery = {};
   // The page offers only the API's states; an empty field is no filter.
   if (query.state) params.state = query.state as ListQuery['state'];

@@ -42,7 +42,11 @@ export function jobView(main: HTMLElement, id: string): () => void {
   const title = h('h1', { className: 'job-title' }, id);
   const stateSlot = h('span', { id: 'job-state', 'aria-live': 'polite' });
   const cancelButton = h('button', { type: 'button', className: 'danger', hidden: true }, 'Cancel job');
-  const temporalLink = h('a', { className: 'button', target: '_blank', rel: 'noopener', hidden: true }, 'Open in Temporal UI');
+  const temporalLink = h(
+    'a',
+    { className: 'button', target: '_blank', rel: 'noopener', hidden: true },
+    'Open in Temporal UI',
+  );
   const details = h('dl', { className: 'details' });
   const message = h('div');
 
@@ -52,8 +56,13 @@ export function jobView(main: HTMLElement, id: string): () => void {
   const tsToggle = h('input', { type: 'checkbox', id: 'show-ts' });
   tsToggle.addEventListener('change', () => log.setTimestamps(tsToggle.checked));
   const jumpButton = h('button', { type: 'button', id: 'jump-end', hidden: true }, 'Jump to end ↓');
-  jumpButton.addEventListener('click', () => { log.jumpToEnd(); log.element.focus(); });
-  log.onFollowChange = (following) => { jumpButton.hidden = following; };
+  jumpButton.addEventListener('click', () => {
+    log.jumpToEnd();
+    log.element.focus();
+  });
+  log.onFollowChange = (following) => {
+    jumpButton.hidden = following;
+  };
   const downloadButton = h('button', { type: 'button', id: 'download' }, 'Download raw log');
   downloadButton.addEventListener('click', () => void download());
 
@@ -61,10 +70,14 @@ export function jobView(main: HTMLElement, id: string): () => void {
   const dialog = h(
     'dialog',
     { 'aria-labelledby': 'cancel-title' },
-    h('form', { method: 'dialog' },
+    h(
+      'form',
+      { method: 'dialog' },
       h('h2', { id: 'cancel-title' }, 'Cancel this job?'),
       h('p', {}, 'The script gets SIGTERM, then SIGKILL after its grace period, and its container is removed.'),
-      h('div', { className: 'actions' },
+      h(
+        'div',
+        { className: 'actions' },
         h('button', { value: 'keep', autofocus: true }, 'Keep running'),
         h('button', { value: 'cancel', className: 'danger' }, 'Cancel job'),
       ),
@@ -78,13 +91,21 @@ export function jobView(main: HTMLElement, id: string): () => void {
 
   main.replaceChildren(
     h('p', { className: 'crumbs' }, h('a', { href: '#/' }, '← Jobs')),
-    h('div', { className: 'page-head' }, title, stateSlot, h('div', { className: 'head-actions' }, temporalLink, cancelButton)),
+    h(
+      'div',
+      { className: 'page-head' },
+      title,
+      stateSlot,
+      h('div', { className: 'head-actions' }, temporalLink, cancelButton),
+    ),
     message,
     details,
     h(
       'section',
       { className: 'log-section', 'aria-label': 'Output' },
-      h('div', { className: 'log-bar' },
+      h(
+        'div',
+        { className: 'log-bar' },
         h('h2', {}, 'Output'),
         followStatus,
         lineCount,
@@ -94,7 +115,14 @@ export function jobView(main: HTMLElement, id: string): () => void {
         downloadButton,
       ),
       log.element,
-      h('p', { className: 'legend muted' }, h('span', { className: 'key stderr' }, 'err'), ' stderr  ', h('span', { className: 'key system' }, 'sys'), ' platform message'),
+      h(
+        'p',
+        { className: 'legend muted' },
+        h('span', { className: 'key stderr' }, 'err'),
+        ' stderr  ',
+        h('span', { className: 'key system' }, 'sys'),
+        ' platform message',
+      ),
     ),
     dialog,
   );
@@ -106,7 +134,10 @@ export function jobView(main: HTMLElement, id: string): () => void {
     stateSlot.replaceChildren(badge(j.state));
     cancelButton.hidden = TERMINAL.includes(j.state) || j.state === 'CANCELLING';
     const url = temporalUrl(j);
-    if (url) { temporalLink.href = url; temporalLink.hidden = false; }
+    if (url) {
+      temporalLink.href = url;
+      temporalLink.hidden = false;
+    }
     const row = (term: string, value: Node | string) => [h('dt', {}, term), h('dd', {}, value)];
     details.replaceChildren(
       ...row('State', badge(j.state)),
@@ -138,7 +169,8 @@ export function jobView(main: HTMLElement, id: string): () => void {
       }
       message.replaceChildren(alertBox(`Could not load the job: ${(err as Error).message}`));
     }
-    if (!stop.signal.aborted && !(job && TERMINAL.includes(job.state))) timer = window.setTimeout(() => void refresh(), REFRESH_MS);
+    if (!stop.signal.aborted && !(job && TERMINAL.includes(job.state)))
+      timer = window.setTimeout(() => void refresh(), REFRESH_MS);
   };
 
   const doCancel = async () => {

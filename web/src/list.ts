@@ -20,9 +20,20 @@ export function listView(main: HTMLElement, query: URLSearchParams): () => void 
   let timer = 0;
   let stopped = false;
 
-  const stateSelect = h('select', { id: 'f-state', name: 'state' }, h('option', { value: '' }, 'any state'), ...FILTER_STATES.map((s) => h('option', { value: s }, s === 'QUEUED' ? 'QUEUED (incl. provisioning)' : s)));
+  const stateSelect = h(
+    'select',
+    { id: 'f-state', name: 'state' },
+    h('option', { value: '' }, 'any state'),
+    ...FILTER_STATES.map((s) => h('option', { value: s }, s === 'QUEUED' ? 'QUEUED (incl. provisioning)' : s)),
+  );
   stateSelect.value = state;
-  const labelInput = h('input', { id: 'f-label', name: 'label', placeholder: 'key:value', value: label, autocomplete: 'off' });
+  const labelInput = h('input', {
+    id: 'f-label',
+    name: 'label',
+    placeholder: 'key:value',
+    value: label,
+    autocomplete: 'off',
+  });
   const filters = h(
     'form',
     { className: 'filters', role: 'search', 'aria-label': 'Filter jobs' },
@@ -45,18 +56,40 @@ export function listView(main: HTMLElement, query: URLSearchParams): () => void 
     'table',
     { className: 'jobs' },
     h('caption', { className: 'sr-only' }, 'Jobs, newest first'),
-    h('thead', {}, h('tr', {}, ...['Job', 'State', 'Created', 'Duration', 'Exit', 'Labels'].map((t) => h('th', { scope: 'col' }, t)))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        ...['Job', 'State', 'Created', 'Duration', 'Exit', 'Labels'].map((t) => h('th', { scope: 'col' }, t)),
+      ),
+    ),
     tbody,
   );
   const status = h('div', { className: 'list-status', 'aria-live': 'polite' });
   const newer = h('button', { type: 'button', disabled: true }, '← Newer');
   const older = h('button', { type: 'button', disabled: true }, 'Older →');
   const pageNo = h('span', { className: 'muted' });
-  newer.addEventListener('click', () => { cursor = cursors.pop(); void load(true); });
-  older.addEventListener('click', () => { if (nextCursor) { cursors.push(cursor); cursor = nextCursor; void load(true); } });
+  newer.addEventListener('click', () => {
+    cursor = cursors.pop();
+    void load(true);
+  });
+  older.addEventListener('click', () => {
+    if (nextCursor) {
+      cursors.push(cursor);
+      cursor = nextCursor;
+      void load(true);
+    }
+  });
 
   main.replaceChildren(
-    h('div', { className: 'page-head' }, h('h1', {}, 'Jobs'), h('a', { href: '#/new', className: 'button primary' }, 'New job')),
+    h(
+      'div',
+      { className: 'page-head' },
+      h('h1', {}, 'Jobs'),
+      h('a', { href: '#/new', className: 'button primary' }, 'New job'),
+    ),
     filters,
     status,
     h('div', { className: 'table-wrap' }, table),
@@ -71,7 +104,12 @@ export function listView(main: HTMLElement, query: URLSearchParams): () => void 
         h(
           'tr',
           { 'data-job-id': job.id },
-          h('td', { className: 'name' }, h('a', { href: `#/jobs/${encodeURIComponent(job.id)}`, 'data-job-id': job.id }, job.name), h('div', { className: 'muted id' }, job.id)),
+          h(
+            'td',
+            { className: 'name' },
+            h('a', { href: `#/jobs/${encodeURIComponent(job.id)}`, 'data-job-id': job.id }, job.name),
+            h('div', { className: 'muted id' }, job.id),
+          ),
           h('td', {}, badge(job.state)),
           h('td', {}, formatDate(job.createdAt)),
           h('td', { className: 'opt' }, formatDuration(job.startedAt, job.finishedAt, now)),
@@ -80,7 +118,18 @@ export function listView(main: HTMLElement, query: URLSearchParams): () => void 
         ),
       ),
     );
-    if (jobs.length === 0) tbody.append(h('tr', {}, h('td', { colspan: 6, className: 'muted empty' }, state || label ? 'No job matches these filters.' : 'No jobs yet.')));
+    if (jobs.length === 0)
+      tbody.append(
+        h(
+          'tr',
+          {},
+          h(
+            'td',
+            { colspan: 6, className: 'muted empty' },
+            state || label ? 'No job matches these filters.' : 'No jobs yet.',
+          ),
+        ),
+      );
     if (focusedId) tbody.querySelector<HTMLElement>(`a[data-job-id="${CSS.escape(focusedId)}"]`)?.focus();
   };
 

@@ -49,14 +49,18 @@ export class LogView {
     this.rows = document.createElement('div');
     this.rows.className = 'log-rows';
     this.element.append(this.spacer, this.rows);
-    this.element.addEventListener('scroll', () => {
-      const following = this.isAtBottom();
-      if (following !== this.following) {
-        this.following = following;
-        this.onFollowChange(following);
-      }
-      this.schedule();
-    }, { passive: true });
+    this.element.addEventListener(
+      'scroll',
+      () => {
+        const following = this.isAtBottom();
+        if (following !== this.following) {
+          this.following = following;
+          this.onFollowChange(following);
+        }
+        this.schedule();
+      },
+      { passive: true },
+    );
     this.resize.observe(this.element);
   }
 
@@ -123,7 +127,12 @@ export class LogView {
   private geometry() {
     const clientHeight = this.element.clientHeight;
     const contentHeight = Math.min(this.text.length * this.rowHeight, MAX_SCROLL_PX);
-    return { clientHeight, contentHeight, maxScroll: Math.max(0, contentHeight - clientHeight), visibleRows: clientHeight / this.rowHeight };
+    return {
+      clientHeight,
+      contentHeight,
+      maxScroll: Math.max(0, contentHeight - clientHeight),
+      visibleRows: clientHeight / this.rowHeight,
+    };
   }
 
   private render(): void {
@@ -156,7 +165,8 @@ export class LogView {
       body = escapeHtml(line);
     }
     const ts = this.timestamps ? `<span class="ts">${formatTime(this.time[i]!)}</span>` : '';
-    const mark = stream === 'stdout' ? '' : `<span class="mark" title="${stream}">${stream === 'stderr' ? 'err' : 'sys'}</span>`;
+    const mark =
+      stream === 'stdout' ? '' : `<span class="mark" title="${stream}">${stream === 'stderr' ? 'err' : 'sys'}</span>`;
     return `<div class="ln ${stream}" data-stream="${stream}" data-line="${i + 1}"><span class="no">${i + 1}</span>${ts}${mark}<span class="tx">${body}</span></div>`;
   }
 }

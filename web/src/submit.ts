@@ -18,14 +18,62 @@ export function parsePairs(text: string, what: string): Record<string, string> {
 /** The submit form: script, env, image, timeout (and name, labels). */
 export function submitView(main: HTMLElement): () => void {
   const field = (id: string, label: string, control: HTMLElement, hint?: string) =>
-    h('div', { className: 'field' }, h('label', { for: id }, label), control, hint ? h('small', { id: `${id}-hint`, className: 'muted' }, hint) : null);
-  const script = h('textarea', { id: 's-script', name: 'script', rows: 10, required: true, spellcheck: 'false', className: 'mono' });
+    h(
+      'div',
+      { className: 'field' },
+      h('label', { for: id }, label),
+      control,
+      hint ? h('small', { id: `${id}-hint`, className: 'muted' }, hint) : null,
+    );
+  const script = h('textarea', {
+    id: 's-script',
+    name: 'script',
+    rows: 10,
+    required: true,
+    spellcheck: 'false',
+    className: 'mono',
+  });
   script.value = '#!/bin/bash\necho "hello from $(hostname)"\n';
-  const name = h('input', { id: 's-name', name: 'name', autocomplete: 'off', placeholder: 'first command of the script' });
-  const image = h('input', { id: 's-image', name: 'image', autocomplete: 'off', placeholder: 'the default worker image' });
-  const timeout = h('input', { id: 's-timeout', name: 'timeoutSeconds', type: 'number', min: 1, max: 604800, step: 1, placeholder: '3600', 'aria-describedby': 's-timeout-hint' });
-  const env = h('textarea', { id: 's-env', name: 'env', rows: 3, spellcheck: 'false', className: 'mono', placeholder: 'FOO=bar', 'aria-describedby': 's-env-hint' });
-  const labels = h('textarea', { id: 's-labels', name: 'labels', rows: 2, spellcheck: 'false', className: 'mono', placeholder: 'team=data', 'aria-describedby': 's-labels-hint' });
+  const name = h('input', {
+    id: 's-name',
+    name: 'name',
+    autocomplete: 'off',
+    placeholder: 'first command of the script',
+  });
+  const image = h('input', {
+    id: 's-image',
+    name: 'image',
+    autocomplete: 'off',
+    placeholder: 'the default worker image',
+  });
+  const timeout = h('input', {
+    id: 's-timeout',
+    name: 'timeoutSeconds',
+    type: 'number',
+    min: 1,
+    max: 604800,
+    step: 1,
+    placeholder: '3600',
+    'aria-describedby': 's-timeout-hint',
+  });
+  const env = h('textarea', {
+    id: 's-env',
+    name: 'env',
+    rows: 3,
+    spellcheck: 'false',
+    className: 'mono',
+    placeholder: 'FOO=bar',
+    'aria-describedby': 's-env-hint',
+  });
+  const labels = h('textarea', {
+    id: 's-labels',
+    name: 'labels',
+    rows: 2,
+    spellcheck: 'false',
+    className: 'mono',
+    placeholder: 'team=data',
+    'aria-describedby': 's-labels-hint',
+  });
   const errors = h('div');
   const submit = h('button', { type: 'submit', className: 'primary' }, 'Submit job');
   const form = h(
@@ -34,12 +82,16 @@ export function submitView(main: HTMLElement): () => void {
     h('h1', { id: 'submit-title' }, 'New job'),
     errors,
     field('s-script', 'Script', script),
-    h('div', { className: 'grid' },
+    h(
+      'div',
+      { className: 'grid' },
       field('s-name', 'Name', name),
       field('s-image', 'Image', image),
-      field('s-timeout', 'Timeout (seconds)', timeout, 'Counted from the script\'s start; default 3600.'),
+      field('s-timeout', 'Timeout (seconds)', timeout, "Counted from the script's start; default 3600."),
     ),
-    h('div', { className: 'grid two' },
+    h(
+      'div',
+      { className: 'grid two' },
       field('s-env', 'Environment', env, 'One NAME=value per line.'),
       field('s-labels', 'Labels', labels, 'One key=value per line; filter the list by key:value.'),
     ),
@@ -51,7 +103,11 @@ export function submitView(main: HTMLElement): () => void {
       errors.replaceChildren();
       let spec: JobSpec;
       try {
-        spec = { script: script.value, env: parsePairs(env.value, 'Environment'), labels: parsePairs(labels.value, 'Labels') };
+        spec = {
+          script: script.value,
+          env: parsePairs(env.value, 'Environment'),
+          labels: parsePairs(labels.value, 'Labels'),
+        };
         if (name.value.trim()) spec.name = name.value.trim();
         if (image.value.trim()) spec.image = image.value.trim();
         if (timeout.value) spec.timeoutSeconds = Number(timeout.value);
@@ -67,7 +123,9 @@ export function submitView(main: HTMLElement): () => void {
         const issues = err instanceof ApiError ? err.issues : [];
         errors.replaceChildren(
           alertBox(`The job was not submitted: ${(err as Error).message}`),
-          issues.length ? h('ul', { className: 'issues' }, ...issues.map((i) => h('li', {}, `${i.path || 'spec'}: ${i.message}`))) : '',
+          issues.length
+            ? h('ul', { className: 'issues' }, ...issues.map((i) => h('li', {}, `${i.path || 'spec'}: ${i.message}`)))
+            : '',
         );
         submit.disabled = false;
       }
