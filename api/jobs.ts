@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import { TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../domain/config.js';
-import { JobSpecSchema, labelsAttribute } from '../domain/job-spec.js';
+import { JobSpecSchema } from '../domain/job-spec.js';
 import { codecKeys } from '../domain/payload-codec.js';
 import { resolveJobInput } from '../domain/resolve-job.js';
-import { initialMemo, isTerminal, LABELS_KEY, stateAttribute } from '../domain/job-state.js';
+import { isTerminal } from '../domain/job-state.js';
 import { RUN_JOB_WORKFLOW } from '../domain/workflow-type.js';
 import type { runJob } from '../workflows/run-job.js';
 import { errorBody, errorResponse, invalidRequest } from './errors.js';
+import { jobStartOptions } from './job-start.js';
 import { IdempotencyHeaders, idempotentJobId, specFingerprint } from './idempotency.js';
 import { JobIdParams, JobViewSchema, type JobView } from './job-view.js';
 import { BadCursorError, CursorCodec, listJobs, listJobsRoute } from './jobs-list.js';
@@ -79,20 +79,13 @@ export function jobsApp({ client, config }: JobsDeps) {
     const { input } = resolved;
     const key = c.req.valid('header')['idempotency-key'];
     const id = key ? idempotentJobId(key) : randomUUID();
-    const memo = initialMemo(input);
     // With a key: which request created the job, and what it asked for.
     const submission = key ? { requestId: randomUUID(), fingerprint: specFingerprint(c.req.valid('json')) } : undefined;
     let handle;
     try {
       handle = await client.workflow.start<typeof runJob>(RUN_JOB_WORKFLOW, {
         workflowId: id,
-        taskQueue: config.HODEI_TASK_QUEUE,
-        args: [input],
-        memo: { ...memo, ...(submission ? { submission } : {}) },
-        typedSearchAttributes: new TypedSearchAttributes([
-          stateAttribute(memo.state),
-          { key: LABELS_KEY, value: labelsAttribute(input.labels) },
-        ]),
+        ...jobStartOptions(input, config, submission ? { submission } : {}),
         // Same key while the job runs: the running one; after it ended: refused, answered below.
         ...(key
           ? { workflowIdConflictPolicy: 'USE_EXISTING' as const, workflowIdReusePolicy: 'REJECT_DUPLICATE' as const }
