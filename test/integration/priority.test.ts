@@ -138,7 +138,25 @@ describe('startAt', () => {
   it('cancelled while waiting: CANCELLED, no container ever created', async () => {
     const since = Math.floor(Date.now() / 1000);
     const startAt = new Date(Date.now() + 600_000).toISOString();
-    const job = await client.submit({ script: 'echo should never run', startAt });
+    // With an Idempotency-Key too: a delayed start takes Temporal's id conflict policy like any.
+    const key = `delayed-${randomUUID()}`;
+    const submit = () =>
+      api(
+        '/jobs',
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': key },
+          body: JSON.stringify({ script: 'echo should never run', startAt }),
+        },
+        small.info,
+      );
+    const first = await submit();
+    expect(first.status).toBe(201);
+    const job = (await first.json()) as Job;
+    expect(job.reason).toBe(`starts at ${startAt}`);
+    const again = await submit();
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as Job).id).toBe(job.id);
     expect((await client.cancel(job.id)).status).toBe(202);
     // Well before the start time: the cancel ends it at once.
     const done = await client.waitForEnd(job.id, 60_000);
