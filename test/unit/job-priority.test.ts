@@ -1,6 +1,8 @@
+import type { WorkflowExecutionDescription } from '@temporalio/client';
 import type { TypedSearchAttributes } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { jobStartOptions } from '../../api/job-start.js';
+import { toJobView } from '../../api/job-view.js';
 import { listQuery } from '../../api/jobs-list.js';
 import { loadConfig } from '../../domain/config.js';
 import { isRfc3339, JobSpecSchema } from '../../domain/job-spec.js';
@@ -104,6 +106,41 @@ describe('the priority filter', () => {
     expect(listQuery({ label: [], priority: 1 })).toBe("WorkflowType = 'runJob' AND HodeiPriority = 1");
     expect(listQuery({ label: [], priority: 3 })).toBe(
       "WorkflowType = 'runJob' AND (HodeiPriority = 3 OR HodeiPriority IS NULL)",
+    );
+  });
+});
+
+describe('the job view of who runs first', () => {
+  const now = Date.parse('2026-12-01T10:00:00Z');
+  /** The parts of Temporal's describe the view reads. */
+  const described = (info: Record<string, unknown>, memo: Record<string, unknown>, executionTime = new Date(now)) =>
+    ({
+      workflowId: 'job-1',
+      runId: 'run-1',
+      status: { name: 'RUNNING' },
+      startTime: new Date(now - 1000),
+      executionTime,
+      memo: { name: 'n', image: 'i', labels: {}, state: 'QUEUED', ...memo },
+      raw: { workflowExecutionInfo: info, pendingActivities: [], workflowExtendedInfo: {} },
+    }) as unknown as WorkflowExecutionDescription;
+
+  it('shows a job from before priorities at 3, without fairness or startAt', () => {
+    const view = toJobView(described({}, {}), now);
+    expect(view).toMatchObject({ priority: 3, state: 'QUEUED' });
+    expect(view.fairnessKey).toBeUndefined();
+    expect(view.fairnessWeight).toBeUndefined();
+    expect(view.reason).toBeUndefined();
+  });
+
+  it("shows the workflow's own Priority, and a delayed job's start as its reason", () => {
+    const startAt = '2026-12-01T10:05:00.000Z';
+    const info = { priority: { priorityKey: 1, fairnessKey: 'tenant-a', fairnessWeight: 0 } };
+    const view = toJobView(described(info, { startAt }, new Date(Date.parse(startAt) + 20)), now);
+    expect(view).toMatchObject({ priority: 1, fairnessKey: 'tenant-a', fairnessWeight: 1, startAt });
+    expect(view.reason).toBe(`starts at ${startAt}`);
+    // Once the time has come, it queues like any job.
+    expect(toJobView(described(info, { startAt }, new Date(Date.parse(startAt))), Date.parse(startAt) + 1).reason).toBe(
+      undefined,
     );
   });
 });
