@@ -195,7 +195,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Jobs, newest first (open ones by start, then ended ones by end), filtered by state and labels */
+        /** Jobs, newest first (open ones by start, then ended ones by end), filtered by state, labels and priority */
         get: {
             parameters: {
                 query?: {
@@ -203,6 +203,8 @@ export interface paths {
                     state?: "QUEUED" | "RUNNING" | "CANCELLING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | "TIMED_OUT";
                     /** @description key:value; repeat for jobs carrying every one of them. */
                     label?: string | string[];
+                    /** @description Only jobs of this priority (3 includes jobs from before priorities existed). */
+                    priority?: number;
                     /** @description Jobs per page (1-100, default 20). */
                     limit?: number;
                     /** @description `nextCursor` of the previous page. */
@@ -312,6 +314,20 @@ export interface paths {
                         labels?: {
                             [key: string]: string;
                         };
+                        /**
+                         * @description Who runs first: 1 (first) to 5 (last). Default: 3.
+                         * @default 3
+                         */
+                        priority?: number;
+                        /** @description Fair shares: jobs of different keys take turns for free slots (1-64 bytes). */
+                        fairnessKey?: string;
+                        /**
+                         * @description The fairness key's share against other keys' (0.001-1000). Default: 1.
+                         * @default 1
+                         */
+                        fairnessWeight?: number;
+                        /** @description When the job may start (RFC 3339); until then it is QUEUED and holds nothing. */
+                        startAt?: string;
                     };
                 };
             };
@@ -873,6 +889,12 @@ export interface components {
                 runId: string;
                 status: string;
             };
+            /** @description 1 (first) to 5 (last); 3 for jobs submitted before priorities existed. */
+            priority: number;
+            fairnessKey?: string;
+            fairnessWeight?: number;
+            /** @description When the job was asked to start (its `startAt`). */
+            startAt?: string;
         };
         Error: {
             error: {

@@ -5,6 +5,7 @@ import { optionalTsToDate } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 
 const { temporal } = proto;
+import { DEFAULT_PRIORITY } from '../domain/job-spec.js';
 import { deriveState, JOB_STATES, type JobMemo, type WorkflowFacts } from '../domain/job-state.js';
 import { RUN_JOB_WORKFLOW } from '../domain/workflow-type.js';
 
@@ -28,6 +29,13 @@ export const JobViewSchema = z
     attempt: z.number().int().optional(),
     cleanupPending: z.boolean().optional(),
     workflow: z.object({ workflowId: z.string(), runId: z.string(), status: z.string() }),
+    priority: z
+      .number()
+      .int()
+      .openapi({ description: '1 (first) to 5 (last); 3 for jobs submitted before priorities existed.' }),
+    fairnessKey: z.string().optional(),
+    fairnessWeight: z.number().optional(),
+    startAt: z.string().optional().openapi({ description: 'When the job was asked to start (its `startAt`).' }),
   })
   .openapi('JobView');
 export type JobView = z.infer<typeof JobViewSchema>;
@@ -102,9 +110,18 @@ async function runStartedAt(client: Client, d: WorkflowExecutionDescription): Pr
   return undefined;
 }
 
-export function toJobView(d: WorkflowExecutionDescription): JobView {
+export function toJobView(d: WorkflowExecutionDescription, now: number = Date.now()): JobView {
   const memo = (d.memo ?? {}) as Partial<JobMemo>;
-  const { state, reason } = deriveState(workflowFacts(d), memo);
+  const derived = deriveState(workflowFacts(d), memo);
+  const { state } = derived;
+  // Temporal's own record of who runs first (the workflow's Priority); 0 is its default, 3.
+  const priority = d.raw.workflowExecutionInfo?.priority;
+  // Held back by its start delay: Temporal runs its first task at the execution time (the asked
+  // time plus the start request's latency, so never before it).
+  const waitsUntil =
+    state === 'QUEUED' && d.executionTime && d.executionTime.getTime() > now ? d.executionTime : undefined;
+  const startsAt = waitsUntil && (isoOrUndefined(memo.startAt) ?? waitsUntil.toISOString());
+  const reason = derived.reason ?? (startsAt ? `starts at ${startsAt}` : undefined);
   return {
     id: d.workflowId,
     name: memo.name ?? d.workflowId,
@@ -120,6 +137,10 @@ export function toJobView(d: WorkflowExecutionDescription): JobView {
     attempt: memo.attempt ?? (memo.containerId ? 1 : undefined),
     cleanupPending: memo.cleanupPending,
     workflow: { workflowId: d.workflowId, runId: d.runId, status: d.status.name },
+    priority: priority?.priorityKey || DEFAULT_PRIORITY,
+    fairnessKey: priority?.fairnessKey || undefined,
+    fairnessWeight: priority?.fairnessKey ? priority.fairnessWeight || 1 : undefined,
+    startAt: isoOrUndefined(memo.startAt),
   };
 }
 

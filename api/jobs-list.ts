@@ -2,7 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
-import { LABEL_VALUE_MESSAGE, labelValueOk } from '../domain/job-spec.js';
+import { DEFAULT_PRIORITY, LABEL_VALUE_MESSAGE, labelValueOk } from '../domain/job-spec.js';
 import { LISTABLE_STATES, STATE_QUERIES } from '../domain/job-state.js';
 import { RUN_JOB_WORKFLOW } from '../domain/workflow-type.js';
 import { errorResponse } from './errors.js';
@@ -31,6 +31,7 @@ export const ListQuerySchema = z.object({
         .max(32),
     )
     .openapi({ description: 'key:value; repeat for jobs carrying every one of them.' }),
+  priority: decimalInt(1, 5, 'Only jobs of this priority (3 includes jobs from before priorities existed).').optional(),
   limit: decimalInt(1, 100).default(20).openapi({ description: 'Jobs per page (1-100, default 20).', default: 20 }),
   cursor: z
     .string()
@@ -49,7 +50,7 @@ export const JobListSchema = z.object({
 export const listJobsRoute = createRoute({
   method: 'get',
   path: '/',
-  summary: 'Jobs, newest first (open ones by start, then ended ones by end), filtered by state and labels',
+  summary: 'Jobs, newest first (open ones by start, then ended ones by end), filtered by state, labels and priority',
   request: { query: ListQuerySchema },
   responses: {
     200: { content: { 'application/json': { schema: JobListSchema } }, description: 'A page of jobs' },
@@ -63,10 +64,18 @@ function literal(value: string): string {
 }
 
 /** The visibility query for a filter; the same text works in `temporal workflow list --query`. */
-export function listQuery(filter: Pick<ListQuery, 'state' | 'label'>): string {
+export function listQuery(filter: Pick<ListQuery, 'state' | 'label'> & Partial<Pick<ListQuery, 'priority'>>): string {
   const parts = [`WorkflowType = ${literal(RUN_JOB_WORKFLOW)}`];
   if (filter.state) parts.push(STATE_QUERIES[filter.state as keyof typeof STATE_QUERIES]);
   for (const label of filter.label) parts.push(`HodeiLabels = ${literal(label)}`);
+  if (filter.priority !== undefined) {
+    // Jobs from before priorities existed carry no HodeiPriority and ran at the default.
+    parts.push(
+      filter.priority === DEFAULT_PRIORITY
+        ? `(HodeiPriority = ${DEFAULT_PRIORITY} OR HodeiPriority IS NULL)`
+        : `HodeiPriority = ${filter.priority}`,
+    );
+  }
   return parts.join(' AND ');
 }
 

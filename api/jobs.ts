@@ -81,11 +81,12 @@ export function jobsApp({ client, config }: JobsDeps) {
     const id = key ? idempotentJobId(key) : randomUUID();
     // With a key: which request created the job, and what it asked for.
     const submission = key ? { requestId: randomUUID(), fingerprint: specFingerprint(c.req.valid('json')) } : undefined;
+    const start = jobStartOptions(input, config, submission ? { submission } : {});
     let handle;
     try {
       handle = await client.workflow.start<typeof runJob>(RUN_JOB_WORKFLOW, {
         workflowId: id,
-        ...jobStartOptions(input, config, submission ? { submission } : {}),
+        ...start,
         // Same key while the job runs: the running one; after it ended: refused, answered below.
         ...(key
           ? { workflowIdConflictPolicy: 'USE_EXISTING' as const, workflowIdReusePolicy: 'REJECT_DUPLICATE' as const }
@@ -115,6 +116,11 @@ export function jobsApp({ client, config }: JobsDeps) {
       labels: input.labels,
       createdAt: new Date().toISOString(),
       workflow: { workflowId: id, runId: handle!.firstExecutionRunId, status: 'RUNNING' },
+      priority: start.priority!.priorityKey!,
+      fairnessKey: input.fairnessKey,
+      fairnessWeight: input.fairnessKey !== undefined ? (input.fairnessWeight ?? 1) : undefined,
+      startAt: input.startAt,
+      ...(start.startDelay !== undefined ? { reason: `starts at ${input.startAt}` } : {}),
     };
     c.header('Location', `/jobs/${id}`);
     return c.json(job, 201);

@@ -10,6 +10,35 @@ export const MAX_SUBMIT_BYTES = 1024 * 1024;
 
 const noNul = (value: string) => !value.includes('\0');
 
+/** Priorities, as Temporal's priority keys: 1 runs first; 3 is Temporal's own default. */
+export const PRIORITY_MIN = 1;
+export const PRIORITY_MAX = 5;
+export const DEFAULT_PRIORITY = 3;
+/** Temporal's limit on a fairness key. */
+export const MAX_FAIRNESS_KEY_BYTES = 64;
+/** The range Temporal's matcher uses for fairness weights (it clamps to it). */
+export const MIN_FAIRNESS_WEIGHT = 0.001;
+export const MAX_FAIRNESS_WEIGHT = 1000;
+/** The furthest a `startAt` may lie ahead. */
+export const MAX_START_DELAY_DAYS = 366;
+
+const utf8Bytes = (text: string) => new TextEncoder().encode(text).length;
+
+// RFC 3339 date-time: a full date, a time, optional fractions, and `Z` or a numeric offset.
+const RFC_3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
+
+/** An RFC 3339 time that names a real instant (no 2026-02-30, no 25:00). */
+export function isRfc3339(text: string): boolean {
+  if (!RFC_3339.test(text)) return false;
+  const ms = Date.parse(text.replace(' ', 'T'));
+  if (Number.isNaN(ms)) return false;
+  // Date.parse rolls 2026-02-30 over to March: the date and time must read back the same.
+  const offset = /([+-])(\d{2}):(\d{2})$/.exec(text);
+  const offsetMinutes = offset ? (offset[1] === '-' ? -1 : 1) * (Number(offset[2]) * 60 + Number(offset[3])) : 0;
+  const local = new Date(ms + offsetMinutes * 60_000).toISOString();
+  return local.slice(0, 10) === text.slice(0, 10) && local.slice(11, 19) === text.slice(11, 19);
+}
+
 /**
  * What a label value may hold: what Temporal's visibility stores and finds again. Control
  * characters (NUL among them: PostgreSQL cannot store it) and `"` or `\` make the dev server's
@@ -111,6 +140,41 @@ export const JobSpecSchema = z.strictObject({
       `labels take more than ${MAX_LABELS_ATTRIBUTE_BYTES} bytes as "key:value" strings in JSON (Temporal's limit of one search attribute)`,
     )
     .default({}),
+  // Who runs first (issue 13): carried to Temporal as the job's Priority (api/job-start.ts).
+  /** Who runs first: 1 (first) to 5 (last), as Temporal's priority key. Default: 3. */
+  priority: z
+    .number()
+    .int()
+    .min(PRIORITY_MIN)
+    .max(PRIORITY_MAX)
+    .optional()
+    .meta({ description: 'Who runs first: 1 (first) to 5 (last). Default: 3.', default: DEFAULT_PRIORITY }),
+  /** Fair shares: jobs of different keys (a tenant, a team) take turns for free slots. Default: none. */
+  fairnessKey: z
+    .string()
+    .refine(
+      (key) => utf8Bytes(key) >= 1 && utf8Bytes(key) <= MAX_FAIRNESS_KEY_BYTES,
+      `fairnessKey must be 1-${MAX_FAIRNESS_KEY_BYTES} bytes of UTF-8`,
+    )
+    .refine(labelValueOk, 'fairnessKey must not contain control characters, " or \\')
+    .optional()
+    .meta({ description: 'Fair shares: jobs of different keys take turns for free slots (1-64 bytes).' }),
+  /** This job's key's share against other keys' (Temporal's fairness weight). Default: 1. */
+  fairnessWeight: z
+    .number()
+    .min(MIN_FAIRNESS_WEIGHT)
+    .max(MAX_FAIRNESS_WEIGHT)
+    .optional()
+    .meta({
+      description: `The fairness key's share against other keys' (${MIN_FAIRNESS_WEIGHT}-${MAX_FAIRNESS_WEIGHT}). Default: 1.`,
+      default: 1,
+    }),
+  /** When the job may start (RFC 3339, with `Z` or an offset); a past time starts it at once. Default: now. */
+  startAt: z
+    .string()
+    .refine(isRfc3339, 'startAt must be an RFC 3339 time with a time zone, e.g. 2026-12-01T10:00:00Z')
+    .optional()
+    .meta({ description: 'When the job may start (RFC 3339); until then it is QUEUED and holds nothing.' }),
 });
 
 export type JobSpec = z.infer<typeof JobSpecSchema>;
@@ -147,6 +211,14 @@ export interface JobInput {
   hostLossSeconds: number;
   /** Seconds cleanup keeps retrying before the job ends with its container left to the reaper. */
   cleanupDeadlineSeconds: number;
+  // Who runs first: absent in the input of jobs submitted before they existed. The workflow
+  // start carries them (Temporal Priority, start delay); the workflow itself does not read them.
+  /** 1 (first) to 5 (last). */
+  priority?: number;
+  fairnessKey?: string;
+  fairnessWeight?: number;
+  /** When the job may start (ISO 8601, UTC). */
+  startAt?: string;
 }
 
 /** Default job name: the script's first meaningful line, shortened. */

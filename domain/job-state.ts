@@ -34,6 +34,8 @@ export function isTerminal(state: JobState): boolean {
 export const STATE_KEY: SearchAttributeKey<'KEYWORD'> = { name: 'HodeiState', type: 'KEYWORD' };
 export const LABELS_KEY: SearchAttributeKey<'KEYWORD_LIST'> = { name: 'HodeiLabels', type: 'KEYWORD_LIST' };
 export const HOST_KEY: SearchAttributeKey<'KEYWORD'> = { name: 'HodeiHost', type: 'KEYWORD' };
+/** The job's priority (1-5); absent on jobs submitted before priorities existed. */
+export const PRIORITY_KEY: SearchAttributeKey<'INT'> = { name: 'HodeiPriority', type: 'INT' };
 
 /**
  * Small facts about a job kept in the workflow's memo, which the API reads through describe
@@ -55,6 +57,8 @@ export interface JobMemo {
   attempt?: number;
   /** The container could not be removed (Docker unreachable); the reaper removes it later. */
   cleanupPending?: boolean;
+  /** When the job was asked to start (its `startAt`, ISO 8601), if it was. */
+  startAt?: string;
 }
 
 /** The memo a job's workflow starts with: QUEUED. */

@@ -1,5 +1,12 @@
 import type { Config } from './config.js';
-import { defaultJobName, type JobInput, type JobResources, type JobSpec } from './job-spec.js';
+import {
+  DEFAULT_PRIORITY,
+  defaultJobName,
+  MAX_START_DELAY_DAYS,
+  type JobInput,
+  type JobResources,
+  type JobSpec,
+} from './job-spec.js';
 
 export interface SpecIssue {
   path: string;
@@ -77,6 +84,7 @@ export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInpu
     if (Object.hasOwn(spec.env, name))
       issues.push({ path: `secrets.${name}`, message: `${name} is in env too: a name goes in one of them` });
   }
+  issues.push(...schedulingIssues(spec));
   if (issues.length > 0) return { issues };
   return {
     input: {
@@ -98,6 +106,25 @@ export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInpu
       infraRetries: spec.infraRetries ?? config.HODEI_INFRA_RETRIES,
       hostLossSeconds: config.HODEI_HOST_LOSS_SECONDS,
       cleanupDeadlineSeconds: config.HODEI_CLEANUP_DEADLINE_SECONDS,
+      priority: spec.priority ?? DEFAULT_PRIORITY,
+      ...(spec.fairnessKey !== undefined ? { fairnessKey: spec.fairnessKey } : {}),
+      ...(spec.fairnessWeight !== undefined ? { fairnessWeight: spec.fairnessWeight } : {}),
+      ...(spec.startAt !== undefined ? { startAt: new Date(spec.startAt.replace(' ', 'T')).toISOString() } : {}),
     },
   };
+}
+
+/** What the schema alone cannot say about who runs first and when. */
+function schedulingIssues(spec: Pick<JobSpec, 'fairnessKey' | 'fairnessWeight' | 'startAt'>, now = Date.now()) {
+  const issues: SpecIssue[] = [];
+  if (spec.fairnessWeight !== undefined && spec.fairnessKey === undefined) {
+    issues.push({ path: 'fairnessWeight', message: 'a fairnessWeight needs a fairnessKey' });
+  }
+  if (spec.startAt !== undefined) {
+    const at = Date.parse(spec.startAt.replace(' ', 'T'));
+    if (at - now > MAX_START_DELAY_DAYS * 24 * 3600 * 1000) {
+      issues.push({ path: 'startAt', message: `startAt must be at most ${MAX_START_DELAY_DAYS} days ahead` });
+    }
+  }
+  return issues;
 }

@@ -23,7 +23,7 @@ fi
 t operator namespace update -n "$NAMESPACE" --retention "$((RETENTION_DAYS * 24))h" >/dev/null
 
 existing="$(t operator search-attribute list -n "$NAMESPACE")"
-for attr in HodeiState=Keyword HodeiLabels=KeywordList HodeiHost=Keyword; do
+for attr in HodeiState=Keyword HodeiLabels=KeywordList HodeiHost=Keyword HodeiPriority=Int; do
   name="${attr%%=*}"
   if ! grep -qw "$name" <<<"$existing"; then
     t operator search-attribute create -n "$NAMESPACE" --name "$name" --type "${attr#*=}" >/dev/null

@@ -120,6 +120,35 @@ describe('the hodei CLI', () => {
     expect(await containersOf(id)).toEqual([]);
   });
 
+  it('submit --priority --fairness-key --fairness-weight --start-at, shown by status; list --priority', async () => {
+    const startAt = new Date(Date.now() + 3_600_000).toISOString();
+    const flags = ['--priority', '2', '--fairness-key', 'team-cli', '--fairness-weight', '2.5', '--start-at', startAt];
+    const submitted = await hodei(['submit', ...flags, '-'], { stdin: 'true' });
+    expect(submitted.code).toBe(0);
+    const id = submitted.stdout.trim();
+    const status = JSON.parse((await hodei(['status', id, '--json'])).stdout) as Record<string, unknown>;
+    expect(status).toMatchObject({
+      state: 'QUEUED',
+      priority: 2,
+      fairnessKey: 'team-cli',
+      fairnessWeight: 2.5,
+      startAt,
+    });
+    expect(status.reason).toBe(`starts at ${startAt}`);
+    expect((await hodei(['status', id])).stdout).toMatch(/^priority\s+2$/m);
+    const listed = await hodei(['list', '--priority', '2', '--json', '--limit', '100']);
+    expect(
+      listed.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { id: string }).id),
+    ).toContain(id);
+    const bad = await hodei(['submit', '--start-at', 'soon', '-'], { stdin: 'true' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('startAt');
+    expect(await hodei(['cancel', id, '--wait'])).toMatchObject({ code: 0, stdout: 'CANCELLED\n' });
+  });
+
   it('says what is wrong, with exit code 2', async () => {
     const denied = await hodei(['status', 'whatever'], { token: 'wrong-token-0123456789' });
     expect(denied.code).toBe(2);

@@ -10,6 +10,7 @@ import { FAILURE_PROVISIONING_REJECTED } from '../../domain/job-failures.js';
 import { RUN_JOB_WORKFLOW } from '../../domain/workflow-type.js';
 import {
   cancel,
+  containerEvents,
   containersOf,
   docker,
   getJob,
@@ -36,22 +37,6 @@ const waitForOutput = (jobId: string, text: string) =>
     async () => ((await logs(jobId)).includes(text) ? true : undefined),
     { timeoutMs: 60_000, intervalMs: 100 },
   );
-
-/** The actions Docker recorded for a job's containers since `since` (epoch seconds), with their times (ns). */
-async function containerEvents(jobId: string, since: number): Promise<Array<{ Action: string; timeNano: number }>> {
-  const until = Math.ceil(Date.now() / 1000) + 1;
-  const events = (await docker.getEvents({
-    since,
-    until,
-    filters: { type: ['container'], label: [`${LABEL_JOB_ID}=${jobId}`] },
-  })) as unknown as NodeJS.ReadableStream;
-  let text = '';
-  for await (const chunk of events) text += String(chunk);
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as { Action: string; timeNano: number });
-}
 
 describe('the host disk', () => {
   it('a job writes only to its bounded scratch mounts: the image, its home and the script are read-only, nothing reaches the host disk', async () => {

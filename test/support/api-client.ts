@@ -165,3 +165,22 @@ export async function waitForNoContainer(jobId: string, timeoutMs = 30_000): Pro
   );
   return Date.now() - started;
 }
+
+/** What Docker recorded for a job's containers between `since` and `until` (epoch seconds; default: now). */
+export async function containerEvents(
+  jobId: string,
+  since: number,
+  until = Math.ceil(Date.now() / 1000) + 1,
+): Promise<Array<{ Action: string; timeNano: number }>> {
+  const events = (await docker.getEvents({
+    since,
+    until,
+    filters: { type: ['container'], label: [`${LABEL_JOB_ID}=${jobId}`] },
+  })) as unknown as NodeJS.ReadableStream;
+  let text = '';
+  for await (const chunk of events) text += String(chunk);
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as { Action: string; timeNano: number });
+}

@@ -151,6 +151,9 @@ export function jobView(main: HTMLElement, id: string): () => void {
       ...row('Host', j.host ?? '—'),
       ...row('Attempt', j.attempt === undefined ? '—' : String(j.attempt)),
       ...row('Image', j.image ?? '—'),
+      ...row('Priority', String(j.priority ?? 3)),
+      ...(j.fairnessKey === undefined ? [] : row('Fairness', `${j.fairnessKey} (weight ${j.fairnessWeight ?? 1})`)),
+      ...(j.startAt === undefined ? [] : row('Start at', formatDate(j.startAt))),
       ...row('Labels', labelList(j.labels)),
       ...row('Job id', h('code', {}, j.id)),
     );
