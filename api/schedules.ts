@@ -188,10 +188,13 @@ export function schedulesApp({ client, config }: SchedulesDeps) {
 
   const view = async (id: string) => toScheduleView(client, await describe(id));
 
-  /** Temporal refuses a timing it cannot parse (a cron field out of range…): a 400 naming it. */
-  function refusedSpec(c: Context, err: unknown) {
+  /**
+   * Temporal refuses a timing it cannot parse: a 400 naming it. The rest of a timing is checked
+   * here first, so with a cron expression it is the expression (a field out of range…).
+   */
+  function refusedSpec(c: Context, err: unknown, timing: ScheduleTiming | undefined) {
     if (!(err instanceof TypeError)) throw err;
-    const path = /cron/i.test(err.message) ? 'spec.cron' : 'spec';
+    const path = timing?.cron !== undefined ? 'spec.cron' : 'spec';
     return invalidRequest(c, [{ path, message: err.message }]);
   }
 
@@ -211,7 +214,7 @@ export function schedulesApp({ client, config }: SchedulesDeps) {
     } catch (err) {
       if (err instanceof ScheduleAlreadyRunning)
         return c.json(errorBody('schedule_exists', `a schedule with id ${id} exists`), 409);
-      return refusedSpec(c, err);
+      return refusedSpec(c, err, body.spec);
     }
     c.header('Location', `/schedules/${id}`);
     return c.json(await view(id), 201);
@@ -277,7 +280,7 @@ export function schedulesApp({ client, config }: SchedulesDeps) {
       }));
     } catch (err) {
       if (err instanceof ScheduleNotFoundError) throw new HTTPException(404, { message: `schedule ${id} not found` });
-      return refusedSpec(c, err);
+      return refusedSpec(c, err, body.spec);
     }
     return c.json(await view(id), 200);
   });

@@ -82,7 +82,11 @@ const cronExpression = z
   )
   .refine((text) => !/^(?:CRON_)?TZ=/.test(text), 'give the time zone in spec.timezone, not in the expression');
 
-const isoTime = z.iso.datetime({ offset: true, message: 'an RFC 3339 time such as 2030-01-01T09:00:00Z' });
+// Years 1970-9999: what a protobuf timestamp holds, and no schedule needs earlier.
+const LAST_TIME = Date.parse('9999-12-31T23:59:59Z');
+const isoTime = z.iso
+  .datetime({ offset: true, message: 'an RFC 3339 time such as 2030-01-01T09:00:00Z' })
+  .refine((text) => Date.parse(text) >= 0 && Date.parse(text) <= LAST_TIME, 'a time between 1970 and 9999');
 
 /** When a schedule fires: exactly one of `cron` and `every`. */
 export const ScheduleTimingSchema = z

@@ -178,6 +178,19 @@ describe.concurrent('schedules', () => {
     expect(res.status).toBe(200);
     expect(patched).toMatchObject({ spec: { timezone: 'Asia/Tokyo' }, paused: true, note: 'weekday mornings' });
     expect(new Date(patched.nextRuns[0]!).getUTCHours()).toBe(0); // 09:30 in Tokyo is 00:30 UTC
+    // A new job spec, validated as at creation; the schedule's label is kept.
+    const rejob = await api(`/schedules/${id}`, {
+      method: 'PATCH',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ job: { script: 'echo v2', labels: { v: '2' } }, overlap: 'buffer_one' }),
+    });
+    expect(rejob.status).toBe(200);
+    expect((await rejob.json()) as ScheduleView).toMatchObject({
+      overlap: 'buffer_one',
+      job: { script: 'echo v2', labels: { v: '2', schedule: id } },
+    });
+    const bad = await api(`/schedules/${id}`, { method: 'PATCH', headers: JSON_HEADERS, body: '{"job":{}}' });
+    expect(bad.status).toBe(400);
     expect((await remove(id)).status).toBe(204);
   });
 
