@@ -194,7 +194,11 @@ export function schedulesApp({ client, config }: SchedulesDeps) {
    */
   function refusedSpec(c: Context, err: unknown, timing: ScheduleTiming | undefined) {
     if (!(err instanceof TypeError)) throw err;
-    const path = timing?.cron !== undefined ? 'spec.cron' : 'spec';
+    const path = /time ?zone|location/i.test(err.message)
+      ? 'spec.timezone'
+      : timing?.cron !== undefined
+        ? 'spec.cron'
+        : 'spec';
     return invalidRequest(c, [{ path, message: err.message }]);
   }
 
