@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { JobResources } from '../domain/job-spec.js';
@@ -160,7 +161,19 @@ export function jobContainerSpec(
   };
 }
 
-export const jobContainerName = (jobId: string, attempt: number) => `hodei-${jobId}-${attempt}`;
+/** What Docker takes in a container name after its first character. */
+const NAME_CHARS = /[^a-zA-Z0-9_.-]/g;
+
+/**
+ * The container's name: `hodei-<job id>-<attempt>`. A job id with characters Docker refuses in a
+ * name (a scheduled job's, `<schedule>-2030-01-01T09:00:00Z`) has them replaced by `_` and a
+ * short digest of the id appended, so two ids never share a name.
+ */
+export const jobContainerName = (jobId: string, attempt: number) => {
+  const safe = jobId.replace(NAME_CHARS, '_');
+  const id = safe === jobId ? jobId : `${safe}-${createHash('sha256').update(jobId).digest('hex').slice(0, 8)}`;
+  return `hodei-${id}-${attempt}`;
+};
 
 /**
  * The seccomp profile of job containers: Docker's default profile as of the engine this

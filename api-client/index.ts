@@ -23,6 +23,14 @@ export type CancelAnswer = paths['/jobs/{id}/cancel']['post']['responses'][202][
 export type LogEvent = components['schemas']['LogEvent'];
 /** The data of the live log stream's final `end` event. */
 export type JobEnd = components['schemas']['JobEnd'];
+/** A schedule as the API shows it. */
+export type ScheduleView = components['schemas']['Schedule'];
+/** What `POST /schedules` takes. */
+export type ScheduleCreate = paths['/schedules']['post']['requestBody']['content']['application/json'];
+/** What `PATCH /schedules/:id` takes. */
+export type ScheduleUpdate = paths['/schedules/{id}']['patch']['requestBody']['content']['application/json'];
+/** One page of `GET /schedules`. */
+export type SchedulePage = paths['/schedules']['get']['responses'][200]['content']['application/json'];
 /** The one error shape of every 4xx/5xx answer. */
 export type ErrorBody = components['schemas']['Error'];
 

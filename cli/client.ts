@@ -10,6 +10,9 @@ import {
   type JobView,
   type ListQuery,
   type LogEvent,
+  type ScheduleCreate,
+  type SchedulePage,
+  type ScheduleView,
 } from '../api-client/index.js';
 
 export type { JobEnd, LogEvent };
@@ -76,6 +79,38 @@ export class HodeiClient {
 
   list(query: ListQuery): Promise<JobPage> {
     return this.call(() => this.api.GET('/jobs', { params: { query } }));
+  }
+
+  createSchedule(body: ScheduleCreate): Promise<ScheduleView> {
+    return this.call(() => this.api.POST('/schedules', { body }));
+  }
+
+  schedules(query: { limit?: number; cursor?: string }): Promise<SchedulePage> {
+    return this.call(() => this.api.GET('/schedules', { params: { query } }));
+  }
+
+  schedule(id: string): Promise<ScheduleView> {
+    return this.call(() => this.api.GET('/schedules/{id}', { params: { path: { id } } }));
+  }
+
+  /** `pause`, `unpause` or `trigger` (fires it once now). */
+  scheduleAction(id: string, action: 'pause' | 'unpause' | 'trigger'): Promise<ScheduleView> {
+    const params = { params: { path: { id } } };
+    return this.call(() =>
+      action === 'pause'
+        ? this.api.POST('/schedules/{id}/pause', params)
+        : action === 'unpause'
+          ? this.api.POST('/schedules/{id}/unpause', params)
+          : this.api.POST('/schedules/{id}/trigger', params),
+    );
+  }
+
+  /** Deletes a schedule (its answer has no body). */
+  async deleteSchedule(id: string): Promise<void> {
+    await this.call(async () => {
+      const answer = await this.api.DELETE('/schedules/{id}', { params: { path: { id } } });
+      return { ...answer, data: answer.response.status === 204 ? true : undefined };
+    });
   }
 
   logs(id: string): Promise<string> {

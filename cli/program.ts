@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { isTerminal, type JobState } from '../domain/job-state.js';
-import type { JobSpec, ListQuery } from '../api-client/index.js';
+import type { JobSpec, ListQuery, ScheduleCreate, ScheduleView } from '../api-client/index.js';
 import { HodeiClient, type Job } from './client.js';
 
 /** The CLI's own settings (it is an API client: none of the platform's settings apply). */
@@ -152,6 +152,153 @@ function describe(job: Job): string {
     .filter(([, v]) => v !== undefined && v !== '')
     .map(([k, v]) => `${k.padEnd(10)} ${v}`)
     .join('\n');
+}
+
+/** A schedule as `hodei schedule show` prints it. */
+/** When a schedule fires: `every 5m`, or its cron expressions and their zone. */
+function scheduleTiming(s: ScheduleView): string {
+  const timing = s.spec.every ? `every ${s.spec.every}` : [s.spec.cron ?? []].flat().join('; ');
+  return `${timing}${s.spec.timezone ? ` (${s.spec.timezone})` : ''}`;
+}
+
+function describeSchedule(s: ScheduleView): string {
+  const rows: Array<[string, string | undefined]> = [
+    ['id', s.id],
+    ['when', scheduleTiming(s)],
+    ['overlap', s.overlap],
+    ['paused', String(s.paused)],
+    ['note', s.note],
+    ['job', s.job.name],
+    ['secrets', s.job.secretNames.join(', ') || undefined],
+    ['next runs', s.nextRuns.slice(0, 5).join(', ') || undefined],
+    ['recent', s.recentJobs.map((j) => `${j.id} ${j.state}`).join('\n           ') || undefined],
+  ];
+  return rows
+    .filter(([, v]) => v !== undefined && v !== '')
+    .map(([k, v]) => `${k.padEnd(10)} ${v}`)
+    .join('\n');
+}
+
+/** Prints rows as columns, the last one unpadded. */
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const row of [header, ...rows])
+    process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
+}
+
+/** `hodei schedule …`: Temporal Schedules whose every fire starts a job. */
+function scheduleCommands(program: Command): void {
+  const schedule = program.command('schedule').description('Schedules: a job started by cron or at an interval');
+
+  schedule
+    .command('create')
+    .description(
+      'Create a schedule of the script in FILE (- for stdin) from flags, or of a whole POST /schedules body with --json',
+    )
+    .argument('[file]', 'script file, or - for stdin')
+    .option('--json <FILE>', 'the POST /schedules body as JSON (- for stdin); the other flags are then not used')
+    .option('--id <id>', 'schedule id (default: a random UUID)')
+    .option('--cron <expr>', 'cron expression, repeatable (Temporal syntax)', (v: string, p: string[] = []) => [
+      ...p,
+      v,
+    ])
+    .option('--every <duration>', 'fixed interval: 30s, 5m, 1h, 1d')
+    .option('--timezone <zone>', 'IANA time zone the cron expressions are read in')
+    .option('--overlap <policy>', 'skip | buffer_one | buffer_all | cancel_other | allow_all (default skip)')
+    .option('--paused', 'create it paused')
+    .option('--note <text>', 'a note for people')
+    .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', keyValue('='))
+    .option('--secret <NAME[=VALUE]>', 'secret env var; NAME alone takes $NAME (repeatable)', secretOption)
+    .option('-i, --image <image>', 'image to run in')
+    .option('-t, --timeout <seconds>', 'job timeout in seconds', positiveInt)
+    .option('-n, --name <name>', 'a name for people')
+    .option('-l, --label <KEY=VALUE>', 'label (repeatable)', keyValue('='))
+    .action(async (file: string | undefined, opts, command: Command) => {
+      const api = client(command);
+      let body: ScheduleCreate;
+      if (opts.json) {
+        body = JSON.parse(opts.json === '-' ? await readStdin() : readFileSync(opts.json, 'utf8')) as ScheduleCreate;
+      } else {
+        const script = !file || file === '-' ? await readStdin() : readFileSync(file, 'utf8');
+        const job: JobSpec = { script };
+        if (opts.env) job.env = opts.env;
+        if (opts.secret) job.secrets = opts.secret;
+        if (opts.image) job.image = opts.image;
+        if (opts.timeout) job.timeoutSeconds = opts.timeout;
+        if (opts.name) job.name = opts.name;
+        if (opts.label) job.labels = opts.label;
+        const spec: ScheduleCreate['spec'] = {};
+        if (opts.cron) spec.cron = opts.cron.length === 1 ? opts.cron[0] : opts.cron;
+        if (opts.every) spec.every = opts.every;
+        if (opts.timezone) spec.timezone = opts.timezone;
+        body = { spec, job };
+        if (opts.id) body.id = opts.id;
+        if (opts.overlap) body.overlap = opts.overlap;
+        if (opts.paused) body.paused = true;
+        if (opts.note) body.note = opts.note;
+      }
+      const made = await api.createSchedule(body);
+      process.stdout.write(`${made.id}\n`);
+    });
+
+  schedule
+    .command('list')
+    .description('Schedules, with their next run')
+    .option('--json', 'print the schedules as JSON lines')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const api = client(command);
+      const all: ScheduleView[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await api.schedules({ limit: 100, ...(cursor ? { cursor } : {}) });
+        all.push(...page.schedules);
+        cursor = page.nextCursor;
+      } while (cursor);
+      if (opts.json) {
+        for (const s of all) process.stdout.write(`${JSON.stringify(s)}\n`);
+        return;
+      }
+      printTable(
+        ['ID', 'WHEN', 'PAUSED', 'NEXT RUN', 'JOB'],
+        all.map((s) => [s.id, scheduleTiming(s), s.paused ? 'yes' : 'no', s.nextRuns[0] ?? '', s.job.name]),
+      );
+    });
+
+  schedule
+    .command('show')
+    .description('A schedule: when it fires, its next runs and its latest jobs')
+    .argument('<id>', 'schedule id')
+    .option('--json', 'print the API answer as JSON')
+    .action(async (id: string, opts: { json?: boolean }, command: Command) => {
+      const s = await client(command).schedule(id);
+      process.stdout.write(opts.json ? `${JSON.stringify(s, null, 2)}\n` : `${describeSchedule(s)}\n`);
+    });
+
+  for (const [verb, text] of [
+    ['pause', 'Pause a schedule: no fire until unpaused'],
+    ['unpause', 'Unpause a schedule'],
+    ['trigger', 'Fire a schedule once now (paused or not)'],
+  ] as const) {
+    schedule
+      .command(verb)
+      .description(text)
+      .argument('<id>', 'schedule id')
+      .action(async (id: string, _opts: unknown, command: Command) => {
+        const s = await client(command).scheduleAction(id, verb);
+        process.stderr.write(
+          `schedule ${s.id}: ${verb === 'trigger' ? 'triggered' : verb === 'pause' ? 'paused' : 'unpaused'}\n`,
+        );
+      });
+  }
+
+  schedule
+    .command('delete')
+    .description('Delete a schedule (jobs it started run on)')
+    .argument('<id>', 'schedule id')
+    .action(async (id: string, _opts: unknown, command: Command) => {
+      await client(command).deleteSchedule(id);
+      process.stderr.write(`schedule ${id}: deleted\n`);
+    });
 }
 
 export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Command {
@@ -303,6 +450,8 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
           process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
       },
     );
+
+  scheduleCommands(program);
 
   return program;
 }

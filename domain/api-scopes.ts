@@ -48,7 +48,7 @@ export function parseTokenEntry(entry: string): TokenEntry {
 
 /**
  * The scope a request needs: reading (GET, HEAD) `read`; cancelling a job `cancel`; anything else
- * that writes (submitting a job) `submit`. Takes a request path or a route template
+ * that writes (submitting a job; creating, changing, pausing, triggering, deleting a schedule) `submit`. Takes a request path or a route template
  * (`/jobs/{id}/cancel`), so the API and its OpenAPI description say the same.
  */
 export function requiredScope(method: string, path: string): ApiScope {

@@ -44,6 +44,10 @@ describe('jobContainerSpec', () => {
     const spec = jobContainerSpec(request(), options);
     expect(spec.name).toBe('hodei-job-1-2');
     expect(spec.name).toBe(jobContainerName('job-1', 2));
+    // A scheduled job's id holds the fire time: its name keeps to Docker's characters, one per id.
+    const scheduled = jobContainerName('nightly-2030-01-01T09:00:00Z', 1);
+    expect(scheduled).toMatch(/^hodei-nightly-2030-01-01T09_00_00Z-[0-9a-f]{8}-1$/);
+    expect(scheduled).not.toBe(jobContainerName('nightly-2030-01-01T09_00_00Z', 1));
     expect(spec.Image).toBe('hodei-worker:latest');
     expect(spec).toMatchObject({
       AttachStdin: false,

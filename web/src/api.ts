@@ -8,6 +8,8 @@ import {
   type JobSpec,
   type JobView,
   type ListQuery,
+  type SchedulePage,
+  type ScheduleView,
 } from '../../api-client/index.js';
 
 export { JOB_STATES, LISTABLE_STATES, TERMINAL_STATES as TERMINAL, type JobState } from '../../domain/job-state.js';
@@ -110,3 +112,20 @@ export async function listJobs(query: {
   if (query.cursor) params.cursor = query.cursor;
   return data(api.GET('/jobs', { params: { query: params } }));
 }
+
+/** A schedule as `GET /schedules/:id` answers. */
+export type Schedule = ScheduleView;
+
+export const listSchedules = (cursor?: string): Promise<SchedulePage> =>
+  data(api.GET('/schedules', { params: { query: { limit: 100, ...(cursor ? { cursor } : {}) } } }));
+
+export const scheduleAction = (id: string, action: 'pause' | 'unpause' | 'trigger') => {
+  const params = { params: { path: { id } } };
+  return data(
+    action === 'pause'
+      ? api.POST('/schedules/{id}/pause', params)
+      : action === 'unpause'
+        ? api.POST('/schedules/{id}/unpause', params)
+        : api.POST('/schedules/{id}/trigger', params),
+  );
+};

@@ -2,12 +2,13 @@ import './style.css';
 import { clearToken, getToken, UNAUTHORIZED_EVENT } from './api.js';
 import { jobView } from './job.js';
 import { listView } from './list.js';
+import { schedulesView } from './schedules.js';
 import { submitView } from './submit.js';
 import { tokenView } from './token.js';
 
 /**
  * Hash routes, so the page is one document at `/` and never collides with the JSON API's paths:
- * `#/` (list, `?state=&label=`), `#/new` (submit), `#/jobs/<id>` (one job).
+ * `#/` (list, `?state=&label=`), `#/new` (submit), `#/jobs/<id>` (one job), `#/schedules`.
  */
 const main = document.getElementById('main')!;
 const signOut = document.getElementById('sign-out')!;
@@ -25,8 +26,15 @@ function route(message?: string): void {
   const job = /^\/jobs\/([^/]+)$/.exec(path);
   if (job) cleanup = jobView(main, decodeURIComponent(job[1]!));
   else if (path === '/new') cleanup = submitView(main);
+  else if (path === '/schedules') cleanup = schedulesView(main);
   else cleanup = listView(main, new URLSearchParams(search));
-  document.title = job ? 'Job · Hodei Jobs' : path === '/new' ? 'New job · Hodei Jobs' : 'Jobs · Hodei Jobs';
+  document.title = job
+    ? 'Job · Hodei Jobs'
+    : path === '/new'
+      ? 'New job · Hodei Jobs'
+      : path === '/schedules'
+        ? 'Schedules · Hodei Jobs'
+        : 'Jobs · Hodei Jobs';
 }
 
 // The skip link must not change the hash: the hash is the route.
