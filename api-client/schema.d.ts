@@ -729,6 +729,20 @@ export interface paths {
                             labels?: {
                                 [key: string]: string;
                             };
+                            /**
+                             * @description Who runs first: 1 (first) to 5 (last). Default: 3.
+                             * @default 3
+                             */
+                            priority?: number;
+                            /** @description Fair shares: jobs of different keys take turns for free slots (1-64 bytes). */
+                            fairnessKey?: string;
+                            /**
+                             * @description The fairness key's share against other keys' (0.001-1000). Default: 1.
+                             * @default 1
+                             */
+                            fairnessWeight?: number;
+                            /** @description When the job may start (RFC 3339); until then it is QUEUED and holds nothing. */
+                            startAt?: string;
                         };
                         /**
                          * @default skip
@@ -1023,6 +1037,20 @@ export interface paths {
                             labels?: {
                                 [key: string]: string;
                             };
+                            /**
+                             * @description Who runs first: 1 (first) to 5 (last). Default: 3.
+                             * @default 3
+                             */
+                            priority?: number;
+                            /** @description Fair shares: jobs of different keys take turns for free slots (1-64 bytes). */
+                            fairnessKey?: string;
+                            /**
+                             * @description The fairness key's share against other keys' (0.001-1000). Default: 1.
+                             * @default 1
+                             */
+                            fairnessWeight?: number;
+                            /** @description When the job may start (RFC 3339); until then it is QUEUED and holds nothing. */
+                            startAt?: string;
                         };
                         /** @enum {string} */
                         overlap?: "skip" | "buffer_one" | "buffer_all" | "cancel_other" | "allow_all";
