@@ -312,6 +312,11 @@ export interface paths {
                         labels?: {
                             [key: string]: string;
                         };
+                        /** @description At most `limit` jobs with this `key` are PROVISIONING or RUNNING at once, on all hosts; the others wait QUEUED, holding no container, and start in submission order. The latest submitted job sets the key’s limit. */
+                        concurrency?: {
+                            key: string;
+                            limit: number;
+                        };
                     };
                 };
             };
@@ -868,6 +873,10 @@ export interface components {
             host?: string;
             attempt?: number;
             cleanupPending?: boolean;
+            concurrency?: {
+                key: string;
+                limit: number;
+            };
             workflow: {
                 workflowId: string;
                 runId: string;

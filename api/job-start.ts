@@ -18,7 +18,7 @@ export function jobStartOptions(
 ): Pick<WorkflowStartOptions<typeof runJob>, 'taskQueue' | 'args' | 'memo' | 'typedSearchAttributes'> & {
   memo: JobMemo & Record<string, unknown>;
 } {
-  const memo = initialMemo(input);
+  const memo: JobMemo = { ...initialMemo(input), ...(input.concurrency && { concurrency: input.concurrency }) };
   return {
     taskQueue: config.HODEI_TASK_QUEUE,
     args: [input],

@@ -144,6 +144,7 @@ function describe(job: Job): string {
     ['finished', job.finishedAt],
     ['host', job.host],
     ['attempt', job.attempt],
+    ['concurrency', job.concurrency && `${job.concurrency.key} (limit ${job.concurrency.limit})`],
   ];
   return rows
     .filter(([, v]) => v !== undefined && v !== '')
@@ -183,6 +184,8 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
     .option('-l, --label <KEY=VALUE>', 'label (repeatable)', keyValue('='))
     .option('--idempotency-key <key>', 'submitting again with this key returns the same job')
     .option('-f, --follow', "print the job's output until it ends, and exit with its exit code")
+    .option('--concurrency-key <key>', 'at most --concurrency-limit jobs with this key run at once')
+    .option('--concurrency-limit <n>', 'how many jobs with the key may run at once (default 1)', positiveInt)
     .action(async (file: string | undefined, opts, command: Command) => {
       const api = client(command);
       const script = !file || file === '-' ? await readStdin() : readFileSync(file, 'utf8');
@@ -193,6 +196,8 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
       if (opts.timeout) spec.timeoutSeconds = opts.timeout;
       if (opts.name) spec.name = opts.name;
       if (opts.label) spec.labels = opts.label;
+      if (opts.concurrencyLimit && !opts.concurrencyKey) command.error('--concurrency-limit needs --concurrency-key');
+      if (opts.concurrencyKey) spec.concurrency = { key: opts.concurrencyKey, limit: opts.concurrencyLimit ?? 1 };
       const job = await api.submit(spec, opts.idempotencyKey);
       if (!opts.follow) {
         process.stdout.write(`${job.id}\n`);

@@ -55,6 +55,8 @@ export interface JobMemo {
   attempt?: number;
   /** The container could not be removed (Docker unreachable); the reaper removes it later. */
   cleanupPending?: boolean;
+  /** The job's concurrency key and limit (domain/concurrency.ts). */
+  concurrency?: { key: string; limit: number };
 }
 
 /** The memo a job's workflow starts with: QUEUED. */

@@ -98,6 +98,7 @@ export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInpu
       infraRetries: spec.infraRetries ?? config.HODEI_INFRA_RETRIES,
       hostLossSeconds: config.HODEI_HOST_LOSS_SECONDS,
       cleanupDeadlineSeconds: config.HODEI_CLEANUP_DEADLINE_SECONDS,
+      ...(spec.concurrency && { concurrency: spec.concurrency }),
     },
   };
 }
