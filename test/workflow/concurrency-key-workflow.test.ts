@@ -1,15 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { type WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { type TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConcurrencyActivities } from '../../activities/concurrency.js';
 import type { Activities } from '../../activities/index.js';
@@ -19,10 +12,8 @@ import {
   type ConcurrencyKeyMemo,
   type ConcurrencyKeyState,
 } from '../../domain/concurrency.js';
-import type { JobInput } from '../../domain/job-spec.js';
 import { controlTaskQueue } from '../../domain/task-queues.js';
-import { startDevServer, type DevServer } from '../support/dev-server.js';
-import { ROOT } from '../support/stack.js';
+import { startWorkflowTestEnv, TEST_JOB_INPUT, type WorkflowTestEnv } from '../support/workflow-env.js';
 import { waitFor } from '../support/wait.js';
 
 // The semaphore's logic on the real local Temporal binary: the permit activities are the real
@@ -30,36 +21,18 @@ import { waitFor } from '../support/wait.js';
 Runtime.install({ logger: new DefaultLogger('WARN') });
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
-let server: DevServer;
+let testEnv: WorkflowTestEnv | undefined;
 
 beforeAll(async () => {
-  server = await startDevServer();
-  env = await TestWorkflowEnvironment.createFromExistingServer({ address: server.address });
-  bundle = await bundleWorkflowCode({
-    workflowsPath: path.join(ROOT, 'workflows/index.ts'),
-    logger: new DefaultLogger('WARN'),
-  });
+  testEnv = await startWorkflowTestEnv();
+  ({ env, bundle } = testEnv);
 }, 120_000);
 
 afterAll(async () => {
-  await env?.teardown();
-  await server?.stop();
+  await testEnv?.stop();
 });
 
-const baseInput: JobInput = {
-  script: 'echo hi',
-  name: 'test',
-  image: 'hodei-worker:latest',
-  env: {},
-  timeoutSeconds: 30,
-  cancelGraceSeconds: 0,
-  labels: {},
-  resources: { memoryMb: 256, cpus: 1, pidsLimit: 64, scratchMb: 64 },
-  retries: 0,
-  infraRetries: 0,
-  hostLossSeconds: 30,
-  cleanupDeadlineSeconds: 3,
-};
+const baseInput = TEST_JOB_INPUT;
 
 /** Container activities whose runs end when the test says so; records starts and the most running at once. */
 function fakeHost(taskQueue: string) {
@@ -264,7 +237,11 @@ describe('concurrency key semaphore', () => {
     const key = `ku-${randomUUID()}`;
     const host = fakeHost(taskQueue);
     await withWorkers(host.activities, taskQueue, async () => {
-      const keyed = [await startJob(taskQueue, key, 1), await startJob(taskQueue, key, 1)];
+      const keyed = [await startJob(taskQueue, key, 1)];
+      await waitFor('the first keyed job to run', async () => (host.running === 1 ? true : undefined), {
+        timeoutMs: 30_000,
+      });
+      keyed.push(await startJob(taskQueue, key, 1));
       await waitForWaiting(key, 1);
       const free = await env.client.workflow.start('runJob', {
         workflowId: `job-${randomUUID()}`,
