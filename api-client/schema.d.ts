@@ -328,6 +328,11 @@ export interface paths {
                         fairnessWeight?: number;
                         /** @description When the job may start (RFC 3339); until then it is QUEUED and holds nothing. */
                         startAt?: string;
+                        /** @description At most `limit` jobs with this `key` are PROVISIONING or RUNNING at once, on all hosts; the others wait QUEUED, holding no container, and start in submission order. The latest submitted job sets the key’s limit. */
+                        concurrency?: {
+                            key: string;
+                            limit: number;
+                        };
                     };
                 };
             };
@@ -743,6 +748,11 @@ export interface paths {
                             fairnessWeight?: number;
                             /** @description When the job may start (RFC 3339); until then it is QUEUED and holds nothing. */
                             startAt?: string;
+                            /** @description At most `limit` jobs with this `key` are PROVISIONING or RUNNING at once, on all hosts; the others wait QUEUED, holding no container, and start in submission order. The latest submitted job sets the key’s limit. */
+                            concurrency?: {
+                                key: string;
+                                limit: number;
+                            };
                         };
                         /**
                          * @default skip
@@ -1051,6 +1061,11 @@ export interface paths {
                             fairnessWeight?: number;
                             /** @description When the job may start (RFC 3339); until then it is QUEUED and holds nothing. */
                             startAt?: string;
+                            /** @description At most `limit` jobs with this `key` are PROVISIONING or RUNNING at once, on all hosts; the others wait QUEUED, holding no container, and start in submission order. The latest submitted job sets the key’s limit. */
+                            concurrency?: {
+                                key: string;
+                                limit: number;
+                            };
                         };
                         /** @enum {string} */
                         overlap?: "skip" | "buffer_one" | "buffer_all" | "cancel_other" | "allow_all";
@@ -1669,6 +1684,10 @@ export interface components {
             host?: string;
             attempt?: number;
             cleanupPending?: boolean;
+            concurrency?: {
+                key: string;
+                limit: number;
+            };
             workflow: {
                 workflowId: string;
                 runId: string;

@@ -25,7 +25,11 @@ export function jobStartOptions(
 > & {
   memo: JobMemo & Record<string, unknown>;
 } {
-  const memo: JobMemo = { ...initialMemo(input), ...(input.startAt ? { startAt: input.startAt } : {}) };
+  const memo: JobMemo = {
+    ...initialMemo(input),
+    ...(input.startAt ? { startAt: input.startAt } : {}),
+    ...(input.concurrency && { concurrency: input.concurrency }),
+  };
   const priority = input.priority ?? DEFAULT_PRIORITY;
   const delayMs = input.startAt ? Date.parse(input.startAt) - now : 0;
   return {

@@ -8,6 +8,12 @@ const { temporal } = proto;
 import { DEFAULT_PRIORITY } from '../domain/job-spec.js';
 import { deriveState, JOB_STATES, type JobMemo, type WorkflowFacts } from '../domain/job-state.js';
 import { RUN_JOB_WORKFLOW } from '../domain/workflow-type.js';
+import {
+  CONCURRENCY_WAIT_PREFIX,
+  concurrencyWaitReason,
+  concurrencyWorkflowId,
+  type ConcurrencyKeyMemo,
+} from '../domain/concurrency.js';
 
 /** The `:id` path parameter of every job route. */
 export const JobIdParams = z.object({ id: z.string().min(1).max(200) });
@@ -28,6 +34,8 @@ export const JobViewSchema = z
     host: z.string().optional(),
     attempt: z.number().int().optional(),
     cleanupPending: z.boolean().optional(),
+    /** The job's concurrency key and limit, when it has one. */
+    concurrency: z.object({ key: z.string(), limit: z.number().int() }).optional(),
     workflow: z.object({ workflowId: z.string(), runId: z.string(), status: z.string() }),
     priority: z
       .number()
@@ -69,10 +77,25 @@ export async function describeJob(
   }
   if (description.type !== RUN_JOB_WORKFLOW) return undefined;
   const job = toJobView(description);
+  if (job.concurrency && job.state === 'QUEUED' && job.reason?.startsWith(CONCURRENCY_WAIT_PREFIX)) {
+    job.reason = await concurrencyWaitNow(client, job.concurrency.key, job.reason);
+  }
   if (options.runStart !== false && !job.startedAt && (job.state === 'RUNNING' || job.state === 'CANCELLING')) {
     job.startedAt = (await runStartedAt(client, description))?.toISOString();
   }
   return job;
+}
+
+/** A waiting job's reason with the key's holders now, from its semaphore's memo (as recorded otherwise). */
+async function concurrencyWaitNow(client: Client, key: string, recorded: string): Promise<string> {
+  try {
+    const semaphore = await client.workflow.getHandle(concurrencyWorkflowId(key)).describe();
+    const memo = semaphore.memo as Partial<ConcurrencyKeyMemo> | undefined;
+    if (semaphore.status.name !== 'RUNNING' || memo?.running === undefined || memo.limit === undefined) return recorded;
+    return concurrencyWaitReason(key, memo.limit, memo.running);
+  } catch {
+    return recorded;
+  }
 }
 
 /**
@@ -136,6 +159,7 @@ export function toJobView(d: WorkflowExecutionDescription, now: number = Date.no
     host: memo.host,
     attempt: memo.attempt ?? (memo.containerId ? 1 : undefined),
     cleanupPending: memo.cleanupPending,
+    concurrency: memo.concurrency,
     workflow: { workflowId: d.workflowId, runId: d.runId, status: d.status.name },
     priority: priority?.priorityKey || DEFAULT_PRIORITY,
     fairnessKey: priority?.fairnessKey || undefined,

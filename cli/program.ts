@@ -147,6 +147,7 @@ function describe(job: Job): string {
     ['priority', job.priority],
     ['fairness', job.fairnessKey === undefined ? undefined : `${job.fairnessKey} (weight ${job.fairnessWeight ?? 1})`],
     ['start at', job.startAt],
+    ['concurrency', job.concurrency && `${job.concurrency.key} (limit ${job.concurrency.limit})`],
   ];
   return rows
     .filter(([, v]) => v !== undefined && v !== '')
@@ -337,6 +338,8 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
     .option('--fairness-key <key>', 'fair shares: jobs of different keys take turns for free slots')
     .option('--fairness-weight <weight>', "the key's share against other keys' (default 1)", Number)
     .option('--start-at <time>', 'start no earlier than this RFC 3339 time, e.g. 2026-12-01T10:00:00Z')
+    .option('--concurrency-key <key>', 'at most --concurrency-limit jobs with this key run at once')
+    .option('--concurrency-limit <n>', 'how many jobs with the key may run at once (default 1)', positiveInt)
     .action(async (file: string | undefined, opts, command: Command) => {
       const api = client(command);
       const script = !file || file === '-' ? await readStdin() : readFileSync(file, 'utf8');
@@ -352,6 +355,8 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
       if (opts.fairnessKey !== undefined) spec.fairnessKey = opts.fairnessKey;
       if (opts.fairnessWeight !== undefined) spec.fairnessWeight = opts.fairnessWeight;
       if (opts.startAt !== undefined) spec.startAt = opts.startAt;
+      if (opts.concurrencyLimit && !opts.concurrencyKey) command.error('--concurrency-limit needs --concurrency-key');
+      if (opts.concurrencyKey) spec.concurrency = { key: opts.concurrencyKey, limit: opts.concurrencyLimit ?? 1 };
       const job = await api.submit(spec, opts.idempotencyKey);
       if (!opts.follow) {
         process.stdout.write(`${job.id}\n`);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CONCURRENCY_KEY, MAX_CONCURRENCY_LIMIT, type Concurrency } from './concurrency.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -175,6 +176,21 @@ export const JobSpecSchema = z.strictObject({
     .refine(isRfc3339, 'startAt must be an RFC 3339 time with a time zone, e.g. 2026-12-01T10:00:00Z')
     .optional()
     .meta({ description: 'When the job may start (RFC 3339); until then it is QUEUED and holds nothing.' }),
+  /**
+   * A concurrency key: at most `limit` jobs with this `key` are PROVISIONING or RUNNING at once,
+   * on all hosts; the others wait QUEUED (holding no container) and start in submission order.
+   * The latest submitted job's `limit` applies to the key. Default: none.
+   */
+  concurrency: z
+    .strictObject({
+      key: z.string().regex(CONCURRENCY_KEY, 'concurrency.key must be 1-128 characters of [A-Za-z0-9_.:/-]'),
+      limit: z.number().int().min(1).max(MAX_CONCURRENCY_LIMIT),
+    })
+    .optional()
+    .meta({
+      description:
+        'At most `limit` jobs with this `key` are PROVISIONING or RUNNING at once, on all hosts; the others wait QUEUED, holding no container, and start in submission order. The latest submitted job sets the key’s limit.',
+    }),
 });
 
 export type JobSpec = z.infer<typeof JobSpecSchema>;
@@ -219,6 +235,8 @@ export interface JobInput {
   fairnessWeight?: number;
   /** When the job may start (ISO 8601, UTC). */
   startAt?: string;
+  /** The job's concurrency key; absent for jobs without one (and every job from before keys existed). */
+  concurrency?: Concurrency;
 }
 
 /** Default job name: the script's first meaningful line, shortened. */

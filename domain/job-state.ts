@@ -59,6 +59,8 @@ export interface JobMemo {
   cleanupPending?: boolean;
   /** When the job was asked to start (its `startAt`, ISO 8601), if it was. */
   startAt?: string;
+  /** The job's concurrency key and limit (domain/concurrency.ts). */
+  concurrency?: { key: string; limit: number };
 }
 
 /** The memo a job's workflow starts with: QUEUED. */

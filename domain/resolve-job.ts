@@ -110,6 +110,7 @@ export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInpu
       ...(spec.fairnessKey !== undefined ? { fairnessKey: spec.fairnessKey } : {}),
       ...(spec.fairnessWeight !== undefined ? { fairnessWeight: spec.fairnessWeight } : {}),
       ...(spec.startAt !== undefined ? { startAt: new Date(spec.startAt.replace(' ', 'T')).toISOString() } : {}),
+      ...(spec.concurrency && { concurrency: spec.concurrency }),
     },
   };
 }

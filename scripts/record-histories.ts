@@ -1,7 +1,8 @@
 /**
  * Records workflow histories of the current workflow code for the replay test
  * (test/workflow/replay.test.ts): starts a test stack, runs one job per path through `runJob`
- * (success, success with a secret, script failure, retry, cancel while running, timeout), and writes each history to
+ * (success, success with a secret, script failure, retry, cancel while running, timeout, concurrency keys), and
+ * the semaphore workflow of the concurrency key, and writes each history to
  * test/fixtures/histories/<commit of workflows/>/<case>.json. Run it after changing workflow
  * logic, and keep the older directories: the current code must replay them all. Payloads are
  * encrypted with the fixtures' own codec key (test/support/fixture-codec.ts), which the replay
@@ -13,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createApiClient, type JobSpec } from '../api-client/index.js';
+import { concurrencyWorkflowId } from '../domain/concurrency.js';
 import { TERMINAL_STATES, type JobState } from '../domain/job-state.js';
 import { FIXTURE_CODEC_KEY } from '../test/support/fixture-codec.js';
 import { ROOT, startStack } from '../test/support/stack.js';
@@ -48,7 +50,17 @@ try {
   cases['cancelled-while-running'] = running.id;
   await waitState(running.id, ['RUNNING']);
   ok(await api.POST('/jobs/{id}/cancel', { params: { path: { id: running.id } } }));
+  // A concurrency key: one job holding its permit, one cancelled while it waits, one after them;
+  // then the key's semaphore workflow itself (still open: its history so far replays too).
+  const key = `fixture-${Date.now()}`;
+  const concurrency = { key, limit: 1 };
+  cases['concurrency-held'] = (await submit({ script: 'sleep 2', concurrency })).id;
+  await waitState(cases['concurrency-held'], ['RUNNING']);
+  cases['concurrency-cancelled-while-waiting'] = (await submit({ script: 'echo never', concurrency })).id;
+  cases['concurrency-waited'] = (await submit({ script: 'echo waited', concurrency })).id;
+  ok(await api.POST('/jobs/{id}/cancel', { params: { path: { id: cases['concurrency-cancelled-while-waiting'] } } }));
   for (const id of Object.values(cases)) await waitState(id, TERMINAL_STATES);
+  cases['concurrency-key-semaphore'] = concurrencyWorkflowId(key);
 
   const commit = execFileSync('git', ['log', '-1', '--format=%h', '--', 'workflows/'], {
     cwd: ROOT,

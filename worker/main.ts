@@ -11,9 +11,10 @@ import {
 } from '@temporalio/worker';
 import { loadSeccompProfile } from '../activities/container-spec.js';
 import { createActivities } from '../activities/index.js';
+import { createConcurrencyActivities } from '../activities/concurrency.js';
 import { containerSlotSupplier, HostSlots } from '../activities/host-slots.js';
 import { loadConfig } from '../domain/config.js';
-import { hostTaskQueue } from '../domain/task-queues.js';
+import { controlTaskQueue, hostTaskQueue } from '../domain/task-queues.js';
 import { openLogStore } from '../log-store/open-log-store.js';
 import { createLogger } from '../domain/logger.js';
 import { writePortsFile } from '../domain/listen.js';
@@ -107,6 +108,16 @@ const hostWorker = await Worker.create({
   defaultHeartbeatThrottleInterval: '100 milliseconds',
 });
 
+// The control queue: light activities that only talk to Temporal (concurrency permits), on fixed
+// slots, so a job waiting for its key never takes or waits for a container slot.
+const controlWorker = await Worker.create({
+  ...common,
+  taskQueue: controlTaskQueue(config.HODEI_TASK_QUEUE),
+  activities: createConcurrencyActivities({ client }),
+  maxConcurrentActivityTaskExecutions: 20,
+});
+const workers = [jobsWorker, hostWorker, controlWorker];
+
 logger.info(
   { taskQueue: config.HODEI_TASK_QUEUE, hostQueue: taskQueue, host: hostId, capacity: config.HODEI_WORKER_CAPACITY },
   'worker started',
@@ -135,11 +146,11 @@ await writePortsFile(config.HODEI_PORTS_FILE, metricsEndpoint ? { metrics: metri
 const metricsServer = metricsEndpoint?.server;
 
 try {
-  // If either worker stops (a signal, or a fatal error), stop the other too.
+  // If one worker stops (a signal, or a fatal error), stop the others too.
   await Promise.all(
-    [jobsWorker, hostWorker].map((w) =>
+    workers.map((w) =>
       w.run().finally(() => {
-        for (const other of [jobsWorker, hostWorker]) if (other.getState() === 'RUNNING') other.shutdown();
+        for (const other of workers) if (other.getState() === 'RUNNING') other.shutdown();
       }),
     ),
   );

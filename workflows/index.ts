@@ -1,1 +1,2 @@
 export { runJob } from './run-job.js';
+export { concurrencyKey } from './concurrency-key.js';

@@ -18,6 +18,8 @@ import type { ProvisionedContainer, ScriptOutcome } from '../activities/types.js
 import type { JobResult } from '../domain/job-result.js';
 import type { JobInput } from '../domain/job-spec.js';
 import { HOST_KEY, memoForState, stateAttribute, type JobMemo, type JobState } from '../domain/job-state.js';
+import { concurrencyWaitReason } from '../domain/concurrency.js';
+import { withConcurrencyPermit } from './concurrency-key.js';
 import {
   FAILURE_CONTAINER_LOST,
   FAILURE_HOST_LOST,
@@ -91,35 +93,17 @@ export async function runJob(input: JobInput): Promise<JobResult> {
   const jobId = workflowInfo().workflowId;
   CancellationScope.current().cancelRequested.catch(() => setState('CANCELLING'));
 
-  let scriptRetries = 0;
-  let hostLosses = 0;
   try {
-    for (let attempt = 1; ; attempt += 1) {
-      let result: AttemptResult;
-      try {
-        result = await runAttempt(jobId, input, attempt);
-      } catch (err) {
-        if (!isHostLoss(err)) throw err;
-        log.warn('host lost', { attempt, error: String(err) });
-        if (hostLosses >= input.infraRetries) {
-          throw ApplicationFailure.create({
-            type: FAILURE_HOST_LOST,
-            message: 'host lost',
-            nonRetryable: true,
-            cause: err as Error,
-          });
-        }
-        hostLosses += 1;
-        setState('QUEUED', { reason: `host lost during attempt ${attempt}; running again` });
-        continue;
-      }
-      if (result.outcome.exitCode !== 0 && scriptRetries < input.retries) {
-        scriptRetries += 1;
-        setState('QUEUED', { reason: `attempt ${attempt} exited ${result.outcome.exitCode}; running again` });
-        continue;
-      }
-      return finish(result.outcome, result.container);
-    }
+    // Jobs without a key take exactly the path they always took (no new commands), so their
+    // recorded histories replay unchanged.
+    if (!input.concurrency) return await runAttempts(jobId, input);
+    const { key, limit } = input.concurrency;
+    return await withConcurrencyPermit(
+      input.concurrency,
+      () => setState('QUEUED', { reason: concurrencyWaitReason(key, limit) }),
+      () => upsertMemo({ reason: undefined }),
+      () => runAttempts(jobId, input),
+    );
   } catch (err) {
     if (isCancellation(err)) {
       setState('CANCELLED', { finishedAt: new Date().toISOString(), reason: 'cancelled' });
@@ -131,6 +115,38 @@ export async function runJob(input: JobInput): Promise<JobResult> {
       });
     }
     throw err;
+  }
+}
+
+/** The job's attempts: again after a non-zero exit (`retries`) or a lost host (`infraRetries`). */
+async function runAttempts(jobId: string, input: JobInput): Promise<JobResult> {
+  let scriptRetries = 0;
+  let hostLosses = 0;
+  for (let attempt = 1; ; attempt += 1) {
+    let result: AttemptResult;
+    try {
+      result = await runAttempt(jobId, input, attempt);
+    } catch (err) {
+      if (!isHostLoss(err)) throw err;
+      log.warn('host lost', { attempt, error: String(err) });
+      if (hostLosses >= input.infraRetries) {
+        throw ApplicationFailure.create({
+          type: FAILURE_HOST_LOST,
+          message: 'host lost',
+          nonRetryable: true,
+          cause: err as Error,
+        });
+      }
+      hostLosses += 1;
+      setState('QUEUED', { reason: `host lost during attempt ${attempt}; running again` });
+      continue;
+    }
+    if (result.outcome.exitCode !== 0 && scriptRetries < input.retries) {
+      scriptRetries += 1;
+      setState('QUEUED', { reason: `attempt ${attempt} exited ${result.outcome.exitCode}; running again` });
+      continue;
+    }
+    return finish(result.outcome, result.container);
   }
 }
 

@@ -40,6 +40,20 @@ function hodei(
 }
 
 describe('the hodei CLI', () => {
+  it('submit --concurrency-key K --concurrency-limit N: the job runs under its key, status shows it', async () => {
+    const key = `cli-${randomUUID().slice(0, 8)}`;
+    const run = await hodei(['submit', '-f', '--concurrency-key', key, '--concurrency-limit', '2', '-'], {
+      stdin: 'echo keyed',
+    });
+    expect(run).toMatchObject({ code: 0, stdout: 'keyed\n' });
+    const id = /job (\S+)/.exec(run.stderr)![1]!;
+    expect((await getJob(id)).concurrency).toEqual({ key, limit: 2 });
+    expect((await hodei(['status', id])).stdout).toMatch(new RegExp(`^concurrency\\s+${key} \\(limit 2\\)$`, 'm'));
+    const refused = await hodei(['submit', '--concurrency-limit', '2', '-'], { stdin: 'echo x' });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('--concurrency-limit needs --concurrency-key');
+  });
+
   it('submit --follow prints the output and exits with the job exit code', async () => {
     const run = await hodei(['submit', '--follow', '--env', 'WHO=cli'], {
       stdin: 'echo "hello $WHO"; echo oops >&2; exit 7\n',

@@ -24,10 +24,26 @@ describe('JobSpecSchema', () => {
     [{ script: 'x', labels: { '-bad': 'x' } }, 'labels'],
     [{ script: 'x', image: 'UPPER' }, 'image'],
     [{ script: 'x', extra: true }, ''],
+    [{ script: 'x', concurrency: { key: '', limit: 1 } }, 'concurrency.key'],
+    [{ script: 'x', concurrency: { key: 'a b', limit: 1 } }, 'concurrency.key'],
+    [{ script: 'x', concurrency: { key: 'k'.repeat(129), limit: 1 } }, 'concurrency.key'],
+    [{ script: 'x', concurrency: { key: 'k', limit: 0 } }, 'concurrency.limit'],
+    [{ script: 'x', concurrency: { key: 'k', limit: 1001 } }, 'concurrency.limit'],
+    [{ script: 'x', concurrency: { key: 'k' } }, 'concurrency.limit'],
   ])('refuses %j', (spec, field) => {
     const result = JobSpecSchema.safeParse(spec);
     expect(result.success).toBe(false);
     expect(result.error!.issues[0]!.path.join('.')).toContain(field);
+  });
+
+  it('accepts concurrency keys of [A-Za-z0-9_.:/-] with a limit from 1 to 1000', () => {
+    for (const concurrency of [
+      { key: 'deploy-prod', limit: 1 },
+      { key: 'team/app:env.v2_x', limit: 1000 },
+      { key: 'k'.repeat(128), limit: 3 },
+    ]) {
+      expect(JobSpecSchema.parse({ script: 'x', concurrency }).concurrency, concurrency.key).toEqual(concurrency);
+    }
   });
 
   it('accepts image references with registry, tag and digest', () => {

@@ -1,57 +1,30 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { type ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { type TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
-import type { JobInput } from '../../domain/job-spec.js';
 import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../../domain/job-failures.js';
-import { startDevServer, type DevServer } from '../support/dev-server.js';
-import { ROOT } from '../support/stack.js';
+import { startWorkflowTestEnv, TEST_JOB_INPUT, type WorkflowTestEnv } from '../support/workflow-env.js';
 
 // Workflow logic on the real local Temporal binary, with the activities mocked as plain objects.
 Runtime.install({ logger: new DefaultLogger('WARN') });
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
-
-let server: DevServer;
+let testEnv: WorkflowTestEnv | undefined;
 
 beforeAll(async () => {
-  // The dev server from the one launcher (its flags and search attributes, as for `npm start`).
-  server = await startDevServer();
-  env = await TestWorkflowEnvironment.createFromExistingServer({ address: server.address });
-  // Built once for the whole file.
-  bundle = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows/index.ts'), logger: silentLogger() });
+  testEnv = await startWorkflowTestEnv();
+  ({ env, bundle } = testEnv);
 }, 120_000);
 
 afterAll(async () => {
-  await env?.teardown();
-  await server?.stop();
+  await testEnv?.stop();
 });
 
-const input: JobInput = {
-  script: 'echo hi',
-  name: 'test',
-  image: 'hodei-worker:latest',
-  env: {},
-  timeoutSeconds: 30,
-  cancelGraceSeconds: 0,
-  labels: {},
-  resources: { memoryMb: 256, cpus: 1, pidsLimit: 64, scratchMb: 64 },
-  retries: 0,
-  infraRetries: 0,
-  hostLossSeconds: 30,
-  cleanupDeadlineSeconds: 3,
-};
+const input = TEST_JOB_INPUT;
 
 interface Calls {
   provisioned: number;
@@ -248,8 +221,3 @@ describe('runJob workflow', () => {
     expect(calls).toEqual({ provisioned: 0, ran: 0, removed: [] });
   });
 });
-
-function silentLogger() {
-  const noop = () => undefined;
-  return { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
-}
