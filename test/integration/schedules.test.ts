@@ -191,6 +191,10 @@ describe.concurrent('schedules', () => {
     });
     const bad = await api(`/schedules/${id}`, { method: 'PATCH', headers: JSON_HEADERS, body: '{"job":{}}' });
     expect(bad.status).toBe(400);
+
+    // The temporal CLI changes the same schedule the API shows.
+    await temporalCli(stack(), ['schedule', 'toggle', '-s', id, '--unpause', '--reason', 'unpaused by temporal']);
+    expect(await show(id)).toMatchObject({ paused: false, note: 'unpaused by temporal' });
     expect((await remove(id)).status).toBe(204);
   });
 
