@@ -164,6 +164,10 @@ export function schedulesApp({ client, config }: SchedulesDeps) {
     if (!labelled.success) {
       return { issues: labelled.error.issues.map((i) => ({ path: ['job', ...i.path].join('.'), message: i.message })) };
     }
+    // A fire starts its job at once: when it fires is the schedule's own timing (`spec`).
+    if (labelled.data.startAt !== undefined) {
+      return { issues: [{ path: 'job.startAt', message: "a schedule's job starts when it fires: set spec.startAt" }] };
+    }
     const resolved = resolveJobInput(labelled.data, config);
     if ('issues' in resolved) return { issues: resolved.issues.map((i) => ({ ...i, path: `job.${i.path}` })) };
     return {

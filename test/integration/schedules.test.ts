@@ -211,6 +211,7 @@ describe.concurrent('schedules', () => {
       [{ spec: { every: '5m' }, job: {} }, 'job.script'],
       [{ spec: { every: '5m' }, job: { script: 'true', env: { 'BAD-NAME': 'x' } } }, 'job.env.BAD-NAME'],
       [{ spec: { every: '5m' }, job: { script: 'true', env: { A: '1' }, secrets: { A: '2' } } }, 'job.secrets.A'],
+      [{ spec: { every: '5m' }, job: { script: 'true', startAt: '2030-01-01T00:00:00Z' } }, 'job.startAt'],
       [{ spec: { every: '5m' }, job, overlap: 'sometimes' }, 'overlap'],
       [{ id: 'no spaces', spec: { every: '5m' }, job }, 'id'],
     ];
