@@ -23,6 +23,17 @@ export type CancelAnswer = paths['/jobs/{id}/cancel']['post']['responses'][202][
 export type LogEvent = components['schemas']['LogEvent'];
 /** The data of the live log stream's final `end` event. */
 export type JobEnd = components['schemas']['JobEnd'];
+/** A pipeline as the API shows it, its steps and their jobs. */
+export type PipelineView = components['schemas']['PipelineView'];
+/** A pipeline spec, as `POST /pipelines` takes it. */
+export type PipelineSpec = paths['/pipelines']['post']['requestBody']['content']['application/json'];
+/** The filter and page of `GET /pipelines`. */
+export type PipelineListQuery = NonNullable<paths['/pipelines']['get']['parameters']['query']>;
+/** One page of `GET /pipelines`. */
+export type PipelinePage = paths['/pipelines']['get']['responses'][200]['content']['application/json'];
+/** The answer of `POST /pipelines/:id/cancel`. */
+export type PipelineCancelAnswer =
+  paths['/pipelines/{id}/cancel']['post']['responses'][202]['content']['application/json'];
 /** The one error shape of every 4xx/5xx answer. */
 export type ErrorBody = components['schemas']['Error'];
 

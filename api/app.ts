@@ -12,6 +12,7 @@ import { errorBody, onError } from './errors.js';
 import { healthApp } from './health.js';
 import { jobsApp } from './jobs.js';
 import { logsApp } from './logs.js';
+import { pipelinesApp } from './pipelines.js';
 import { strictUtf8Body } from './strict-body.js';
 import { webApp } from './web.js';
 
@@ -37,18 +38,21 @@ export function createApp(deps: AppDeps) {
   // registered before the token check, so their handlers answer first.
   app.route('/', webApp(deps));
   app.use('*', requireToken(deps.tokens));
-  app.use(
-    '/jobs',
-    bodyLimit({
-      maxSize: MAX_SUBMIT_BYTES,
-      onError: (c) => c.json(errorBody('payload_too_large', `request body over ${MAX_SUBMIT_BYTES} bytes`), 413),
-    }),
-    strictUtf8Body(),
-  );
+  for (const path of ['/jobs', '/pipelines']) {
+    app.use(
+      path,
+      bodyLimit({
+        maxSize: MAX_SUBMIT_BYTES,
+        onError: (c) => c.json(errorBody('payload_too_large', `request body over ${MAX_SUBMIT_BYTES} bytes`), 413),
+      }),
+      strictUtf8Body(),
+    );
+  }
   app.route('/', healthApp(deps));
   app.route('/', metrics.app);
   app.route('/jobs', jobsApp(deps));
   app.route('/jobs', logsApp({ ...deps, onError: (err) => deps.logger.error({ err }, 'log tail failed') }));
+  app.route('/pipelines', pipelinesApp(deps));
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.get('/openapi.json', (c) => c.json(openApiDocument(app), 200));
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404));

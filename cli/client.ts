@@ -10,6 +10,11 @@ import {
   type JobView,
   type ListQuery,
   type LogEvent,
+  type PipelineCancelAnswer,
+  type PipelineListQuery,
+  type PipelinePage,
+  type PipelineSpec,
+  type PipelineView,
 } from '../api-client/index.js';
 
 export type { JobEnd, LogEvent };
@@ -76,6 +81,27 @@ export class HodeiClient {
 
   list(query: ListQuery): Promise<JobPage> {
     return this.call(() => this.api.GET('/jobs', { params: { query } }));
+  }
+
+  submitPipeline(spec: PipelineSpec, idempotencyKey?: string): Promise<PipelineView> {
+    return this.call(() =>
+      this.api.POST('/pipelines', {
+        body: spec,
+        params: { header: idempotencyKey ? { 'idempotency-key': idempotencyKey } : {} },
+      }),
+    );
+  }
+
+  pipeline(id: string): Promise<PipelineView> {
+    return this.call(() => this.api.GET('/pipelines/{id}', { params: { path: { id } } }));
+  }
+
+  cancelPipeline(id: string): Promise<PipelineCancelAnswer> {
+    return this.call(() => this.api.POST('/pipelines/{id}/cancel', { params: { path: { id } } }));
+  }
+
+  pipelines(query: PipelineListQuery): Promise<PipelinePage> {
+    return this.call(() => this.api.GET('/pipelines', { params: { query } }));
   }
 
   logs(id: string): Promise<string> {

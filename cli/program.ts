@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { isTerminal, type JobState } from '../domain/job-state.js';
 import type { JobSpec, ListQuery } from '../api-client/index.js';
 import { HodeiClient, type Job } from './client.js';
+import { addPipelineCommands } from './pipeline-commands.js';
 
 /** The CLI's own settings (it is an API client: none of the platform's settings apply). */
 const CliEnvSchema = z.object({
@@ -289,6 +290,8 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
           process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
       },
     );
+
+  addPipelineCommands(program, { client, keyValue, positiveInt });
 
   return program;
 }

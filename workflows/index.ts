@@ -1,1 +1,2 @@
 export { runJob } from './run-job.js';
+export { runPipeline } from './run-pipeline.js';

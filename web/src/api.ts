@@ -8,6 +8,8 @@ import {
   type JobSpec,
   type JobView,
   type ListQuery,
+  type PipelinePage,
+  type PipelineView,
 } from '../../api-client/index.js';
 
 export { JOB_STATES, LISTABLE_STATES, TERMINAL_STATES as TERMINAL, type JobState } from '../../domain/job-state.js';
@@ -110,3 +112,14 @@ export async function listJobs(query: {
   if (query.cursor) params.cursor = query.cursor;
   return data(api.GET('/jobs', { params: { query: params } }));
 }
+
+/** A pipeline as `GET /pipelines/:id` answers. */
+export type Pipeline = PipelineView;
+export { PIPELINE_TERMINAL_STATES } from '../../domain/pipeline-state.js';
+
+export const getPipeline = (id: string) => data(api.GET('/pipelines/{id}', { params: { path: { id } } }));
+
+export const cancelPipeline = (id: string) => data(api.POST('/pipelines/{id}/cancel', { params: { path: { id } } }));
+
+export const listPipelines = (): Promise<PipelinePage> =>
+  data(api.GET('/pipelines', { params: { query: { limit: 50 } } }));
