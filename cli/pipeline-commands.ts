@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import type { PipelineListQuery, PipelineSpec, PipelineView } from '../api-client/index.js';
 import { PIPELINE_TERMINAL_STATES } from '../domain/pipeline-state.js';
 import { ApiError, type HodeiClient } from './client.js';
+import { printStateWhenEnded, printTable } from './output.js';
 
 const POLL_MS = 500;
 
@@ -135,15 +136,11 @@ export function addPipelineCommands(program: Command, { client, keyValue, positi
       const api = client(command);
       const answer = await api.cancelPipeline(id);
       process.stderr.write(`pipeline ${id}: ${answer.message}\n`);
-      if (!opts.wait) return;
-      for (;;) {
-        const p = await api.pipeline(id);
-        if (PIPELINE_TERMINAL_STATES.includes(p.state)) {
-          process.stdout.write(`${p.state}\n`);
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+      if (opts.wait)
+        await printStateWhenEnded(
+          () => api.pipeline(id),
+          (p) => PIPELINE_TERMINAL_STATES.includes(p.state),
+        );
     });
 
   pipeline
@@ -176,10 +173,7 @@ export function addPipelineCommands(program: Command, { client, keyValue, positi
           return;
         }
         const rows = found.map((p) => [p.id, p.state, String(p.steps.length), p.createdAt, p.name]);
-        const header = ['ID', 'STATE', 'STEPS', 'CREATED', 'NAME'];
-        const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-        for (const row of [header, ...rows])
-          process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
+        printTable(['ID', 'STATE', 'STEPS', 'CREATED', 'NAME'], rows);
       },
     );
 }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { isTerminal, type JobState } from '../domain/job-state.js';
 import type { JobSpec, ListQuery } from '../api-client/index.js';
 import { HodeiClient, type Job } from './client.js';
+import { printStateWhenEnded, printTable } from './output.js';
 import { addPipelineCommands } from './pipeline-commands.js';
 
 /** The CLI's own settings (it is an API client: none of the platform's settings apply). */
@@ -236,15 +237,11 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
       const api = client(command);
       const answer = await api.cancel(id);
       process.stderr.write(`job ${id}: ${answer.message}\n`);
-      if (!opts.wait) return;
-      for (;;) {
-        const job = await api.job(id);
-        if (isTerminal(job.state)) {
-          process.stdout.write(`${job.state}\n`);
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+      if (opts.wait)
+        await printStateWhenEnded(
+          () => api.job(id),
+          (job) => isTerminal(job.state),
+        );
     });
 
   program
@@ -284,10 +281,7 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
           j.createdAt,
           j.name,
         ]);
-        const header = ['ID', 'STATE', 'EXIT', 'CREATED', 'NAME'];
-        const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-        for (const row of [header, ...rows])
-          process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
+        printTable(['ID', 'STATE', 'EXIT', 'CREATED', 'NAME'], rows);
       },
     );
 

@@ -42,25 +42,39 @@ interface DockerEvent {
   Actor: { Attributes: Record<string, string> };
 }
 
-/** This stack's container events between two epoch ms, from Docker's own log. */
-async function containerEvents(since: number, until: number): Promise<DockerEvent[]> {
+/**
+ * Watches this stack's container events live, from now on (Docker's own log keeps only its last
+ * 256 events, too few on an engine shared with other tests).
+ */
+async function watchEvents(): Promise<{ events: DockerEvent[]; stop(): DockerEvent[] }> {
   const stream = (await docker.getEvents({
-    since: Math.floor(since / 1000) - 1,
-    until: Math.ceil(until / 1000) + 1,
     filters: { type: ['container'], label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`] },
-  })) as unknown as NodeJS.ReadableStream;
-  let text = '';
-  for await (const chunk of stream) text += String(chunk);
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as DockerEvent);
+  })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+  const events: DockerEvent[] = [];
+  let buffered = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline).trim();
+      buffered = buffered.slice(newline + 1);
+      if (line) events.push(JSON.parse(line) as DockerEvent);
+    }
+  });
+  stream.on('error', () => undefined);
+  return {
+    events,
+    stop: () => {
+      stream.destroy();
+      return events;
+    },
+  };
 }
 
 describe('pipelines under faults and load', () => {
   it('cancelled before anything started: every step SKIPPED, no container ever created', async () => {
     await stack.stopWorker();
-    const since = Date.now();
+    const watch = await watchEvents();
     let p: PipelineView;
     try {
       p = await submit({
@@ -78,14 +92,14 @@ describe('pipelines under faults and load', () => {
     expect(done.state).toBe('CANCELLED');
     expect(done.steps.map((s) => s.state)).toEqual(['SKIPPED', 'SKIPPED']);
     expect(done.steps.every((s) => s.jobId === undefined)).toBe(true);
-    const created = (await containerEvents(since, Date.now())).filter(
-      (e) => e.Action === 'create' && e.Actor.Attributes[LABEL_JOB_ID]?.startsWith(p.id),
-    );
+    const created = watch
+      .stop()
+      .filter((e) => e.Action === 'create' && e.Actor.Attributes[LABEL_JOB_ID]?.startsWith(p.id));
     expect(created).toEqual([]);
   });
 
   it('worker killed -9 mid-pipeline: no step runs twice, the pipeline completes', async () => {
-    const since = Date.now();
+    const watch = await watchEvents();
     const chain = ['one', 'two', 'three', 'four'];
     const p = await submit({
       steps: chain.map((name, i) => ({
@@ -105,7 +119,7 @@ describe('pipelines under faults and load', () => {
     expect(done.steps.map((s) => s.state)).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
     // Each step's job ran once: one job id each, and no job had a second attempt at its script,
     // unless its host was lost (then the job itself says so with attempt 2).
-    const created = (await containerEvents(since, Date.now())).filter((e) => e.Action === 'create');
+    const created = watch.stop().filter((e) => e.Action === 'create');
     for (const name of chain) {
       const jobId = stepJobId(p.id, name);
       const job = (await client.GET('/jobs/{id}', { params: { path: { id: jobId } } })).data!;
@@ -117,7 +131,7 @@ describe('pipelines under faults and load', () => {
   }, 240_000);
 
   it(`a 50-step wide pipeline at capacity ${CAPACITY}: all SUCCEEDED, capacity never exceeded`, async () => {
-    const since = Date.now();
+    const watch = await watchEvents();
     const p = await submit({
       steps: Array.from({ length: 50 }, (_, i) => ({
         name: `w${i}`,
@@ -127,11 +141,17 @@ describe('pipelines under faults and load', () => {
     const done = await waitForEnd(p.id, 300_000);
     expect(done.state).toBe('SUCCEEDED');
     expect(done.steps.filter((s) => s.state === 'SUCCEEDED')).toHaveLength(50);
-    // Containers alive at once, from Docker's create and destroy events.
-    const events = (await containerEvents(since, Date.now()))
-      .filter((e) => e.Actor.Attributes[LABEL_JOB_ID]?.startsWith(p.id))
-      .filter((e) => e.Action === 'create' || e.Action === 'destroy')
-      .sort((a, b) => a.timeNano - b.timeNano);
+    // The last exit can come a moment after the pipeline's end is seen.
+    const mine = (e: DockerEvent) => e.Actor.Attributes[LABEL_JOB_ID]?.startsWith(p.id) === true;
+    await waitFor('every container to exit', () =>
+      watch.events.filter((e) => e.Action === 'die' && mine(e)).length >= 50 ? true : undefined,
+    );
+    // Containers holding a slot at once: from create to exit (an exited container waiting to be
+    // removed holds none, activities/host-slots.ts), from Docker's events.
+    const events = watch
+      .stop()
+      .filter((e) => mine(e) && (e.Action === 'create' || e.Action === 'die'))
+      .sort((a, b) => a.timeNano - b.timeNano || (a.Action === 'die' ? -1 : 1));
     let alive = 0;
     let most = 0;
     for (const e of events) {

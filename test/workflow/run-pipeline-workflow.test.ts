@@ -1,15 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { type WorkflowFailedError } from '@temporalio/client';
 import { type ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
@@ -18,28 +11,21 @@ import type { JobInput } from '../../domain/job-spec.js';
 import { stepJobId, type PipelineInput } from '../../domain/pipeline-spec.js';
 import { FAILURE_PIPELINE_FAILED } from '../../domain/pipeline-state.js';
 import type { runPipeline } from '../../workflows/run-pipeline.js';
-import { startDevServer, type DevServer } from '../support/dev-server.js';
-import { ROOT } from '../support/stack.js';
+import { startWorkflowTestEnv, type WorkflowTestEnv } from '../support/workflow-env.js';
 
 // runPipeline on the real local Temporal binary: its steps are real runJob children whose
 // activities are mocked, each step's script saying what its mocked run does.
 Runtime.install({ logger: new DefaultLogger('WARN') });
+let testEnv: WorkflowTestEnv;
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
-let server: DevServer;
 
 beforeAll(async () => {
-  server = await startDevServer();
-  env = await TestWorkflowEnvironment.createFromExistingServer({ address: server.address });
-  const noop = () => undefined;
-  const logger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
-  bundle = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows/index.ts'), logger });
+  testEnv = await startWorkflowTestEnv();
+  ({ env, bundle } = testEnv);
 }, 120_000);
 
-afterAll(async () => {
-  await env?.teardown();
-  await server?.stop();
-});
+afterAll(() => testEnv?.stop());
 
 const job = (script: string): JobInput => ({
   script,
