@@ -31,6 +31,17 @@ export type ScheduleCreate = paths['/schedules']['post']['requestBody']['content
 export type ScheduleUpdate = paths['/schedules/{id}']['patch']['requestBody']['content']['application/json'];
 /** One page of `GET /schedules`. */
 export type SchedulePage = paths['/schedules']['get']['responses'][200]['content']['application/json'];
+/** A pipeline as the API shows it, its steps and their jobs. */
+export type PipelineView = components['schemas']['PipelineView'];
+/** A pipeline spec, as `POST /pipelines` takes it. */
+export type PipelineSpec = paths['/pipelines']['post']['requestBody']['content']['application/json'];
+/** The filter and page of `GET /pipelines`. */
+export type PipelineListQuery = NonNullable<paths['/pipelines']['get']['parameters']['query']>;
+/** One page of `GET /pipelines`. */
+export type PipelinePage = paths['/pipelines']['get']['responses'][200]['content']['application/json'];
+/** The answer of `POST /pipelines/:id/cancel`. */
+export type PipelineCancelAnswer =
+  paths['/pipelines/{id}/cancel']['post']['responses'][202]['content']['application/json'];
 /** The one error shape of every 4xx/5xx answer. */
 export type ErrorBody = components['schemas']['Error'];
 

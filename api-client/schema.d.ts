@@ -1586,6 +1586,439 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/pipelines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Pipelines, newest first, filtered by state and labels */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only pipelines in this state. */
+                    state?: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+                    /** @description key:value; repeat for jobs carrying every one of them. */
+                    label?: string | string[];
+                    /** @description Only jobs of this priority (3 includes jobs from before priorities existed). */
+                    priority?: number;
+                    /** @description Jobs per page (1-100, default 20). */
+                    limit?: number;
+                    /** @description `nextCursor` of the previous page. */
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of pipelines */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            pipelines: components["schemas"]["PipelineView"][];
+                            /** @description Absent on the last page. */
+                            nextCursor?: string;
+                        };
+                    };
+                };
+                /** @description Bad filter or cursor */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No valid API token (`Authorization: Bearer <token>`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API token lacks the `read` scope */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Submit a pipeline: a DAG of steps, each a job */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Submits with the same key get the same job (the first one), never a second container; kept as long as Temporal keeps the job. */
+                    "idempotency-key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name?: string;
+                        /** @default {} */
+                        labels?: {
+                            [key: string]: string;
+                        };
+                        /** @default false */
+                        failFast?: boolean;
+                        steps: {
+                            name: string;
+                            /** @default [] */
+                            needs?: string[];
+                            job: {
+                                script: string;
+                                name?: string;
+                                image?: string;
+                                /** @default {} */
+                                env?: {
+                                    [key: string]: string;
+                                };
+                                /**
+                                 * @description Secret environment variables: delivered like `env`, encrypted in Temporal, shown as `***` in the stored output, never returned by the API.
+                                 * @default {}
+                                 */
+                                secrets?: {
+                                    [key: string]: string;
+                                };
+                                /** @default 3600 */
+                                timeoutSeconds?: number;
+                                /** @default 10 */
+                                cancelGraceSeconds?: number;
+                                /** @default {} */
+                                resources?: {
+                                    cpus?: number;
+                                    memoryMb?: number;
+                                    pidsLimit?: number;
+                                    scratchMb?: number;
+                                };
+                                /** @default 0 */
+                                retries?: number;
+                                infraRetries?: number;
+                                /** @default {} */
+                                labels?: {
+                                    [key: string]: string;
+                                };
+                                /**
+                                 * @description Who runs first: 1 (first) to 5 (last). Default: 3.
+                                 * @default 3
+                                 */
+                                priority?: number;
+                                /** @description Fair shares: jobs of different keys take turns for free slots (1-64 bytes). */
+                                fairnessKey?: string;
+                                /**
+                                 * @description The fairness key's share against other keys' (0.001-1000). Default: 1.
+                                 * @default 1
+                                 */
+                                fairnessWeight?: number;
+                                /** @description When the job may start (RFC 3339); until then it is QUEUED and holds nothing. */
+                                startAt?: string;
+                                /** @description At most `limit` jobs with this `key` are PROVISIONING or RUNNING at once, on all hosts; the others wait QUEUED, holding no container, and start in submission order. The latest submitted job sets the key’s limit. */
+                                concurrency?: {
+                                    key: string;
+                                    limit: number;
+                                };
+                            };
+                            /** @default false */
+                            allowFailure?: boolean;
+                        }[];
+                    };
+                };
+            };
+            responses: {
+                /** @description The pipeline submitted earlier with this Idempotency-Key (header `Idempotent-Replayed: true`) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PipelineView"];
+                    };
+                };
+                /** @description The pipeline, queued */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PipelineView"];
+                    };
+                };
+                /** @description Invalid pipeline: names the step and field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No valid API token (`Authorization: Bearer <token>`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API token lacks the `submit` scope */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The Idempotency-Key was used for another pipeline spec */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is not application/json */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/pipelines/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A pipeline, its steps and their jobs */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The pipeline */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PipelineView"];
+                    };
+                };
+                /** @description A parameter or the body is invalid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No valid API token (`Authorization: Bearer <token>`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API token lacks the `read` scope */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such pipeline */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/pipelines/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a pipeline: its running steps' jobs are cancelled, the pending ones skipped */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The pipeline had already ended */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PipelineView"] & {
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Cancellation requested */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PipelineView"] & {
+                            message: string;
+                        };
+                    };
+                };
+                /** @description A parameter or the body is invalid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No valid API token (`Authorization: Bearer <token>`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API token lacks the `cancel` scope */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such pipeline */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -1759,6 +2192,43 @@ export interface components {
             infraRetries: number;
         } & {
             [key: string]: unknown;
+        };
+        PipelineView: {
+            id: string;
+            name: string;
+            /** @enum {string} */
+            state: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+            labels: {
+                [key: string]: string;
+            };
+            failFast: boolean;
+            reason?: string;
+            createdAt: string;
+            startedAt?: string;
+            finishedAt?: string;
+            durationMs?: number;
+            steps: {
+                name: string;
+                needs: string[];
+                allowFailure: boolean;
+                /** @enum {string} */
+                state: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED" | "SKIPPED";
+                jobId?: string;
+                startedAt?: string;
+                finishedAt?: string;
+                durationMs?: number;
+                reason?: string;
+            }[];
+            /** @description The chain of needs with the longest total step duration (steps that ran). */
+            criticalPath: {
+                steps: string[];
+                durationMs: number;
+            };
+            workflow: {
+                workflowId: string;
+                runId: string;
+                status: string;
+            };
         };
     };
     responses: never;

@@ -13,6 +13,7 @@ import { healthApp } from './health.js';
 import { jobsApp } from './jobs.js';
 import { logsApp } from './logs.js';
 import { schedulesApp } from './schedules.js';
+import { pipelinesApp } from './pipelines.js';
 import { strictUtf8Body } from './strict-body.js';
 import { webApp } from './web.js';
 
@@ -39,7 +40,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', webApp(deps));
   app.use('*', requireToken(deps.tokens));
   // A schedule's body holds a job spec: the same limit and UTF-8 check as a submit.
-  for (const path of ['/jobs', '/schedules', '/schedules/*']) {
+  for (const path of ['/jobs', '/schedules', '/schedules/*', '/pipelines']) {
     app.use(
       path,
       bodyLimit({
@@ -54,6 +55,7 @@ export function createApp(deps: AppDeps) {
   app.route('/jobs', jobsApp(deps));
   app.route('/schedules', schedulesApp(deps));
   app.route('/jobs', logsApp({ ...deps, onError: (err) => deps.logger.error({ err }, 'log tail failed') }));
+  app.route('/pipelines', pipelinesApp(deps));
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.get('/openapi.json', (c) => c.json(openApiDocument(app), 200));
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`), 404));

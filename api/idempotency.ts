@@ -15,10 +15,11 @@ export const IdempotencyHeaders = z.object({
 
 /**
  * The job id for an idempotency key: a UUID-shaped SHA-256 of it, so every API replica derives
- * the same workflow id and Temporal's id uniqueness does the deduplication.
+ * the same workflow id and Temporal's id uniqueness does the deduplication. `kind` keeps the ids
+ * of other workflows (pipelines) started with the same key apart from the job's.
  */
-export function idempotentJobId(key: string): string {
-  const hex = createHash('sha256').update(`hodei-idempotency-key:${key}`).digest('hex');
+export function idempotentJobId(key: string, kind = 'hodei-idempotency-key'): string {
+  const hex = createHash('sha256').update(`${kind}:${key}`).digest('hex');
   // RFC 9562 version 8 (custom) and variant bits.
   const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;

@@ -64,9 +64,13 @@ function literal(value: string): string {
 }
 
 /** The visibility query for a filter; the same text works in `temporal workflow list --query`. */
-export function listQuery(filter: Pick<ListQuery, 'state' | 'label'> & Partial<Pick<ListQuery, 'priority'>>): string {
-  const parts = [`WorkflowType = ${literal(RUN_JOB_WORKFLOW)}`];
-  if (filter.state) parts.push(STATE_QUERIES[filter.state as keyof typeof STATE_QUERIES]);
+export function listQuery(
+  filter: Pick<ListQuery, 'state' | 'label'> & Partial<Pick<ListQuery, 'priority'>>,
+  workflowType = RUN_JOB_WORKFLOW,
+  stateQueries: Record<string, string> = STATE_QUERIES,
+): string {
+  const parts = [`WorkflowType = ${literal(workflowType)}`];
+  if (filter.state) parts.push(stateQueries[filter.state]!);
   for (const label of filter.label) parts.push(`HodeiLabels = ${literal(label)}`);
   if (filter.priority !== undefined) {
     // Jobs from before priorities existed carry no HodeiPriority and ran at the default.
@@ -136,12 +140,23 @@ const LIST_TIMEOUT_MS = 10_000;
  * has no ORDER BY). The cursor wraps Temporal's next page token with a tag of the filter.
  */
 export async function listJobs(client: Client, namespace: string, cursors: CursorCodec, q: ListQuery) {
-  const query = listQuery(q);
-  const nextPageToken = q.cursor ? cursors.decode(query, q.cursor) : undefined;
+  const { executions, nextCursor } = await listExecutions(client, namespace, cursors, listQuery(q), q);
+  return { jobs: executions.map(toJobView), nextCursor };
+}
+
+/** One page of the workflows a visibility query finds (jobs, pipelines), with a signed cursor for the next. */
+export async function listExecutions(
+  client: Client,
+  namespace: string,
+  cursors: CursorCodec,
+  query: string,
+  page: { limit: number; cursor?: string },
+): Promise<{ executions: WorkflowExecutionDescription[]; nextCursor?: string }> {
+  const nextPageToken = page.cursor ? cursors.decode(query, page.cursor) : undefined;
   let response;
   try {
     response = await client.connection.withDeadline(Date.now() + LIST_TIMEOUT_MS, () =>
-      client.workflowService.listWorkflowExecutions({ namespace, query, pageSize: q.limit, nextPageToken }),
+      client.workflowService.listWorkflowExecutions({ namespace, query, pageSize: page.limit, nextPageToken }),
     );
   } catch (err) {
     // A forged token inside a well-formed cursor: INVALID_ARGUMENT, UNKNOWN or the deadline.
@@ -151,12 +166,12 @@ export async function listJobs(client: Client, namespace: string, cursors: Curso
     throw err;
   }
   const converter = client.workflow.options.loadedDataConverter;
-  const jobs = await Promise.all(
+  const executions = await Promise.all(
     (response.executions ?? []).map(async (raw) => {
       const info = await executionInfoFromRaw(raw, converter, { workflowExecutionInfo: raw }, namespace);
-      return toJobView(info as unknown as WorkflowExecutionDescription);
+      return info as unknown as WorkflowExecutionDescription;
     }),
   );
   const token = response.nextPageToken;
-  return { jobs, nextCursor: token && token.length > 0 ? cursors.encode(query, token) : undefined };
+  return { executions, nextCursor: token && token.length > 0 ? cursors.encode(query, token) : undefined };
 }

@@ -13,6 +13,11 @@ import {
   type ScheduleCreate,
   type SchedulePage,
   type ScheduleView,
+  type PipelineCancelAnswer,
+  type PipelineListQuery,
+  type PipelinePage,
+  type PipelineSpec,
+  type PipelineView,
 } from '../api-client/index.js';
 
 export type { JobEnd, LogEvent };
@@ -111,6 +116,27 @@ export class HodeiClient {
       const answer = await this.api.DELETE('/schedules/{id}', { params: { path: { id } } });
       return { ...answer, data: answer.response.status === 204 ? true : undefined };
     });
+  }
+
+  submitPipeline(spec: PipelineSpec, idempotencyKey?: string): Promise<PipelineView> {
+    return this.call(() =>
+      this.api.POST('/pipelines', {
+        body: spec,
+        params: { header: idempotencyKey ? { 'idempotency-key': idempotencyKey } : {} },
+      }),
+    );
+  }
+
+  pipeline(id: string): Promise<PipelineView> {
+    return this.call(() => this.api.GET('/pipelines/{id}', { params: { path: { id } } }));
+  }
+
+  cancelPipeline(id: string): Promise<PipelineCancelAnswer> {
+    return this.call(() => this.api.POST('/pipelines/{id}/cancel', { params: { path: { id } } }));
+  }
+
+  pipelines(query: PipelineListQuery): Promise<PipelinePage> {
+    return this.call(() => this.api.GET('/pipelines', { params: { query } }));
   }
 
   logs(id: string): Promise<string> {

@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { isTerminal, type JobState } from '../domain/job-state.js';
 import type { JobSpec, ListQuery, ScheduleCreate, ScheduleView } from '../api-client/index.js';
 import { HodeiClient, type Job } from './client.js';
+import { printStateWhenEnded, printTable } from './output.js';
+import { addPipelineCommands } from './pipeline-commands.js';
 
 /** The CLI's own settings (it is an API client: none of the platform's settings apply). */
 const CliEnvSchema = z.object({
@@ -155,13 +157,13 @@ function describe(job: Job): string {
     .join('\n');
 }
 
-/** A schedule as `hodei schedule show` prints it. */
 /** When a schedule fires: `every 5m`, or its cron expressions and their zone. */
 function scheduleTiming(s: ScheduleView): string {
   const timing = s.spec.every ? `every ${s.spec.every}` : [s.spec.cron ?? []].flat().join('; ');
   return `${timing}${s.spec.timezone ? ` (${s.spec.timezone})` : ''}`;
 }
 
+/** A schedule as `hodei schedule show` prints it. */
 function describeSchedule(s: ScheduleView): string {
   const rows: Array<[string, string | undefined]> = [
     ['id', s.id],
@@ -178,13 +180,6 @@ function describeSchedule(s: ScheduleView): string {
     .filter(([, v]) => v !== undefined && v !== '')
     .map(([k, v]) => `${k.padEnd(10)} ${v}`)
     .join('\n');
-}
-
-/** Prints rows as columns, the last one unpadded. */
-function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const row of [header, ...rows])
-    process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
 }
 
 /** `hodei schedule …`: Temporal Schedules whose every fire starts a job. */
@@ -399,15 +394,11 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
       const api = client(command);
       const answer = await api.cancel(id);
       process.stderr.write(`job ${id}: ${answer.message}\n`);
-      if (!opts.wait) return;
-      for (;;) {
-        const job = await api.job(id);
-        if (isTerminal(job.state)) {
-          process.stdout.write(`${job.state}\n`);
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+      if (opts.wait)
+        await printStateWhenEnded(
+          () => api.job(id),
+          (job) => isTerminal(job.state),
+        );
     });
 
   program
@@ -449,14 +440,12 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
           j.createdAt,
           j.name,
         ]);
-        const header = ['ID', 'STATE', 'EXIT', 'CREATED', 'NAME'];
-        const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-        for (const row of [header, ...rows])
-          process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
+        printTable(['ID', 'STATE', 'EXIT', 'CREATED', 'NAME'], rows);
       },
     );
 
   scheduleCommands(program);
+  addPipelineCommands(program, { client, keyValue, positiveInt });
 
   return program;
 }

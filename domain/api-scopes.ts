@@ -47,13 +47,14 @@ export function parseTokenEntry(entry: string): TokenEntry {
 }
 
 /**
- * The scope a request needs: reading (GET, HEAD) `read`; cancelling a job `cancel`; anything else
- * that writes (submitting a job; creating, changing, pausing, triggering, deleting a schedule) `submit`. Takes a request path or a route template
+ * The scope a request needs: reading (GET, HEAD) `read`; cancelling a job or a pipeline `cancel`;
+ * anything else that writes (submitting a job or a pipeline; creating, changing, pausing,
+ * triggering, deleting a schedule) `submit`. Takes a request path or a route template
  * (`/jobs/{id}/cancel`), so the API and its OpenAPI description say the same.
  */
 export function requiredScope(method: string, path: string): ApiScope {
   const m = method.toUpperCase();
   if (m === 'GET' || m === 'HEAD') return 'read';
-  if (/^\/jobs\/[^/]+\/cancel$/.test(path)) return 'cancel';
+  if (/^\/(jobs|pipelines)\/[^/]+\/cancel$/.test(path)) return 'cancel';
   return 'submit';
 }

@@ -237,6 +237,17 @@ export interface JobInput {
   startAt?: string;
   /** The job's concurrency key; absent for jobs without one (and every job from before keys existed). */
   concurrency?: Concurrency;
+  /**
+   * A pipeline step's needs: the jobs of the steps it needs, whose artifacts are placed under
+   * `in/<step>/` in its working directory by the artifacts hand-off. Absent outside pipelines.
+   */
+  inputs?: JobInputRef[];
+}
+
+/** A job whose output a pipeline step receives: the step's name and its job's id. */
+export interface JobInputRef {
+  step: string;
+  jobId: string;
 }
 
 /** Default job name: the script's first meaningful line, shortened. */

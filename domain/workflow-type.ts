@@ -4,3 +4,6 @@
  * deterministic workflow sandbox.
  */
 export const RUN_JOB_WORKFLOW = 'runJob';
+
+/** The workflow type that runs one pipeline (workflow id = pipeline id); its steps are `runJob` children. */
+export const RUN_PIPELINE_WORKFLOW = 'runPipeline';

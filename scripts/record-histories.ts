@@ -1,8 +1,10 @@
 /**
  * Records workflow histories of the current workflow code for the replay test
  * (test/workflow/replay.test.ts): starts a test stack, runs one job per path through `runJob`
- * (success, success with a secret, script failure, retry, cancel while running, timeout, concurrency keys), and
- * the semaphore workflow of the concurrency key, and writes each history to
+ * (success, success with a secret, script failure, retry, cancel while running, timeout, concurrency keys),
+ * the semaphore workflow of the concurrency key, and one pipeline per path through `runPipeline`
+ * (a diamond that succeeds, a failed step with skipped dependants, cancel while a step runs), and
+ * writes each history to
  * test/fixtures/histories/<commit of workflows/>/<case>.json. Run it after changing workflow
  * logic, and keep the older directories: the current code must replay them all. Payloads are
  * encrypted with the fixtures' own codec key (test/support/fixture-codec.ts), which the replay
@@ -13,9 +15,11 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createApiClient, type JobSpec } from '../api-client/index.js';
+import { createApiClient, type JobSpec, type PipelineSpec } from '../api-client/index.js';
 import { concurrencyWorkflowId } from '../domain/concurrency.js';
 import { TERMINAL_STATES, type JobState } from '../domain/job-state.js';
+import { stepJobId } from '../domain/pipeline-spec.js';
+import { PIPELINE_TERMINAL_STATES, type PipelineState } from '../domain/pipeline-state.js';
 import { FIXTURE_CODEC_KEY } from '../test/support/fixture-codec.js';
 import { ROOT, startStack } from '../test/support/stack.js';
 import { waitFor } from '../test/support/wait.js';
@@ -61,6 +65,46 @@ try {
   ok(await api.POST('/jobs/{id}/cancel', { params: { path: { id: cases['concurrency-cancelled-while-waiting'] } } }));
   for (const id of Object.values(cases)) await waitState(id, TERMINAL_STATES);
   cases['concurrency-key-semaphore'] = concurrencyWorkflowId(key);
+
+  // Pipelines: their own histories (each step's job is a runJob history like those above).
+  const pipelineCases: Record<string, string> = {};
+  const submitPipeline = async (spec: PipelineSpec) => ok(await api.POST('/pipelines', { body: spec })).id;
+  const waitPipeline = (id: string, states: readonly PipelineState[]) =>
+    waitFor(
+      `pipeline ${id} to reach ${states.join('|')}`,
+      async () => {
+        const p = ok(await api.GET('/pipelines/{id}', { params: { path: { id } } }));
+        return states.includes(p.state) ? p : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
+  pipelineCases['pipeline-succeeded'] = await submitPipeline({
+    steps: [
+      { name: 'build', job: { script: 'echo build' } },
+      { name: 'test-a', needs: ['build'], job: { script: 'echo a' } },
+      { name: 'test-b', needs: ['build'], job: { script: 'echo b' } },
+      { name: 'package', needs: ['test-a', 'test-b'], job: { script: 'echo package' } },
+    ],
+  });
+  pipelineCases['pipeline-failed'] = await submitPipeline({
+    steps: [
+      { name: 'bad', job: { script: 'exit 3' } },
+      { name: 'after', needs: ['bad'], job: { script: 'echo never' } },
+      { name: 'other', job: { script: 'echo other' } },
+      { name: 'flaky', allowFailure: true, job: { script: 'exit 1' } },
+    ],
+  });
+  const runningPipeline = await submitPipeline({
+    steps: [
+      { name: 'long', job: { script: 'sleep 300', cancelGraceSeconds: 0 } },
+      { name: 'then', needs: ['long'], job: { script: 'echo never' } },
+    ],
+  });
+  pipelineCases['pipeline-cancelled-while-running'] = runningPipeline;
+  await waitState(stepJobId(runningPipeline, 'long'), ['RUNNING']);
+  ok(await api.POST('/pipelines/{id}/cancel', { params: { path: { id: runningPipeline } } }));
+  for (const id of Object.values(pipelineCases)) await waitPipeline(id, PIPELINE_TERMINAL_STATES);
+  Object.assign(cases, pipelineCases);
 
   const commit = execFileSync('git', ['log', '-1', '--format=%h', '--', 'workflows/'], {
     cwd: ROOT,

@@ -1,43 +1,10 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { containersOf, getJob, stack, waitForState } from '../support/api-client.js';
-import { ROOT } from '../support/stack.js';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the `hodei` bin (piped, so no terminal) against the shared stack. */
-function hodei(
-  args: string[],
-  options: { stdin?: string; token?: string; env?: Record<string, string> } = {},
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'cli/hodei.mjs'), ...args], {
-      cwd: tmpdir(),
-      env: {
-        PATH: process.env.PATH,
-        HODEI_URL: stack().apiUrl,
-        HODEI_TOKEN: options.token ?? stack().apiToken,
-        ...options.env,
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
-  });
-}
+import { containersOf, getJob, waitForState } from '../support/api-client.js';
+import { hodei } from '../support/cli.js';
 
 describe('the hodei CLI', () => {
   it('submit --concurrency-key K --concurrency-limit N: the job runs under its key, status shows it', async () => {

@@ -10,6 +10,8 @@ import {
   type ListQuery,
   type SchedulePage,
   type ScheduleView,
+  type PipelinePage,
+  type PipelineView,
 } from '../../api-client/index.js';
 
 export { JOB_STATES, LISTABLE_STATES, TERMINAL_STATES as TERMINAL, type JobState } from '../../domain/job-state.js';
@@ -129,3 +131,13 @@ export const scheduleAction = (id: string, action: 'pause' | 'unpause' | 'trigge
         : api.POST('/schedules/{id}/trigger', params),
   );
 };
+/** A pipeline as `GET /pipelines/:id` answers. */
+export type Pipeline = PipelineView;
+export { PIPELINE_TERMINAL_STATES } from '../../domain/pipeline-state.js';
+
+export const getPipeline = (id: string) => data(api.GET('/pipelines/{id}', { params: { path: { id } } }));
+
+export const cancelPipeline = (id: string) => data(api.POST('/pipelines/{id}/cancel', { params: { path: { id } } }));
+
+export const listPipelines = (): Promise<PipelinePage> =>
+  data(api.GET('/pipelines', { params: { query: { limit: 50 } } }));

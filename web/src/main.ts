@@ -3,12 +3,14 @@ import { clearToken, getToken, UNAUTHORIZED_EVENT } from './api.js';
 import { jobView } from './job.js';
 import { listView } from './list.js';
 import { schedulesView } from './schedules.js';
+import { pipelinesView, pipelineView } from './pipeline.js';
 import { submitView } from './submit.js';
 import { tokenView } from './token.js';
 
 /**
  * Hash routes, so the page is one document at `/` and never collides with the JSON API's paths:
- * `#/` (list, `?state=&label=`), `#/new` (submit), `#/jobs/<id>` (one job), `#/schedules`.
+ * `#/` (list, `?state=&label=`), `#/new` (submit), `#/jobs/<id>` (one job), `#/schedules`,
+ * `#/pipelines` and `#/pipelines/<id>` (one pipeline).
  */
 const main = document.getElementById('main')!;
 const signOut = document.getElementById('sign-out')!;
@@ -24,7 +26,10 @@ function route(message?: string): void {
   const hash = location.hash.replace(/^#/, '') || '/';
   const [path = '/', search = ''] = hash.split('?', 2);
   const job = /^\/jobs\/([^/]+)$/.exec(path);
+  const pipeline = /^\/pipelines\/([^/]+)$/.exec(path);
   if (job) cleanup = jobView(main, decodeURIComponent(job[1]!));
+  else if (pipeline) cleanup = pipelineView(main, decodeURIComponent(pipeline[1]!));
+  else if (path === '/pipelines') cleanup = pipelinesView(main);
   else if (path === '/new') cleanup = submitView(main);
   else if (path === '/schedules') cleanup = schedulesView(main);
   else cleanup = listView(main, new URLSearchParams(search));
