@@ -23,6 +23,8 @@ export type CancelAnswer = paths['/jobs/{id}/cancel']['post']['responses'][202][
 export type LogEvent = components['schemas']['LogEvent'];
 /** The data of the live log stream's final `end` event. */
 export type JobEnd = components['schemas']['JobEnd'];
+/** A job's artifacts (`GET /jobs/:id/artifacts`). */
+export type ArtifactList = components['schemas']['ArtifactList'];
 /** The one error shape of every 4xx/5xx answer. */
 export type ErrorBody = components['schemas']['Error'];
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ArtifactsSpecSchema, type ArtifactsInput } from './artifacts.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -111,6 +112,8 @@ export const JobSpecSchema = z.strictObject({
       `labels take more than ${MAX_LABELS_ATTRIBUTE_BYTES} bytes as "key:value" strings in JSON (Temporal's limit of one search attribute)`,
     )
     .default({}),
+  /** Files of the working directory kept after the script ends (see docs/artifacts.md). Default: none. */
+  artifacts: ArtifactsSpecSchema.optional(),
 });
 
 export type JobSpec = z.infer<typeof JobSpecSchema>;
@@ -147,6 +150,8 @@ export interface JobInput {
   hostLossSeconds: number;
   /** Seconds cleanup keeps retrying before the job ends with its container left to the reaper. */
   cleanupDeadlineSeconds: number;
+  /** Files to collect after the script; absent for jobs that declare none (and jobs from before artifacts). */
+  artifacts?: ArtifactsInput;
 }
 
 /** Default job name: the script's first meaningful line, shortened. */

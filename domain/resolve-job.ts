@@ -77,6 +77,12 @@ export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInpu
     if (Object.hasOwn(spec.env, name))
       issues.push({ path: `secrets.${name}`, message: `${name} is in env too: a name goes in one of them` });
   }
+  if (spec.artifacts?.maxBytes !== undefined && spec.artifacts.maxBytes > config.HODEI_ARTIFACT_MAX_BYTES) {
+    issues.push({
+      path: 'artifacts.maxBytes',
+      message: `must be at most ${config.HODEI_ARTIFACT_MAX_BYTES} (HODEI_ARTIFACT_MAX_BYTES)`,
+    });
+  }
   if (issues.length > 0) return { issues };
   return {
     input: {
@@ -98,6 +104,13 @@ export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInpu
       infraRetries: spec.infraRetries ?? config.HODEI_INFRA_RETRIES,
       hostLossSeconds: config.HODEI_HOST_LOSS_SECONDS,
       cleanupDeadlineSeconds: config.HODEI_CLEANUP_DEADLINE_SECONDS,
+      ...(spec.artifacts && {
+        artifacts: {
+          paths: spec.artifacts.paths,
+          when: spec.artifacts.when,
+          maxBytes: spec.artifacts.maxBytes ?? config.HODEI_ARTIFACT_MAX_BYTES,
+        },
+      }),
     },
   };
 }

@@ -74,6 +74,13 @@ function mockActivities(taskQueue: string, run: () => Promise<Awaited<ReturnType
     async removeContainer({ containerId }) {
       calls.removed.push(containerId);
     },
+    // Jobs here declare no artifacts: never called.
+    async collectArtifacts() {
+      throw new Error('collectArtifacts called for a job without artifacts');
+    },
+    async stopHeldScript() {
+      throw new Error('stopHeldScript called for a job without artifacts');
+    },
   };
   return { activities, calls };
 }
