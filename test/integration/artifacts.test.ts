@@ -46,7 +46,8 @@ async function workerRss(): Promise<number> {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
-describe('artifacts (real Docker, real Temporal, data-dir store)', () => {
+// Concurrent: the jobs run in parallel on the shared stack (the 100,000-file one takes longest).
+describe.concurrent('artifacts (real Docker, real Temporal, data-dir store)', () => {
   it('brings files back byte for byte with the printed sha256, only those the globs match; usage is reported', async () => {
     const script = [
       'mkdir -p out/sub',
