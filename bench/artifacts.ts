@@ -9,8 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type RunningStack } from '../test/support/stack.js';
 import {
@@ -32,6 +31,7 @@ import {
 } from './support.js';
 
 const RUNS = positiveInt('BENCH_ARTIFACT_RUNS', 3);
+const RESULTS = path.resolve(import.meta.dirname, 'results');
 const FILES = 5;
 const FILE_MB = 100;
 const SCRIPT = `mkdir -p out && for i in $(seq 1 ${FILES}); do head -c ${FILE_MB}M /dev/urandom > out/f$i.bin; done`;
@@ -79,7 +79,7 @@ async function platformRun(api: ApiClient, token: string, workerPid: number): Pr
 
 function dockerCp(container: string, target: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('docker', ['cp', `${container}:/work`, target], { stdio: 'ignore' });
+    const child = spawn('docker', ['cp', `${container}:/tmp/work`, target], { stdio: ['ignore', 'ignore', 'inherit'] });
     child.once('error', reject);
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`docker cp exited ${code}`))));
   });
@@ -87,17 +87,21 @@ function dockerCp(container: string, target: string): Promise<void> {
 
 /** The baseline: the same script in a bare container, then `docker cp` of its files out of it, stopped. */
 async function baselineRun(): Promise<{ ms: number; cpMs: number }> {
-  const target = await mkdtemp(path.join(tmpdir(), 'hodei-bench-cp-'));
+  // On the disk (bench/results/ is git-ignored), as the platform's data dir is.
+  await mkdir(RESULTS, { recursive: true });
+  const target = await mkdtemp(path.join(RESULTS, '.docker-cp-'));
   const started = now();
   const container = await docker.createContainer({
     Image: WORKER_IMAGE,
-    Cmd: ['bash', '-c', `mkdir -p /work && cd /work && ${SCRIPT}`],
+    // The image's user may write /tmp (here on the container's writable layer, which docker cp reads).
+    Cmd: ['bash', '-c', `mkdir -p /tmp/work && cd /tmp/work && ${SCRIPT}`],
     Labels: { [BENCH_LABEL]: runId },
     HostConfig: { NetworkMode: 'none', Init: true },
   });
   try {
     await container.start();
-    await container.wait();
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    if (StatusCode !== 0) throw new Error(`the baseline script exited ${StatusCode}`);
     const cpStarted = now();
     await dockerCp(container.id, target);
     const ended = now();
