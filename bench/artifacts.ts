@@ -8,6 +8,8 @@
  * bench/results/. Never fails on a timing.
  */
 import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -77,12 +79,14 @@ async function platformRun(api: ApiClient, token: string, workerPid: number): Pr
   return { ms: listed - started, peakRss };
 }
 
-function dockerCp(container: string, target: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('docker', ['cp', `${container}:/tmp/work`, target], { stdio: ['ignore', 'ignore', 'inherit'] });
-    child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`docker cp exited ${code}`))));
-  });
+/** What `docker cp` does: the engine's archive endpoint, streamed into `tar -x` on the host. */
+async function dockerCp(container: string, target: string): Promise<void> {
+  const archive = (await docker.getContainer(container).getArchive({ path: '/tmp/work' })) as unknown as Readable;
+  const tar = spawn('tar', ['-x', '-C', target], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => tar.once('exit', resolve));
+  await pipeline(archive, tar.stdin!);
+  const code = await exited;
+  if (code !== 0) throw new Error(`tar -x exited ${code}`);
 }
 
 /** The baseline: the same script in a bare container, then `docker cp` of its files out of it, stopped. */
