@@ -58,7 +58,12 @@ export async function createJobContainer(
   options: JobContainerOptions,
 ): Promise<Docker.Container> {
   const spec = jobContainerSpec(
-    { ...input, secrets: input.secrets ?? {}, imageVolumes: await imageVolumes(docker, input.image) },
+    {
+      ...input,
+      secrets: input.secrets ?? {},
+      imageVolumes: await imageVolumes(docker, input.image),
+      holdAfterScript: input.holdForArtifacts,
+    },
     options,
   );
   try {

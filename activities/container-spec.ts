@@ -11,6 +11,7 @@ import {
   SCRIPT_DIR,
 } from '../domain/container-labels.js';
 import { scriptCommand } from './script-archive.js';
+import { holdCommand } from './script-hold.js';
 
 /** What a job's container is made from. */
 export interface JobContainerRequest {
@@ -23,6 +24,8 @@ export interface JobContainerRequest {
   resources: JobResources;
   /** Paths the image declares as volumes (`VOLUME`): each gets a scratch tmpfs instead. */
   imageVolumes: string[];
+  /** Hold the container after the script for artifact collection (see script-hold.ts). */
+  holdAfterScript?: boolean;
 }
 
 /** How this worker makes job containers. */
@@ -36,7 +39,7 @@ export interface JobContainerOptions {
 
 // Unprivileged uid/gid the script runs as (the worker image's `hodei` user).
 const JOB_UID = 10001;
-const JOB_USER = `${JOB_UID}:${JOB_UID}`;
+export const JOB_USER = `${JOB_UID}:${JOB_UID}`;
 /** The job's working directory (and HOME): scratch space. */
 export const WORK_DIR = '/work';
 
@@ -117,7 +120,7 @@ export function jobContainerSpec(
   return {
     name: jobContainerName(request.jobId, request.attempt),
     Image: request.image,
-    Cmd: scriptCommand(request.script),
+    Cmd: request.holdAfterScript ? holdCommand(scriptCommand(request.script)) : scriptCommand(request.script),
     Env: [
       ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
       // docker-init (tini) forwards signals to the script's whole process group.

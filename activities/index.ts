@@ -5,7 +5,7 @@ import { FAILURE_PROVISIONING_FAILED } from '../domain/job-failures.js';
 import type { JobLimits } from '../domain/resolve-job.js';
 import type { LogStore } from '../log-store/log-store.js';
 import type { JobContainerOptions } from './container-spec.js';
-import { createJobContainer, isContainerLost, removeJobContainer, removeQuietly } from './container-ops.js';
+import { createJobContainer, isContainerLost, isNotFound, removeJobContainer, removeQuietly } from './container-ops.js';
 import { ContainerEvents } from './engine-outage.js';
 import { Heartbeats } from './heartbeats.js';
 import type { HostSlots } from './host-slots.js';
@@ -13,7 +13,14 @@ import { graceSeconds, provisionIssues, provisioningRejected } from './job-polic
 import { failingClearly } from './log-store-failure.js';
 import { runScriptInContainer } from './run-script.js';
 import { scriptArchive } from './script-archive.js';
+import type { ArtifactStore } from '../artifact-store/artifact-store.js';
+import type { ArtifactsSummary, JobUsage } from '../domain/artifacts.js';
+import { collectFromContainer } from './collect-artifacts.js';
+import { stopHeldScript } from './container-exec.js';
+import { UsageSampler } from './usage-sampler.js';
 import type {
+  CollectArtifactsInput,
+  StopHeldScriptInput,
   ProvisionedContainer,
   ProvisionInput,
   ProvisionProgress,
@@ -46,6 +53,24 @@ export interface ActivityDeps {
   limits: JobLimits;
   /** The seccomp profile (JSON) job containers run under: `loadSeccompProfile()`. */
   seccompProfile: string;
+  /** Where collected artifacts go (`HODEI_ARTIFACT_STORE`); jobs that declare artifacts need it. */
+  artifactStore?: ArtifactStore;
+  /** Told each finished attempt's usage and each collection (the worker's metrics). */
+  onUsage?: (usage: JobUsage) => void;
+  onArtifacts?: (summary: ArtifactsSummary, seconds: number) => void;
+}
+
+/** Whether a created container's image has the /bin/sh the hold wrapper runs in (a stat of its file system). */
+async function holdingShell(
+  container: Docker.Container,
+): Promise<Pick<ProvisionedContainer, 'holding' | 'holdSkipped'>> {
+  try {
+    await container.infoArchive({ path: '/bin/sh' });
+    return { holding: true };
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    return { holding: false, holdSkipped: 'the image has no /bin/sh' };
+  }
 }
 
 /** Heartbeats of a provisioning that takes long (a busy engine): none before this, so most send none. */
@@ -100,10 +125,19 @@ export function createActivities(deps: ActivityDeps) {
           );
         }
         created = await createJobContainer(docker, input, containerOptions);
+        let hold: Pick<ProvisionedContainer, 'holding' | 'holdSkipped'> = {};
+        if (input.holdForArtifacts) {
+          hold = await holdingShell(created);
+          if (!hold.holding) {
+            // The wrapper needs a /bin/sh: without one the job runs as it would with no artifacts.
+            await removeJobContainer(created);
+            created = await createJobContainer(docker, { ...input, holdForArtifacts: false }, containerOptions);
+          }
+        }
         await created.putArchive(await scriptArchive(input.script), { path: SCRIPT_DIR });
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
         log.info('container provisioned', { jobId: input.jobId, containerId: created.id, host: host.id });
-        return { containerId: created.id, host: host.id, hostTaskQueue: host.taskQueue };
+        return { containerId: created.id, host: host.id, hostTaskQueue: host.taskQueue, ...hold };
       } catch (err) {
         if (created) await removeQuietly(created);
         if (err instanceof ApplicationFailure || ctx.cancellationSignal.aborted) throw err;
@@ -143,6 +177,8 @@ export function createActivities(deps: ActivityDeps) {
       const beats = new Heartbeats(ctx, ctx.info.heartbeatDetails).every(heartbeatIntervalMs);
       // Listening before the container can end: an exit its engine caused is not the script's.
       const engineEvents = ContainerEvents.of(docker, instanceId);
+      // A holding container's wrapper reports exact figures at the script's end; the others are sampled.
+      const sampler = input.holding ? undefined : new UsageSampler(container).start();
       try {
         let outcome: ScriptOutcome;
         try {
@@ -156,13 +192,19 @@ export function createActivities(deps: ActivityDeps) {
             heartbeatIntervalMs,
             heartbeats: beats,
             logMaxBytes,
+            holding: input.holding,
           });
-          await engineEvents.checkExit(container, outcome.exitCode);
+          const sampled = sampler?.stop();
+          if (!outcome.usage && sampled) outcome = { ...outcome, usage: sampled };
+          if (outcome.usage) deps.onUsage?.(outcome.usage);
+          // A holding container has not exited: its end is the wrapper's record, no engine's kill.
+          if (!input.holding) await engineEvents.checkExit(container, outcome.exitCode);
         } catch (err) {
           const recorded = isContainerLost(err) ? await logStore.recordedExit(input.jobId, input.attempt) : undefined;
           if (recorded) return { ...recorded, removed: true };
           throw err;
         } finally {
+          sampler?.stop();
           // The container has (almost always) stopped: an exited container holds no slot, so the
           // next queued job may go now, before this one's cleanup.
           host.slots.notify();
@@ -183,6 +225,38 @@ export function createActivities(deps: ActivityDeps) {
       } finally {
         beats.stop();
       }
+    },
+
+    /**
+     * Collects the job's artifacts from its holding container (after its script, before its
+     * removal) into the artifact store; see collect-artifacts.ts. Redone from the start when
+     * retried: the same content lands under the same names, and the manifest is written last.
+     */
+    async collectArtifacts(input: CollectArtifactsInput): Promise<ArtifactsSummary> {
+      if (!deps.artifactStore) throw new Error('this worker has no artifact store');
+      const started = Date.now();
+      const summary = await collectFromContainer(
+        Context.current(),
+        { container: docker.getContainer(input.containerId), store: deps.artifactStore, logStore },
+        input,
+      );
+      deps.onArtifacts?.(summary, (Date.now() - started) / 1000);
+      log.info('artifacts collected', { jobId: input.jobId, ...summary });
+      return summary;
+    },
+
+    /**
+     * At a job's deadline, stops the script of a holding container (SIGTERM, SIGKILL after the
+     * grace period) but not the container: the run activity then sees the script's end and the
+     * timed-out job's artifacts can be collected before the container goes.
+     */
+    async stopHeldScript(input: StopHeldScriptInput): Promise<void> {
+      const ctx = Context.current();
+      await stopHeldScript(
+        docker.getContainer(input.containerId),
+        graceSeconds(input.cancelGraceSeconds, deps.limits),
+        () => ctx.heartbeat(),
+      );
     },
 
     /** Removes the job's container whatever state it is in; a container already gone is fine. */

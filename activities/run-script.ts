@@ -3,10 +3,12 @@ import type Docker from 'dockerode';
 import type { Readable } from 'node:stream';
 import type { LogLine, LogStore } from '../log-store/log-store.js';
 import { containerLost, inspectContainer, isNotFound, stopContainer, stopsSoon, waitForExit } from './container-ops.js';
-import { LogPosition, pumpOutput } from './docker-stream.js';
+import { readScriptEnd } from './container-exec.js';
+import { LogPosition, pumpOutput, type PumpEnd } from './docker-stream.js';
 import { Heartbeats } from './heartbeats.js';
 import { advanceOverStored, OutputLines, startOfOutput } from './output-lines.js';
 import { containerSecrets, secretMasker } from './secret-mask.js';
+import type { ScriptEnd } from './script-hold.js';
 import type { OutputPosition, RunHeartbeat, ScriptOutcome } from './types.js';
 
 export interface RunScriptDeps {
@@ -23,6 +25,8 @@ export interface RunScriptDeps {
   heartbeats?: Heartbeats;
   /** Most bytes of output stored per job; the rest is read and dropped. */
   logMaxBytes: number;
+  /** The container holds after the script (script-hold.ts): the script's end is its end marker. */
+  holding?: boolean;
 }
 
 /**
@@ -65,6 +69,8 @@ class ScriptRun {
   private stopping: Promise<void> | undefined;
   /** Aborted to let go of the container (it goes on running). */
   private readonly detach = new AbortController();
+  /** A holding container's script has ended: what its wrapper recorded, and when that was seen. */
+  private scriptEnd: (ScriptEnd & { seenAt: string }) | undefined;
 
   private constructor(
     private readonly ctx: Context,
@@ -134,7 +140,7 @@ class ScriptRun {
         if (this.detach.signal.aborted) await this.letGo();
       }
       if (this.stopping) await this.stopping;
-      const exitCode = await waitForExit(container, this.detach.signal);
+      const exitCode = this.scriptEnd?.exitCode ?? (await waitForExit(container, this.detach.signal));
       if (exitCode === undefined) return await this.letGo();
       // The output has ended: the last lines and the cap marker are final.
       this.lines.end();
@@ -175,13 +181,23 @@ class ScriptRun {
   private async readAttached(attached: Readable): Promise<boolean> {
     const { container, detach } = this;
     const splitters = this.lines.reread();
-    const end = await pumpOutput(
-      attached,
-      (type, payload) => (type === 2 ? splitters.stderr : splitters.stdout).push(payload),
-      this.pending,
-      this.flush,
-      detach.signal,
-    );
+    // A holding container's init keeps the output open after the script: the read ends at its end marker.
+    const ended = new AbortController();
+    const watching = this.deps.holding ? this.watchEnd(ended, attached) : undefined;
+    let end: PumpEnd;
+    try {
+      end = await pumpOutput(
+        attached,
+        (type, payload) => (type === 2 ? splitters.stderr : splitters.stdout).push(payload),
+        this.pending,
+        this.flush,
+        AbortSignal.any([detach.signal, ended.signal]),
+      );
+    } finally {
+      ended.abort();
+      await watching;
+    }
+    if (this.scriptEnd) return true;
     // An attach ends when the container's output does, so the container stops right after (its
     // init holds the output open until then); one that broke or ended early is read again below.
     const complete = end.how === 'end' && (await stopsSoon(container, detach.signal));
@@ -205,8 +221,11 @@ class ScriptRun {
     const detach = this.detach.signal;
     const splitters = this.lines.reread();
     const position = new LogPosition();
+    // A holding container goes on running after its script: the follow read ends at its end marker.
+    const ended = new AbortController();
+    let output: Readable | undefined;
     const read = async (since: number) => {
-      const output = (await container
+      output = (await container
         .logs({ follow: true, stdout: true, stderr: true, timestamps: true, since })
         .catch((err: unknown) => {
           throw isNotFound(err) ? containerLost(container.id) : err;
@@ -216,13 +235,21 @@ class ScriptRun {
         position.reader(splitters.stdout, splitters.stderr),
         this.pending,
         this.flush,
-        detach,
+        AbortSignal.any([detach, ended.signal]),
       );
       if (end.how === 'error') throw end.error;
     };
-    await read(0);
+    const watching = this.deps.holding ? this.watchEnd(ended, () => output) : undefined;
+    try {
+      await read(0);
+    } finally {
+      ended.abort();
+      await watching;
+    }
     if (detach.aborted) return;
     await this.stopping;
+    // Ended, still running: the follow read went on until the output was quiet.
+    if (this.scriptEnd) return;
     if ((await waitForExit(container, detach)) === undefined) return;
     // A follow read can end before Docker has written a stopped container's last messages (a
     // late stderr line, a final line without newline): read again what came after it.
@@ -232,9 +259,70 @@ class ScriptRun {
     await read(since);
   }
 
-  /** How the script ended, from the stopped container. */
+  /**
+   * Polls a holding container's end marker while its output is read; once the script has ended
+   * (its output is final: the wrapper closed it and killed every other process), lets the read
+   * go on until the output has been quiet for OUTPUT_QUIET_MS (what the engine still had to
+   * copy), then aborts it through `stop`. A container that stops (a cancel) ends the read itself.
+   */
+  private async watchEnd(stop: AbortController, output: Readable | (() => Readable | undefined)): Promise<void> {
+    const started = Date.now();
+    let lastData = Date.now();
+    let watched: Readable | undefined;
+    const onData = () => (lastData = Date.now());
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      while (!stop.signal.aborted) {
+        const current = typeof output === 'function' ? output() : output;
+        if (current !== watched) {
+          watched?.off('data', onData);
+          watched = current;
+          watched?.on('data', onData);
+          lastData = Date.now();
+        }
+        if (this.stopping || !(await this.checkEnd())) {
+          // Often at first (most jobs are short), then every few seconds: each look is an exec.
+          await sleep(Date.now() - started < 20_000 ? END_POLL_MS : END_POLL_SLOW_MS);
+          continue;
+        }
+        const quietFor = Date.now() - lastData;
+        if (quietFor >= OUTPUT_QUIET_MS) {
+          stop.abort();
+          return;
+        }
+        await sleep(OUTPUT_QUIET_MS - quietFor);
+      }
+    } finally {
+      watched?.off('data', onData);
+    }
+  }
+
+  private async checkEnd(): Promise<boolean> {
+    if (this.scriptEnd) return true;
+    // A container that stopped (cancelled, killed) answers no exec: its exit is the end.
+    const end = await readScriptEnd(this.container).catch(() => undefined);
+    if (end) this.scriptEnd = { ...end, seenAt: new Date().toISOString() };
+    return end !== undefined;
+  }
+
+  /** How the script ended, from the stopped container (a holding one: from its end marker). */
   private async outcome(exitCode: number): Promise<ScriptOutcome> {
     const finished = await inspectContainer(this.container);
+    if (this.scriptEnd) {
+      const { seenAt, cpuNanos, maxMemoryBytes } = this.scriptEnd;
+      const usage =
+        cpuNanos !== undefined && maxMemoryBytes !== undefined
+          ? { cpuSeconds: cpuNanos / 1e9, maxMemoryBytes }
+          : undefined;
+      return {
+        exitCode,
+        oomKilled: false,
+        startedAt: finished.State.StartedAt,
+        finishedAt: seenAt,
+        lastSeq: this.lastSeq,
+        ...(usage && { usage }),
+      };
+    }
     // Removed behind the platform's back (`docker rm -f`): its exit code is the kill's, not the script's.
     if (finished.State.Status === 'removing' || finished.State.Status === 'dead')
       throw containerLost(this.container.id, 'was removed while it ran');
@@ -294,6 +382,12 @@ class ScriptRun {
     throw this.ctx.cancellationSignal.reason;
   }
 }
+
+/** How often a holding container's end marker is looked for while its output is read, ms. */
+const END_POLL_MS = 500;
+const END_POLL_SLOW_MS = 2000;
+/** How long a holding container's output must be quiet after its script's end before it counts as read whole, ms. */
+const OUTPUT_QUIET_MS = 300;
 
 const attemptMarkerText = (attempt: number) => `[hodei] attempt ${attempt} started`;
 

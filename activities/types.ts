@@ -2,6 +2,7 @@
  * The activities' contract: what each one takes, returns and heartbeats. Types only: the workflow
  * imports them (`import type`) with `Activities`, and never the implementations.
  */
+import type { ArtifactsInput, JobUsage } from '../domain/artifacts.js';
 import type { JobResources } from '../domain/job-spec.js';
 
 /** Input of `provisionContainer`. */
@@ -15,6 +16,8 @@ export interface ProvisionInput {
   /** Secret env vars (absent for jobs from before secrets); their names go on a label for masking. */
   secrets?: Record<string, string>;
   resources: JobResources;
+  /** The job declares artifacts: its container holds after the script for their collection. */
+  holdForArtifacts?: boolean;
 }
 
 /** What `provisionContainer` returns: the container it created, and where its remaining activities must run. */
@@ -24,6 +27,10 @@ export interface ProvisionedContainer {
   host: string;
   /** Task queue served by the worker bound to that host. */
   hostTaskQueue: string;
+  /** The container holds after the script (`holdForArtifacts`, and the image has a /bin/sh). */
+  holding?: boolean;
+  /** Why a job that declares artifacts cannot have them collected (no /bin/sh in its image). */
+  holdSkipped?: string;
 }
 
 /** Heartbeat details of `provisionContainer`. */
@@ -41,6 +48,8 @@ export interface RunScriptInput {
   attempt: number;
   /** Remove the container once the script has ended on its own (see runScript). */
   removeWhenDone?: boolean;
+  /** The container holds after the script (script-hold.ts): its end is the end marker, not its exit. */
+  holding?: boolean;
 }
 
 /** What `runScript` reports once the script's container has stopped. */
@@ -52,6 +61,24 @@ export interface ScriptOutcome {
   lastSeq: number;
   /** The run activity removed the container itself: the workflow needs no cleanup activity. */
   removed?: boolean;
+  /** What the attempt used (cgroup figures); absent where the engine gave none. */
+  usage?: JobUsage;
+}
+
+/** Input of `stopHeldScript`. */
+export interface StopHeldScriptInput {
+  containerId: string;
+  cancelGraceSeconds: number;
+}
+
+/** Input of `collectArtifacts`. */
+export interface CollectArtifactsInput {
+  jobId: string;
+  containerId: string;
+  attempt: number;
+  artifacts: ArtifactsInput;
+  /** Why the container did not hold (then nothing is collected, and a system line says why). */
+  holdSkipped?: string;
 }
 
 /** Heartbeat details of `runScript`: enough to reattach after a worker dies, and where the output's numbering stands. */

@@ -42,6 +42,8 @@ export type PipelinePage = paths['/pipelines']['get']['responses'][200]['content
 /** The answer of `POST /pipelines/:id/cancel`. */
 export type PipelineCancelAnswer =
   paths['/pipelines/{id}/cancel']['post']['responses'][202]['content']['application/json'];
+/** A job's artifacts (`GET /jobs/:id/artifacts`). */
+export type ArtifactList = components['schemas']['ArtifactList'];
 /** The one error shape of every 4xx/5xx answer. */
 export type ErrorBody = components['schemas']['Error'];
 

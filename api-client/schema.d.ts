@@ -333,6 +333,15 @@ export interface paths {
                             key: string;
                             limit: number;
                         };
+                        artifacts?: {
+                            paths: string[];
+                            /**
+                             * @default always
+                             * @enum {string}
+                             */
+                            when?: "always" | "on_success" | "on_failure";
+                            maxBytes?: number;
+                        };
                     };
                 };
             };
@@ -753,6 +762,15 @@ export interface paths {
                                 key: string;
                                 limit: number;
                             };
+                            artifacts?: {
+                                paths: string[];
+                                /**
+                                 * @default always
+                                 * @enum {string}
+                                 */
+                                when?: "always" | "on_success" | "on_failure";
+                                maxBytes?: number;
+                            };
                         };
                         /**
                          * @default skip
@@ -1065,6 +1083,15 @@ export interface paths {
                             concurrency?: {
                                 key: string;
                                 limit: number;
+                            };
+                            artifacts?: {
+                                paths: string[];
+                                /**
+                                 * @default always
+                                 * @enum {string}
+                                 */
+                                when?: "always" | "on_success" | "on_failure";
+                                maxBytes?: number;
                             };
                         };
                         /** @enum {string} */
@@ -1394,6 +1421,285 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/artifacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The job's artifacts (empty until they are collected) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The artifacts */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ArtifactList"];
+                    };
+                };
+                /** @description A parameter or the body is invalid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No valid API token (`Authorization: Bearer <token>`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API token lacks the `read` scope */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such job */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/artifacts.tar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** All of the job's artifacts as one tar archive, streamed */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A tar */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/x-tar": string;
+                    };
+                };
+                /** @description A parameter or the body is invalid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No valid API token (`Authorization: Bearer <token>`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API token lacks the `read` scope */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such job */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/artifacts/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One artifact's bytes (a path with "/" in it too: `/jobs/ID/artifacts/out/report.xml`)
+         * @description Streamed, with `Content-Length`, `ETag` (the sha256) and single byte ranges (`Range: bytes=a-b`). Served as a download (`application/octet-stream`, `Content-Disposition: attachment`).
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    /** @description the artifact path, each segment URL-encoded */
+                    path: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The bytes */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/octet-stream": string;
+                    };
+                };
+                /** @description A range of them */
+                206: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/octet-stream": string;
+                    };
+                };
+                /** @description Not modified (If-None-Match) */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description A path that cannot name an artifact (`..`, encoded slashes, control characters) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No valid API token (`Authorization: Bearer <token>`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API token lacks the `read` scope */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such job or artifact */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Range not satisfiable */
+                416: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Internal error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1742,6 +2048,15 @@ export interface paths {
                                 concurrency?: {
                                     key: string;
                                     limit: number;
+                                };
+                                artifacts?: {
+                                    paths: string[];
+                                    /**
+                                     * @default always
+                                     * @enum {string}
+                                     */
+                                    when?: "always" | "on_success" | "on_failure";
+                                    maxBytes?: number;
                                 };
                             };
                             /** @default false */
@@ -2121,6 +2436,25 @@ export interface components {
                 key: string;
                 limit: number;
             };
+            /** @description What the finished attempt used (its container's cgroup) */
+            usage?: {
+                /** @description CPU time of all the container's processes */
+                cpuSeconds: number;
+                /** @description peak memory of the container */
+                maxMemoryBytes: number;
+                blockReadBytes?: number;
+                blockWriteBytes?: number;
+            };
+            /** @description What the collection of the job's artifacts kept (GET /jobs/{id}/artifacts lists them) */
+            artifacts?: {
+                count: number;
+                bytes: number;
+                truncated: boolean;
+                /** @description why nothing was collected */
+                skipped?: string;
+            };
+            /** @description artifacts were left out (over maxBytes, or bad names) */
+            artifactsTruncated?: boolean;
             workflow: {
                 workflowId: string;
                 runId: string;
@@ -2192,6 +2526,19 @@ export interface components {
             infraRetries: number;
         } & {
             [key: string]: unknown;
+        };
+        ArtifactList: {
+            artifacts: components["schemas"]["Artifact"][];
+            /** @description files were left out (over maxBytes, or names that cannot be served) */
+            truncated: boolean;
+        };
+        Artifact: {
+            /** @description relative to the working directory (/work) */
+            path: string;
+            size: number;
+            sha256: string;
+            /** @description permission bits, e.g. 420 (0644) */
+            mode: number;
         };
         PipelineView: {
             id: string;

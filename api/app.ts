@@ -5,6 +5,9 @@ import type { Logger } from 'pino';
 import type { Config } from '../domain/config.js';
 import { MAX_SUBMIT_BYTES } from '../domain/job-spec.js';
 import type { LogStore } from '../log-store/log-store.js';
+import type { ArtifactStore } from '../artifact-store/artifact-store.js';
+import { DataDirArtifactStore } from '../artifact-store/data-dir-artifact-store.js';
+import { artifactsApp } from './artifacts.js';
 import { requireToken, type ApiToken } from './auth.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -28,6 +31,8 @@ export interface AppDeps {
   shutdown?: AbortSignal;
   /** The built web page's directory (default `WEB_DIST`, where set-up builds it). */
   dist?: string;
+  /** Where job artifacts are read (`HODEI_ARTIFACT_STORE`); default: the data dir's. */
+  artifactStore?: ArtifactStore;
 }
 
 /** The HTTP API, testable with `app.request(...)` and no open port. */
@@ -54,6 +59,13 @@ export function createApp(deps: AppDeps) {
   app.route('/', metrics.app);
   app.route('/jobs', jobsApp(deps));
   app.route('/schedules', schedulesApp(deps));
+  app.route(
+    '/jobs',
+    artifactsApp({
+      client: deps.client,
+      artifactStore: deps.artifactStore ?? DataDirArtifactStore.inDataDir(deps.config.HODEI_DATA_DIR),
+    }),
+  );
   app.route('/jobs', logsApp({ ...deps, onError: (err) => deps.logger.error({ err }, 'log tail failed') }));
   app.route('/pipelines', pipelinesApp(deps));
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });

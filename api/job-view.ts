@@ -36,6 +36,25 @@ export const JobViewSchema = z
     cleanupPending: z.boolean().optional(),
     /** The job's concurrency key and limit, when it has one. */
     concurrency: z.object({ key: z.string(), limit: z.number().int() }).optional(),
+    usage: z
+      .object({
+        cpuSeconds: z.number().describe("CPU time of all the container's processes"),
+        maxMemoryBytes: z.number().int().describe('peak memory of the container'),
+        blockReadBytes: z.number().int().optional(),
+        blockWriteBytes: z.number().int().optional(),
+      })
+      .optional()
+      .describe("What the finished attempt used (its container's cgroup)"),
+    artifacts: z
+      .object({
+        count: z.number().int(),
+        bytes: z.number().int(),
+        truncated: z.boolean(),
+        skipped: z.string().optional().describe('why nothing was collected'),
+      })
+      .optional()
+      .describe("What the collection of the job's artifacts kept (GET /jobs/{id}/artifacts lists them)"),
+    artifactsTruncated: z.boolean().optional().describe('artifacts were left out (over maxBytes, or bad names)'),
     workflow: z.object({ workflowId: z.string(), runId: z.string(), status: z.string() }),
     priority: z
       .number()
@@ -160,6 +179,9 @@ export function toJobView(d: WorkflowExecutionDescription, now: number = Date.no
     attempt: memo.attempt ?? (memo.containerId ? 1 : undefined),
     cleanupPending: memo.cleanupPending,
     concurrency: memo.concurrency,
+    usage: memo.usage,
+    artifacts: memo.artifacts,
+    artifactsTruncated: memo.artifacts ? memo.artifacts.truncated : undefined,
     workflow: { workflowId: d.workflowId, runId: d.runId, status: d.status.name },
     priority: priority?.priorityKey || DEFAULT_PRIORITY,
     fairnessKey: priority?.fairnessKey || undefined,

@@ -7,6 +7,7 @@ import { createLogger } from '../domain/logger.js';
 import { AesGcmPayloadCodec, CODEC_KEY_FILE, codecKeys } from '../domain/payload-codec.js';
 import { openLogStore } from '../log-store/open-log-store.js';
 import { LogRetention } from '../log-store/retention.js';
+import { openArtifactStore } from '../artifact-store/open-artifact-store.js';
 import { createApp } from './app.js';
 import { apiTokens, TOKEN_FILE } from './auth.js';
 import { answerClientErrors } from './http-errors.js';
@@ -37,15 +38,20 @@ if (config.HODEI_API_TOKENS.length === 0)
   );
 // Aborted at shutdown: live log streams send a final `shutdown` event and end.
 const shuttingDown = new AbortController();
-const app = createApp({ client, logStore, config, logger, tokens, shutdown: shuttingDown.signal });
-// Logs go when the job's Temporal record does (the same retention period).
-const retention = new LogRetention(logStore, {
-  retentionMs: config.HODEI_RETENTION_DAYS * 24 * 3600 * 1000,
-  intervalMs: config.HODEI_LOG_SWEEP_INTERVAL_SECONDS * 1000,
-  isFinished: (id) => workflowFinished(client, id),
-  onError: (err) => logger.error({ err }, 'log retention sweep failed'),
-});
+const artifactStore = openArtifactStore(config);
+const app = createApp({ client, logStore, artifactStore, config, logger, tokens, shutdown: shuttingDown.signal });
+// Logs and artifacts go when the job's Temporal record does (the same retention period).
+const retentionOf = (store: ConstructorParameters<typeof LogRetention>[0], what: string) =>
+  new LogRetention(store, {
+    retentionMs: config.HODEI_RETENTION_DAYS * 24 * 3600 * 1000,
+    intervalMs: config.HODEI_LOG_SWEEP_INTERVAL_SECONDS * 1000,
+    isFinished: (id) => workflowFinished(client, id),
+    onError: (err) => logger.error({ err }, `${what} retention sweep failed`),
+  });
+const retention = retentionOf(logStore, 'log');
 retention.start();
+const artifactRetention = retentionOf(artifactStore, 'artifact');
+artifactRetention.start();
 
 const server = createAdaptorServer({ fetch: app.fetch });
 // HTTP-level errors (bad Content-Length, huge headers) answered in the one error shape.
@@ -83,6 +89,7 @@ const shutdown = (signal: NodeJS.Signals) => {
   logger.info({ signal }, 'api shutting down');
   shuttingDown.abort();
   retention.stop();
+  artifactRetention.stop();
   setTimeout(() => {
     logger.warn('api did not stop in time: exiting');
     process.exit(1);
@@ -97,7 +104,7 @@ const shutdown = (signal: NodeJS.Signals) => {
       clearTimeout(cut);
       void connection
         .close()
-        .finally(() => logStore.close())
+        .finally(() => Promise.all([logStore.close(), artifactStore.close()]))
         .finally(() => logger.info('api stopped'));
     });
   }

@@ -3,6 +3,7 @@ import {
   createApiClient,
   errorMessage,
   type ApiClient,
+  type ArtifactList,
   type CancelAnswer,
   type JobEnd,
   type JobPage,
@@ -41,9 +42,31 @@ export class HodeiClient {
 
   constructor(
     readonly baseUrl: string,
-    token: string | undefined,
+    private readonly token: string | undefined,
   ) {
     this.api = createApiClient({ baseUrl, token });
+  }
+
+  artifacts(id: string): Promise<ArtifactList> {
+    return this.call(() => this.api.GET('/jobs/{id}/artifacts', { params: { path: { id } } }));
+  }
+
+  /** One artifact's bytes, streamed (a path with slashes: each segment encoded). */
+  async artifact(id: string, artifactPath: string): Promise<ReadableStream<Uint8Array>> {
+    const encoded = artifactPath.split('/').map(encodeURIComponent).join('/');
+    let res: Response;
+    try {
+      res = await fetch(`${this.baseUrl}/jobs/${encodeURIComponent(id)}/artifacts/${encoded}`, {
+        headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+      });
+    } catch (err) {
+      throw new ApiError(0, `cannot reach the Hodei API at ${this.baseUrl}: ${(err as Error).message}`);
+    }
+    if (res.status !== 200 || !res.body) {
+      const body = (await res.json().catch(() => undefined)) as unknown;
+      throw new ApiError(res.status, `${res.status}: ${errorMessage(body, res.statusText)}`);
+    }
+    return res.body;
   }
 
   /** The answer's data; an ApiError for an error answer (status 0 when the API cannot be reached). */

@@ -1,10 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { isTerminal, type JobState } from '../domain/job-state.js';
 import type { JobSpec, ListQuery, ScheduleCreate, ScheduleView } from '../api-client/index.js';
-import { HodeiClient, type Job } from './client.js';
+import { ApiError, HodeiClient, type Job } from './client.js';
 import { printStateWhenEnded, printTable } from './output.js';
 import { addPipelineCommands } from './pipeline-commands.js';
 
@@ -150,6 +154,17 @@ function describe(job: Job): string {
     ['fairness', job.fairnessKey === undefined ? undefined : `${job.fairnessKey} (weight ${job.fairnessWeight ?? 1})`],
     ['start at', job.startAt],
     ['concurrency', job.concurrency && `${job.concurrency.key} (limit ${job.concurrency.limit})`],
+    [
+      'usage',
+      job.usage &&
+        `${job.usage.cpuSeconds.toFixed(2)} s CPU, ${(job.usage.maxMemoryBytes / 2 ** 20).toFixed(1)} MiB peak memory`,
+    ],
+    [
+      'artifacts',
+      job.artifacts &&
+        (job.artifacts.skipped ??
+          `${job.artifacts.count} file(s), ${job.artifacts.bytes} bytes${job.artifacts.truncated ? ' (truncated)' : ''}`),
+    ],
   ];
   return rows
     .filter(([, v]) => v !== undefined && v !== '')
@@ -335,6 +350,7 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
     .option('--start-at <time>', 'start no earlier than this RFC 3339 time, e.g. 2026-12-01T10:00:00Z')
     .option('--concurrency-key <key>', 'at most --concurrency-limit jobs with this key run at once')
     .option('--concurrency-limit <n>', 'how many jobs with the key may run at once (default 1)', positiveInt)
+    .option('-a, --artifact <GLOB>', 'keep files of /work matching GLOB after the script (repeatable)', collect)
     .action(async (file: string | undefined, opts, command: Command) => {
       const api = client(command);
       const script = !file || file === '-' ? await readStdin() : readFileSync(file, 'utf8');
@@ -352,6 +368,7 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
       if (opts.startAt !== undefined) spec.startAt = opts.startAt;
       if (opts.concurrencyLimit && !opts.concurrencyKey) command.error('--concurrency-limit needs --concurrency-key');
       if (opts.concurrencyKey) spec.concurrency = { key: opts.concurrencyKey, limit: opts.concurrencyLimit ?? 1 };
+      if (opts.artifact) spec.artifacts = { paths: opts.artifact };
       const job = await api.submit(spec, opts.idempotencyKey);
       if (!opts.follow) {
         process.stdout.write(`${job.id}\n`);
@@ -446,6 +463,53 @@ export function buildProgram(env: CliEnv = CliEnvSchema.parse(process.env)): Com
 
   scheduleCommands(program);
   addPipelineCommands(program, { client, keyValue, positiveInt });
+  const artifacts = program.command('artifacts').description("A job's artifacts: the files it kept");
+  artifacts
+    .command('ls')
+    .description("List a job's artifacts: size, sha256, path")
+    .argument('<id>', 'job id')
+    .option('--json', 'print the API answer as JSON')
+    .action(async (id: string, opts: { json?: boolean }, command: Command) => {
+      const list = await client(command).artifacts(id);
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+        return;
+      }
+      for (const a of list.artifacts) process.stdout.write(`${String(a.size).padStart(12)}  ${a.sha256}  ${a.path}\n`);
+      if (list.truncated) process.stderr.write("some files were left out (see the job's log)\n");
+    });
+  artifacts
+    .command('get')
+    .description(
+      'Download artifacts into DIR (default: the current one), keeping their paths; all of them without PATH',
+    )
+    .argument('<id>', 'job id')
+    .argument('[path]', 'one artifact path')
+    .option('-o, --output <dir>', 'directory to write into', '.')
+    .action(async (id: string, artifactPath: string | undefined, opts: { output: string }, command: Command) => {
+      const api = client(command);
+      const list = await api.artifacts(id);
+      const wanted = artifactPath ? list.artifacts.filter((a) => a.path === artifactPath) : list.artifacts;
+      if (artifactPath && wanted.length === 0) throw new ApiError(404, `job ${id} has no artifact ${artifactPath}`);
+      const root = path.resolve(opts.output);
+      for (const a of wanted) {
+        const target = path.resolve(root, a.path);
+        // The API serves safe relative paths only; checked again before writing anywhere.
+        if (!target.startsWith(root + path.sep)) throw new Error(`refusing to write outside ${root}: ${a.path}`);
+        await mkdir(path.dirname(target), { recursive: true });
+        const hash = createHash('sha256');
+        const body = Readable.fromWeb((await api.artifact(id, a.path)) as never);
+        body.on('data', (chunk: Buffer) => hash.update(chunk));
+        await pipeline(body, createWriteStream(target, { mode: a.mode & 0o777 }));
+        if (hash.digest('hex') !== a.sha256) throw new Error(`${a.path}: sha256 does not match`);
+        process.stderr.write(`${a.path}\n`);
+      }
+    });
 
   return program;
+}
+
+/** Repeatable option values, collected in order. */
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
 }

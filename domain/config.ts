@@ -195,6 +195,34 @@ const ConfigSchema = z.object({
    * one) and needs the real one. Default: none written.
    */
   HODEI_PORTS_FILE: z.string().min(1).optional(),
+  /** Most bytes of artifacts kept per job (1 GiB); a job's `artifacts.maxBytes` may be lower, never higher. */
+  HODEI_ARTIFACT_MAX_BYTES: positiveInt.default(1024 * 1024 * 1024),
+  /**
+   * Where job artifacts are stored: `datadir` (the default), content-addressed files under
+   * `<data dir>/artifacts` for one machine; or `s3://bucket/prefix`, S3-compatible object storage
+   * every API replica and worker host shares (see the HODEI_S3_* settings).
+   */
+  HODEI_ARTIFACT_STORE: z
+    .string()
+    .default('datadir')
+    .transform((value) => value.trim() || 'datadir')
+    .refine(
+      (value) => value === 'datadir' || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(value),
+      'must be "datadir" or s3://bucket[/prefix]',
+    ),
+  /** Endpoint of the S3 service (e.g. `http://127.0.0.1:7070`). Default: AWS's, from the region. */
+  HODEI_S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  /** Region of the S3 bucket. */
+  HODEI_S3_REGION: z.string().min(1).default('us-east-1'),
+  /** Access key id for S3. Default: the AWS SDK's own chain (AWS_ACCESS_KEY_ID, profiles, instance roles). */
+  HODEI_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  /** Secret access key for S3 (with HODEI_S3_ACCESS_KEY_ID). */
+  HODEI_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  /** Path-style bucket addressing (`endpoint/bucket/key`), as most S3-compatible servers want: `true`/`false`. */
+  HODEI_S3_FORCE_PATH_STYLE: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((value) => value === 'true'),
 });
 
 export type Config = Omit<

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CONCURRENCY_KEY, MAX_CONCURRENCY_LIMIT, type Concurrency } from './concurrency.js';
+import { ArtifactsSpecSchema, type ArtifactsInput } from './artifacts.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -191,6 +192,8 @@ export const JobSpecSchema = z.strictObject({
       description:
         'At most `limit` jobs with this `key` are PROVISIONING or RUNNING at once, on all hosts; the others wait QUEUED, holding no container, and start in submission order. The latest submitted job sets the key’s limit.',
     }),
+  /** Files of the working directory kept after the script ends (see docs/artifacts.md). Default: none. */
+  artifacts: ArtifactsSpecSchema.optional(),
 });
 
 export type JobSpec = z.infer<typeof JobSpecSchema>;
@@ -237,6 +240,8 @@ export interface JobInput {
   startAt?: string;
   /** The job's concurrency key; absent for jobs without one (and every job from before keys existed). */
   concurrency?: Concurrency;
+  /** Files to collect after the script; absent for jobs that declare none (and jobs from before artifacts). */
+  artifacts?: ArtifactsInput;
   /**
    * A pipeline step's needs: the jobs of the steps it needs, whose artifacts are placed under
    * `in/<step>/` in its working directory by the artifacts hand-off. Absent outside pipelines.

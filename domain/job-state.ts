@@ -5,6 +5,7 @@
  * the web page and the tests; type-only imports, so it loads in the workflow sandbox and in the page.
  */
 import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes.js';
+import type { ArtifactsSummary, JobUsage } from './artifacts.js';
 
 /** The one vocabulary of job states, shared by the API, the workflow and the docs. */
 export const JOB_STATES = [
@@ -61,6 +62,10 @@ export interface JobMemo {
   startAt?: string;
   /** The job's concurrency key and limit (domain/concurrency.ts). */
   concurrency?: { key: string; limit: number };
+  /** What the finished attempt used (its container's cgroup). */
+  usage?: JobUsage;
+  /** What the collection of the job's artifacts kept. */
+  artifacts?: ArtifactsSummary;
 }
 
 /** The memo a job's workflow starts with: QUEUED. */

@@ -85,6 +85,12 @@ export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInpu
       issues.push({ path: `secrets.${name}`, message: `${name} is in env too: a name goes in one of them` });
   }
   issues.push(...schedulingIssues(spec));
+  if (spec.artifacts?.maxBytes !== undefined && spec.artifacts.maxBytes > config.HODEI_ARTIFACT_MAX_BYTES) {
+    issues.push({
+      path: 'artifacts.maxBytes',
+      message: `must be at most ${config.HODEI_ARTIFACT_MAX_BYTES} (HODEI_ARTIFACT_MAX_BYTES)`,
+    });
+  }
   if (issues.length > 0) return { issues };
   return {
     input: {
@@ -111,6 +117,13 @@ export function resolveJobInput(spec: JobSpec, config: Config): { input: JobInpu
       ...(spec.fairnessWeight !== undefined ? { fairnessWeight: spec.fairnessWeight } : {}),
       ...(spec.startAt !== undefined ? { startAt: new Date(spec.startAt.replace(' ', 'T')).toISOString() } : {}),
       ...(spec.concurrency && { concurrency: spec.concurrency }),
+      ...(spec.artifacts && {
+        artifacts: {
+          paths: spec.artifacts.paths,
+          when: spec.artifacts.when,
+          maxBytes: spec.artifacts.maxBytes ?? config.HODEI_ARTIFACT_MAX_BYTES,
+        },
+      }),
     },
   };
 }

@@ -27,7 +27,8 @@ export class LogRetention {
   private sweeping: Promise<number> | undefined;
 
   constructor(
-    private readonly store: LogStore,
+    /** The log store, or any store that keeps per-job data by the same rule (the artifact store). */
+    private readonly store: Pick<LogStore, 'jobsWrittenBefore' | 'deleteJob'>,
     private readonly options: LogRetentionOptions,
   ) {}
 

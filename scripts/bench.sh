@@ -9,13 +9,14 @@
 #   BENCH_THROUGHPUT_JOBS  throughput bench: jobs per series at capacity 8 (default 200)
 #   BENCH_BURST  throughput bench: jobs submitted in the burst (default 1000)
 #   BENCH_PIPELINE_RUNS  pipeline bench: runs of each side (default 5)
+#   BENCH_ARTIFACT_RUNS  artifacts bench: rounds of the 500 MB job and its docker cp baseline (default 3)
 #   npm run bench -- cancel     runs only the named benches
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
 benches=("$@")
-if [ ${#benches[@]} -eq 0 ]; then benches=(foundation cancel throughput orphans pipeline); fi
+if [ ${#benches[@]} -eq 0 ]; then benches=(foundation cancel throughput orphans pipeline artifacts); fi
 status=0
 for bench in "${benches[@]}"; do
   echo "=== bench/${bench}.ts ==="

@@ -21,6 +21,8 @@ if ! command -v docker-compose >/dev/null 2>&1; then
 fi
 # The PostgreSQL log store's tests (test/postgres/) run their own server from Debian's postgresql.
 bash scripts/postgres.sh
+# The S3 artifact store's tests run versitygw (S3 over a directory), built from its Go module, pinned.
+bash scripts/versitygw.sh
 # API fuzzing (test/integration/openapi.test.ts) uses schemathesis from PyPI, pinned, in a venv of its own.
 SCHEMATHESIS_VERSION=4.32.5
 if [ "$(.tools/schemathesis/bin/st --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then

@@ -15,6 +15,7 @@ import { createConcurrencyActivities } from '../activities/concurrency.js';
 import { containerSlotSupplier, HostSlots } from '../activities/host-slots.js';
 import { loadConfig } from '../domain/config.js';
 import { controlTaskQueue, hostTaskQueue } from '../domain/task-queues.js';
+import { openArtifactStore } from '../artifact-store/open-artifact-store.js';
 import { openLogStore } from '../log-store/open-log-store.js';
 import { createLogger } from '../domain/logger.js';
 import { writePortsFile } from '../domain/listen.js';
@@ -66,6 +67,9 @@ const activities = createActivities({
   // The API's limits, checked again on every job (a workflow may be started on Temporal directly).
   limits: config,
   seccompProfile: loadSeccompProfile(),
+  artifactStore: openArtifactStore(config),
+  onUsage: metrics.observeUsage,
+  onArtifacts: metrics.observeArtifacts,
 });
 
 const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -100,7 +104,12 @@ const jobsWorker = await Worker.create({
 const hostWorker = await Worker.create({
   ...common,
   taskQueue,
-  activities: { runScript: activities.runScript, removeContainer: activities.removeContainer },
+  activities: {
+    runScript: activities.runScript,
+    removeContainer: activities.removeContainer,
+    collectArtifacts: activities.collectArtifacts,
+    stopHeldScript: activities.stopHeldScript,
+  },
   interceptors: { activity: [metrics.interceptor] },
   maxConcurrentActivityTaskExecutions: config.HODEI_WORKER_CAPACITY * 2 + 8,
   // Cancellation reaches an activity with a heartbeat response: send heartbeats often.

@@ -8,6 +8,7 @@ import type {
 } from '@temporalio/worker';
 import type { Context } from '@temporalio/activity';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ArtifactsSummary, JobUsage } from '../domain/artifacts.js';
 import type { ScriptOutcome } from '../activities/types.js';
 import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/container-labels.js';
 import type { Logger } from 'pino';
@@ -54,6 +55,43 @@ export class WorkerMetrics {
     labelNames: ['stream'],
     registers: [this.registry],
   });
+
+  readonly cpuSeconds = new Histogram({
+    name: 'hodei_job_cpu_seconds',
+    help: "CPU time a finished attempt's container used (its cgroup)",
+    buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200],
+    registers: [this.registry],
+  });
+  readonly maxMemoryBytes = new Histogram({
+    name: 'hodei_job_max_memory_bytes',
+    help: "Peak memory of a finished attempt's container (its cgroup's high-water mark)",
+    buckets: [16, 64, 256, 1024, 4096, 16384].map((mib) => mib * 1024 * 1024),
+    registers: [this.registry],
+  });
+  readonly artifactBytes = new Histogram({
+    name: 'hodei_job_artifact_bytes',
+    help: "Bytes of a job's artifacts collected into the artifact store",
+    buckets: [1024, 1024 ** 2, 16 * 1024 ** 2, 256 * 1024 ** 2, 1024 ** 3, 8 * 1024 ** 3],
+    registers: [this.registry],
+  });
+  readonly artifactCollection = new Histogram({
+    name: 'hodei_job_artifact_collection_seconds',
+    help: "Time to collect a job's artifacts (container → store)",
+    buckets: RUN_BUCKETS,
+    registers: [this.registry],
+  });
+
+  /** A finished attempt's usage, into the histograms. */
+  readonly observeUsage = (usage: JobUsage): void => {
+    this.cpuSeconds.observe(usage.cpuSeconds);
+    this.maxMemoryBytes.observe(usage.maxMemoryBytes);
+  };
+
+  /** A collection, into the histograms. */
+  readonly observeArtifacts = (summary: ArtifactsSummary, seconds: number): void => {
+    this.artifactBytes.observe(summary.bytes);
+    this.artifactCollection.observe(seconds);
+  };
 
   constructor(options: { docker: Docker; host: string; instanceId: string }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'hodei_worker_' });

@@ -16,6 +16,7 @@ import { TimeoutType } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import type { ProvisionedContainer, ScriptOutcome } from '../activities/types.js';
 import type { JobResult } from '../domain/job-result.js';
+import type { ArtifactsInput } from '../domain/artifacts.js';
 import type { JobInput } from '../domain/job-spec.js';
 import { HOST_KEY, memoForState, stateAttribute, type JobMemo, type JobState } from '../domain/job-state.js';
 import { concurrencyWaitReason } from '../domain/concurrency.js';
@@ -60,7 +61,55 @@ function hostActivities(container: ProvisionedContainer, input: JobInput) {
     scheduleToCloseTimeout: `${input.cleanupDeadlineSeconds} seconds`,
     retry: { initialInterval: '1 second', maximumInterval: '20 seconds' },
   });
-  return { runScript: run.runScript, removeContainer: cleanup.removeContainer };
+  const collect = proxyActivities<Activities>({
+    taskQueue: container.hostTaskQueue,
+    scheduleToStartTimeout,
+    // Bounded by the job's maxBytes; a worker that dies mid-way is noticed by the heartbeat.
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 10 },
+  });
+  return {
+    runScript: run.runScript,
+    removeContainer: cleanup.removeContainer,
+    collectArtifacts: collect.collectArtifacts,
+    stopHeldScript: run.stopHeldScript,
+  };
+}
+
+/** Whether an attempt that ended so is collected: a non-zero exit (or a timeout) is a failure. */
+function collectsOn(when: ArtifactsInput['when'], succeeded: boolean): boolean {
+  return when === 'always' || (when === 'on_success') === succeeded;
+}
+
+/**
+ * Collects a finished attempt's artifacts per the job's `when`, before its container goes. A
+ * collection that fails leaves the job's own outcome as it is: the memo says why.
+ */
+async function collectAttempt(
+  jobId: string,
+  input: JobInput,
+  attempt: number,
+  container: ProvisionedContainer,
+  outcome: ScriptOutcome,
+  collectArtifacts: Activities['collectArtifacts'],
+): Promise<void> {
+  const artifacts = input.artifacts;
+  if (!artifacts || !collectsOn(artifacts.when, outcome.exitCode === 0)) return;
+  try {
+    const summary = await collectArtifacts({
+      jobId,
+      containerId: container.containerId,
+      attempt,
+      artifacts,
+      holdSkipped: container.holding ? undefined : (container.holdSkipped ?? 'the container did not hold'),
+    });
+    upsertMemo({ artifacts: summary });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    log.warn('artifacts not collected', { error: String(err) });
+    upsertMemo({ artifacts: { count: 0, bytes: 0, truncated: false, skipped: failureReason(err) } });
+  }
 }
 
 function setState(state: JobState, facts: Partial<JobMemo> = {}): void {
@@ -160,6 +209,8 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
     attempt,
     image: input.image,
     script: input.script,
+    // Only jobs that declare artifacts: the others' provisioning input stays as it was.
+    ...(input.artifacts && { holdForArtifacts: true }),
     env: input.env,
     // Absent for jobs submitted before secrets existed: then the command is what it was, so their
     // histories replay unchanged (and activity input is not part of Temporal's determinism check).
@@ -167,7 +218,9 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
     resources: input.resources,
   });
   upsertSearchAttributes([{ key: HOST_KEY, value: container.host }]);
-  const { runScript, removeContainer } = hostActivities(container, input);
+  const { runScript, removeContainer, collectArtifacts, stopHeldScript } = hostActivities(container, input);
+  // A job that declares artifacts keeps its container after the script for their collection.
+  const holding = input.artifacts !== undefined && container.holding === true;
 
   let hostLost = false;
   let removed = false;
@@ -175,15 +228,25 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
     // Cancelled while the container was being created: it is removed below, never started.
     if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
     setState('RUNNING', { host: container.host, containerId: container.containerId, attempt, reason: undefined });
-    const outcome = await runWithDeadline(input, () =>
-      runScript({
-        jobId,
-        containerId: container.containerId,
-        cancelGraceSeconds: input.cancelGraceSeconds,
-        attempt,
-        removeWhenDone: true,
-      }),
+    const outcome = await runWithDeadline(
+      input,
+      () =>
+        runScript({
+          jobId,
+          containerId: container.containerId,
+          cancelGraceSeconds: input.cancelGraceSeconds,
+          attempt,
+          removeWhenDone: input.artifacts === undefined,
+          ...(holding && { holding: true }),
+        }),
+      // A holding container's script is stopped at the deadline, the container kept for collection.
+      holding
+        ? () => stopHeldScript({ containerId: container.containerId, cancelGraceSeconds: input.cancelGraceSeconds })
+        : undefined,
     );
+    // Jobs without artifacts schedule nothing here: their histories replay unchanged.
+    await collectAttempt(jobId, input, attempt, container, outcome, collectArtifacts);
+    if (outcome.timedOut) throw jobTimedOut(input);
     // A script that ended on its own has its container removed by the run activity. No patch
     // marker needed: the branch follows the recorded result, so a history from before (no
     // `removed`) replays to the cleanup activity it did schedule.
@@ -212,8 +275,24 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
   }
 }
 
-/** Runs the script, cancelling it (the same stop as a user's cancel) when the job's time is up. */
-async function runWithDeadline(input: JobInput, run: () => Promise<ScriptOutcome>): Promise<ScriptOutcome> {
+function jobTimedOut(input: JobInput): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FAILURE_JOB_TIMED_OUT,
+    message: `job timed out after ${input.timeoutSeconds}s`,
+    nonRetryable: true,
+  });
+}
+
+/**
+ * Runs the script, cancelling it (the same stop as a user's cancel) when the job's time is up.
+ * With `stopHeld` (a holding container) the deadline stops the script alone; the run then ends
+ * with the script's exit and `timedOut`, so the caller can collect before failing the job.
+ */
+async function runWithDeadline(
+  input: JobInput,
+  run: () => Promise<ScriptOutcome>,
+  stopHeld?: () => Promise<void>,
+): Promise<ScriptOutcome & { timedOut?: true }> {
   const runScope = new CancellationScope();
   const timerScope = new CancellationScope();
   const running = runScope.run(run);
@@ -233,13 +312,18 @@ async function runWithDeadline(input: JobInput, run: () => Promise<ScriptOutcome
     return running;
   }
   log.info('job timed out, stopping it', { timeoutSeconds: input.timeoutSeconds });
+  if (stopHeld) {
+    try {
+      await stopHeld();
+      return { ...(await running), timedOut: true };
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('could not stop the script alone: stopping its container', { error: String(err) });
+    }
+  }
   runScope.cancel();
   await running.catch(() => undefined);
-  throw ApplicationFailure.create({
-    type: FAILURE_JOB_TIMED_OUT,
-    message: `job timed out after ${input.timeoutSeconds}s`,
-    nonRetryable: true,
-  });
+  throw jobTimedOut(input);
 }
 
 function finish(outcome: ScriptOutcome, container: ProvisionedContainer): JobResult {
@@ -248,6 +332,7 @@ function finish(outcome: ScriptOutcome, container: ProvisionedContainer): JobRes
     startedAt: outcome.startedAt,
     finishedAt: outcome.finishedAt,
     oomKilled: outcome.oomKilled,
+    ...(outcome.usage && { usage: outcome.usage }),
   };
   if (outcome.exitCode !== 0) {
     const reason = outcome.oomKilled ? 'OOMKilled' : `exit code ${outcome.exitCode}`;

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Activities } from '../../activities/index.js';
 import type { JobInput } from '../../domain/job-spec.js';
 import { startDevServer } from './dev-server.js';
 import { ROOT } from './stack.js';
@@ -46,3 +47,13 @@ export async function startWorkflowTestEnv(): Promise<WorkflowTestEnv> {
     },
   };
 }
+
+/** The artifact activities of a mocked host, for workflow tests of jobs that declare no artifacts. */
+export const NO_ARTIFACT_ACTIVITIES: Pick<Activities, 'collectArtifacts' | 'stopHeldScript'> = {
+  async collectArtifacts() {
+    throw new Error('collectArtifacts called for a job without artifacts');
+  },
+  async stopHeldScript() {
+    throw new Error('stopHeldScript called for a job without artifacts');
+  },
+};

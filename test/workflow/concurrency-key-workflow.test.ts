@@ -13,7 +13,12 @@ import {
   type ConcurrencyKeyState,
 } from '../../domain/concurrency.js';
 import { controlTaskQueue } from '../../domain/task-queues.js';
-import { startWorkflowTestEnv, TEST_JOB_INPUT, type WorkflowTestEnv } from '../support/workflow-env.js';
+import {
+  NO_ARTIFACT_ACTIVITIES,
+  startWorkflowTestEnv,
+  TEST_JOB_INPUT,
+  type WorkflowTestEnv,
+} from '../support/workflow-env.js';
 import { waitFor } from '../support/wait.js';
 
 // The semaphore's logic on the real local Temporal binary: the permit activities are the real
@@ -42,6 +47,7 @@ function fakeHost(taskQueue: string) {
   let running = 0;
   let maxRunning = 0;
   const activities: Activities = {
+    ...NO_ARTIFACT_ACTIVITIES,
     async provisionContainer({ jobId }) {
       provisioned.push(jobId);
       return { containerId: `c-${jobId}`, host: 'test-host', hostTaskQueue: taskQueue };

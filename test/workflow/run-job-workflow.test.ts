@@ -7,7 +7,12 @@ import { Context } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../../domain/job-failures.js';
-import { startWorkflowTestEnv, TEST_JOB_INPUT, type WorkflowTestEnv } from '../support/workflow-env.js';
+import {
+  NO_ARTIFACT_ACTIVITIES,
+  startWorkflowTestEnv,
+  TEST_JOB_INPUT,
+  type WorkflowTestEnv,
+} from '../support/workflow-env.js';
 
 // Workflow logic on the real local Temporal binary, with the activities mocked as plain objects.
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -47,6 +52,8 @@ function mockActivities(taskQueue: string, run: () => Promise<Awaited<ReturnType
     async removeContainer({ containerId }) {
       calls.removed.push(containerId);
     },
+    // Jobs here declare no artifacts: never called.
+    ...NO_ARTIFACT_ACTIVITIES,
   };
   return { activities, calls };
 }

@@ -100,6 +100,8 @@ export const cancelJob = (id: string) => data(api.POST('/jobs/{id}/cancel', { pa
 
 export const submitJob = (spec: JobSpec) => data(api.POST('/jobs', { body: spec }));
 
+export const getArtifacts = (id: string) => data(api.GET('/jobs/{id}/artifacts', { params: { path: { id } } }));
+
 export async function listJobs(query: {
   state?: string;
   label?: string;

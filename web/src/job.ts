@@ -1,4 +1,4 @@
-import { ApiError, cancelJob, getJob, pageConfig, request, TERMINAL, type Job } from './api.js';
+import { ApiError, cancelJob, getArtifacts, getJob, pageConfig, request, TERMINAL, type Job } from './api.js';
 import { alertBox, badge, formatDate, formatDuration, h, labelList } from './dom.js';
 import { followLog, type FollowStatus } from './live.js';
 import { LogView } from './log-view.js';
@@ -49,6 +49,8 @@ export function jobView(main: HTMLElement, id: string): () => void {
   );
   const details = h('dl', { className: 'details' });
   const message = h('div');
+  const artifactsSection = h('section', { className: 'artifacts', 'aria-label': 'Artifacts', hidden: true });
+  let artifactsShown = false;
 
   const log = new LogView();
   const lineCount = h('span', { className: 'muted', id: 'line-count' }, '0 lines');
@@ -100,6 +102,7 @@ export function jobView(main: HTMLElement, id: string): () => void {
     ),
     message,
     details,
+    artifactsSection,
     h(
       'section',
       { className: 'log-section', 'aria-label': 'Output' },
@@ -150,6 +153,10 @@ export function jobView(main: HTMLElement, id: string): () => void {
       ...row('Queued for', queuedFor(j)),
       ...row('Host', j.host ?? '—'),
       ...row('Attempt', j.attempt === undefined ? '—' : String(j.attempt)),
+      ...row(
+        'Usage',
+        j.usage ? `${j.usage.cpuSeconds.toFixed(2)} s CPU · ${formatBytes(j.usage.maxMemoryBytes)} peak memory` : '—',
+      ),
       ...row('Image', j.image ?? '—'),
       ...row('Priority', String(j.priority ?? 3)),
       ...(j.fairnessKey === undefined ? [] : row('Fairness', `${j.fairnessKey} (weight ${j.fairnessWeight ?? 1})`)),
@@ -159,11 +166,43 @@ export function jobView(main: HTMLElement, id: string): () => void {
     );
   };
 
+  /** The artifact list with sizes and download buttons, once the job has ended. */
+  const showArtifacts = async (j: Job) => {
+    if (artifactsShown || !TERMINAL.includes(j.state) || !j.artifacts) return;
+    artifactsShown = true;
+    const list = await getArtifacts(j.id);
+    const items = list.artifacts.map((a) => {
+      const button = h('button', { type: 'button', className: 'link' }, a.path);
+      button.addEventListener(
+        'click',
+        () =>
+          void downloadFile(
+            `/jobs/${encodeURIComponent(j.id)}/artifacts/${a.path.split('/').map(encodeURIComponent).join('/')}`,
+            a.path.slice(a.path.lastIndexOf('/') + 1),
+          ),
+      );
+      return h('li', {}, button, ' ', h('span', { className: 'muted' }, formatBytes(a.size)));
+    });
+    const notes = [
+      ...(j.artifacts.skipped ? [h('p', { className: 'muted' }, j.artifacts.skipped)] : []),
+      ...(list.truncated ? [h('p', { className: 'muted' }, 'Some files were left out: see the output.')] : []),
+    ];
+    artifactsSection.replaceChildren(
+      h('h2', {}, 'Artifacts'),
+      items.length > 0
+        ? h('ul', { className: 'artifact-list' }, ...items)
+        : h('p', { className: 'muted' }, 'None kept.'),
+      ...notes,
+    );
+    artifactsSection.hidden = false;
+  };
+
   const refresh = async () => {
     clearTimeout(timer);
     try {
       renderJob(await getJob(id));
       message.replaceChildren();
+      if (job) await showArtifacts(job);
     } catch (err) {
       if (stop.signal.aborted) return;
       if (err instanceof ApiError && err.status === 404) {
@@ -189,19 +228,26 @@ export function jobView(main: HTMLElement, id: string): () => void {
     void refresh();
   };
 
-  const download = async () => {
-    downloadButton.disabled = true;
+  /** Downloads an API resource with the token (a plain link could not send it). */
+  const downloadFile = async (path: string, name: string) => {
     try {
-      const res = await request(`/jobs/${encodeURIComponent(id)}/logs`);
+      const res = await request(path);
       if (!res.ok) throw new Error(`${res.status}`);
       const url = URL.createObjectURL(await res.blob());
-      const a = h('a', { href: url, download: `${id}.log` });
+      const a = h('a', { href: url, download: name });
       document.body.append(a);
       a.click();
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
     } catch (err) {
       message.replaceChildren(alertBox(`Download failed: ${(err as Error).message}`));
+    }
+  };
+
+  const download = async () => {
+    downloadButton.disabled = true;
+    try {
+      await downloadFile(`/jobs/${encodeURIComponent(id)}/logs`, `${id}.log`);
     } finally {
       downloadButton.disabled = false;
     }
@@ -239,4 +285,16 @@ export function jobView(main: HTMLElement, id: string): () => void {
     log.destroy();
     if (dialog.open) dialog.close();
   };
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
 }
