@@ -66,10 +66,13 @@ describe('replay: jobs in flight survive a deploy of new workflow code', () => {
 
   // Histories recorded since payloads are encrypted need the codec to replay; older ones pass through it.
   it.each(fixtures)('the current workflow code replays $name', async ({ file }) => {
+    const history = load(file);
+    // Under the workflow id it ran with: a pipeline's step ids are derived from it.
+    const recordedId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowId;
     await Worker.runReplayHistory(
       { workflowBundle: current, dataConverter: fixtureDataConverter() },
-      load(file),
-      path.basename(file, '.json'),
+      history,
+      recordedId || path.basename(file, '.json'),
     );
   });
 
