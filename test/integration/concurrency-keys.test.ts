@@ -105,7 +105,15 @@ describe('concurrency keys', () => {
     const rest1 = await submitAll([1, 2, 3].map(() => keyed(one, 1, 'sleep 1')));
     const rest2 = await submitAll([1, 2, 3, 4].map(() => keyed(two, 2, 'sleep 1')));
 
-    const waiting = await api.getJob(rest1[0]!);
+    // Its workflow records why it waits in its first task, a moment after the submit answered.
+    const waiting = await waitFor(
+      'the first waiting job to say why',
+      async () => {
+        const job = await api.getJob(rest1[0]!);
+        return job.reason?.startsWith('waiting for concurrency key') ? job : undefined;
+      },
+      { timeoutMs: 90_000 },
+    );
     expect(waiting.state).toBe('QUEUED');
     expect(waiting.concurrency).toEqual({ key: one, limit: 1 });
     expect(waiting.reason).toBe(`waiting for concurrency key ${one} (1 of limit 1 running)`);
@@ -145,8 +153,10 @@ describe('concurrency keys', () => {
       keyed(t, 1, 'echo after timeout'),
     ]);
     await api.waitForState(running!, ['RUNNING']);
-    await waitFor('the waiting job to say why', async () =>
-      (await api.getJob(leaves!)).reason?.includes(`concurrency key ${c}`) ? true : undefined,
+    await waitFor(
+      'the waiting job to say why',
+      async () => ((await api.getJob(leaves!)).reason?.includes(`concurrency key ${c}`) ? true : undefined),
+      { timeoutMs: 90_000 },
     );
     expect((await api.cancel(leaves!)).status).toBe(202);
     expect((await api.waitForEnd(leaves!)).state).toBe('CANCELLED');
