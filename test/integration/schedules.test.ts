@@ -1,6 +1,5 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -8,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { JobView as Job, ScheduleCreate, ScheduleView } from '../../api-client/index.js';
 import { api, authHeaders, getJob, logs, stack, waitForEnd } from '../support/api-client.js';
 import { launchChromium } from '../support/browser.js';
+import { hodei } from '../support/cli.js';
 import { ROOT } from '../support/stack.js';
 import { temporalCli } from '../support/temporal.js';
 import { waitFor } from '../support/wait.js';
@@ -316,7 +316,7 @@ describe.concurrent('schedules', () => {
     const id = sid('cli');
     const created = await hodei(
       ['schedule', 'create', '--id', id, '--cron', '0 3 * * *', '--timezone', 'Europe/Madrid', '--paused', '-'],
-      'echo from-cli\n',
+      { stdin: 'echo from-cli\n' },
     );
     expect(created, created.stderr).toMatchObject({ code: 0, stdout: `${id}\n` });
     const list = await hodei(['schedule', 'list']);
@@ -366,21 +366,3 @@ describe.concurrent('schedules', () => {
     }
   });
 });
-
-/** Runs the `hodei` bin (piped) against the shared stack. */
-function hodei(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'cli/hodei.mjs'), ...args], {
-      cwd: tmpdir(),
-      env: { PATH: process.env.PATH, HODEI_URL: stack().apiUrl, HODEI_TOKEN: stack().apiToken },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
