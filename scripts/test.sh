@@ -21,6 +21,9 @@ if ! command -v docker-compose >/dev/null 2>&1; then
 fi
 # The PostgreSQL log store's tests (test/postgres/) run their own server from Debian's postgresql.
 bash scripts/postgres.sh
+# The cluster tier (test/cluster/) runs `npm run cluster`'s topology: iproute2 and the Temporal
+# server built once into .tools/ (scripts/cluster-setup.sh).
+bash scripts/cluster-setup.sh
 # API fuzzing (test/integration/openapi.test.ts) uses schemathesis from PyPI, pinned, in a venv of its own.
 SCHEMATHESIS_VERSION=4.32.5
 if [ "$(.tools/schemathesis/bin/st --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
