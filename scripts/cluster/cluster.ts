@@ -149,9 +149,9 @@ async function killLeftovers(runDir: string, logger: Logger): Promise<void> {
 }
 
 function render(template: string, values: Record<string, string | number>): string {
-  return template.replace(/\{\{([A-Z_]+)\}\}/g, (_, name: string) => {
+  return template.replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
     const value = values[name];
-    if (value === undefined) throw new Error(`deploy/cluster/temporal.yaml: no value for {{${name}}}`);
+    if (value === undefined) throw new Error(`deploy/cluster/temporal.yaml: no value for ${name}`);
     return String(value);
   });
 }
@@ -321,7 +321,9 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   try {
     // PostgreSQL and Temporal on random ports; the whole start again when one is taken.
     for (let attempt = 1; ; attempt += 1) {
-      const base = randomInt(20_000, 60_000);
+      // Below 32768: Temporal keeps membership ports in a smallint column (and Linux hands out
+      // ephemeral ports from 32768 up, so these clash less).
+      const base = randomInt(20_000, 32_700);
       try {
         await startServers(base);
         break;
@@ -349,10 +351,9 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     // One engine per host, in its namespace, with the worker image.
     for (const host of hosts) {
       const dockerRoot = path.join(runDir, `docker-${host.name}`);
-      addPart(`docker-${host.name}`, 'ip', [
-        'netns',
-        'exec',
-        host.netns,
+      // nsenter, not `ip netns exec`: that one mounts a sysfs of its own, without the cgroup mounts dockerd needs.
+      addPart(`docker-${host.name}`, 'nsenter', [
+        `--net=/run/netns/${host.netns}`,
         'dockerd',
         '--host',
         host.dockerHost,
@@ -388,21 +389,23 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
 
     const node = (script: string) => [process.execPath, '--import', 'tsx', path.join(ROOT, script)];
     const apiPorts = [options.apiPort, options.apiPort === 0 ? 0 : options.apiPort + 1];
+    const apiEnvs: NodeJS.ProcessEnv[] = [];
     for (const [i, port] of apiPorts.entries()) {
       const name = `api-${i + 1}`;
       const [command, ...args] = node('api/main.ts');
+      apiEnvs.push({
+        ...env,
+        HODEI_API_PORT: String(port),
+        HODEI_PORTS_FILE: path.join(runDir, `${name}.ports`),
+        // One codec endpoint (for the Web UI) is enough: the first replica's.
+        ...(i > 0 ? { HODEI_CODEC_PORT: 'off' } : {}),
+      });
       addPart(
         name,
         command!,
         args,
         {
-          env: {
-            ...env,
-            HODEI_API_PORT: String(port),
-            HODEI_PORTS_FILE: path.join(runDir, `${name}.ports`),
-            // One codec endpoint (for the Web UI) is enough: the first replica's.
-            ...(i > 0 ? { HODEI_CODEC_PORT: 'off' } : {}),
-          },
+          env: apiEnvs[i],
         },
         false,
       );
@@ -412,8 +415,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       const [command, ...args] = node('worker/main.ts');
       addPart(
         name,
-        'ip',
-        ['netns', 'exec', host.netns, command!, ...args],
+        'nsenter',
+        [`--net=/run/netns/${host.netns}`, command!, ...args],
         {
           env: { ...env, DOCKER_HOST: host.dockerHost, HODEI_PORTS_FILE: path.join(runDir, `${name}.ports`) },
         },
@@ -436,6 +439,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     const apiHost = env.HODEI_API_HOST || '127.0.0.1';
     info.apiUrls = apiPorts.map((_, i) => {
       const { api } = JSON.parse(readFileSync(path.join(runDir, `api-${i + 1}.ports`), 'utf8')) as { api: number };
+      // A replica started again listens where it did (port 0 picked this one).
+      apiEnvs[i]!.HODEI_API_PORT = String(api);
       return `http://${apiHost.includes(':') ? `[${apiHost}]` : apiHost}:${api}`;
     });
     running = true;
