@@ -21,8 +21,9 @@ export default async function setup(project: TestProject) {
     apiPort: 0,
     env: {
       HODEI_WORKER_CAPACITY: '4',
-      // A cut-off host's jobs go elsewhere after 10 s; the reaper looks every 2 s.
-      HODEI_HOST_LOSS_SECONDS: '10',
+      // A cut-off host's jobs go elsewhere after 30 s (a killed worker, started again, takes up
+      // its jobs well within it on a loaded machine); the reaper looks every 2 s.
+      HODEI_HOST_LOSS_SECONDS: '30',
       HODEI_REAPER_INTERVAL_SECONDS: '2',
       HODEI_CODEC_PORT: 'off',
       HODEI_LOG_FORMAT: 'json',
