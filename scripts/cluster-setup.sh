@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what `npm run cluster` and the `cluster` test project need beyond scripts/setup.sh,
-# idempotently: iproute2 (network namespaces), Debian's PostgreSQL, and the Temporal server with
+# idempotently: iproute2 (network namespaces), Debian's PostgreSQL, versitygw (S3), and the Temporal server with
 # temporal-sql-tool, built from the Go module with `go install` into
 # .tools/temporal-server-<version>/ only when missing (the Go build cache makes a rebuild quick),
-# with the PostgreSQL schema the module ships copied beside them.
+# with the PostgreSQL schema the module ships copied beside them, and the Temporal Web UI server
+# into .tools/temporal-ui-<version>/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOG_TAG=cluster
@@ -18,6 +19,8 @@ if ! command -v ip >/dev/null 2>&1; then
   apt_install iproute2
 fi
 bash "$ROOT/scripts/postgres.sh"
+# The S3 artifact store every host and API replica shares: versitygw.
+bash "$ROOT/scripts/versitygw.sh"
 
 if [ ! -x "$DIR/server" ] || [ ! -x "$DIR/temporal-sql-tool" ] || [ ! -d "$DIR/schema/postgresql/v12" ]; then
   if ! command -v go >/dev/null 2>&1; then
@@ -36,4 +39,16 @@ if [ ! -x "$DIR/server" ] || [ ! -x "$DIR/temporal-sql-tool" ] || [ ! -d "$DIR/s
   chmod -R u+w "$DIR.tmp/schema"
   rm -rf "$DIR"
   mv "$DIR.tmp" "$DIR"
+fi
+
+# The Temporal Web UI server (the UI the pinned CLI embeds), its assets built into the module.
+TEMPORAL_UI_VERSION=2.54.1
+UI_DIR="$TOOLS/temporal-ui-$TEMPORAL_UI_VERSION"
+if [ ! -x "$UI_DIR/ui-server" ]; then
+  log "building the Temporal Web UI server v$TEMPORAL_UI_VERSION into $UI_DIR"
+  mkdir -p "$UI_DIR.tmp"
+  GOBIN="$UI_DIR.tmp" GOFLAGS=-mod=mod go install "github.com/temporalio/ui-server/v2/cmd/server@v$TEMPORAL_UI_VERSION"
+  mv "$UI_DIR.tmp/server" "$UI_DIR.tmp/ui-server"
+  rm -rf "$UI_DIR"
+  mv "$UI_DIR.tmp" "$UI_DIR"
 fi

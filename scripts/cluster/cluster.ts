@@ -7,7 +7,9 @@
  *   matching and worker services as four processes, on deploy/cluster/temporal.yaml;
  * - per host a network namespace (scripts/cluster/network.ts) with its own dockerd and its own
  *   Hodei worker, reaching Temporal and PostgreSQL only over its veth link;
- * - two API replicas on HODEI_API_PORT and the next port.
+ * - two API replicas on HODEI_API_PORT and the next port;
+ * - the S3 artifact store every API replica and worker shares: versitygw (scripts/versitygw.sh)
+ *   over `<run dir>/s3`, on the servers' address, reachable from both hosts over their veths.
  *
  * Every process is a `Part` (scripts/part.ts): one that dies once the cluster runs is started
  * again, so `kill <pid>` of any one restarts it alone. The PIDs, addresses and ports are kept in
@@ -15,7 +17,7 @@
  * ports are random, and the whole start is tried again when one is taken.
  */
 import { execFile, spawn, type SpawnOptions } from 'node:child_process';
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -32,6 +34,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import Docker from 'dockerode';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -48,6 +51,13 @@ export const TEMPORAL_SERVER_VERSION = '1.32.0';
 /** Where scripts/cluster.sh puts the server, temporal-sql-tool and the schema it ships. */
 export const TEMPORAL_SERVER_DIR = path.join(ROOT, `.tools/temporal-server-${TEMPORAL_SERVER_VERSION}`);
 const TEMPORAL_CLI = path.join(ROOT, '.tools/bin/temporal');
+/** The S3 server scripts/versitygw.sh builds (keep its version in step). */
+export const VERSITYGW = path.join(ROOT, '.tools/versitygw-1.8.0/versitygw');
+/** The Temporal Web UI server the pinned CLI embeds, built by scripts/cluster-setup.sh. */
+export const TEMPORAL_UI_VERSION = '2.54.1';
+export const TEMPORAL_UI = path.join(ROOT, `.tools/temporal-ui-${TEMPORAL_UI_VERSION}/ui-server`);
+/** The bucket of the cluster's artifact store (`HODEI_ARTIFACT_STORE=s3://hodei-artifacts`). */
+export const ARTIFACT_BUCKET = 'hodei-artifacts';
 const TEMPORAL_SERVICES = ['frontend', 'history', 'matching', 'worker'] as const;
 const STOP_DEADLINE_MS = 15_000;
 const START_ATTEMPTS = 5;
@@ -86,9 +96,13 @@ export interface ClusterInfo {
   apiToken: string;
   codecKey: string;
   temporalAddress: string;
+  /** The Temporal Web UI against the frontend (`http://127.0.0.1:<port>`). */
+  temporalUiUrl: string;
   namespace: string;
   postgresUrl: string;
   logStoreUrl: string;
+  /** The S3 artifact store's endpoint, region and root credentials (versitygw). */
+  s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; bucket: string };
   serverAddress: string;
   subnet: string;
   bridge: string;
@@ -248,9 +262,18 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     apiToken: '',
     codecKey: '',
     temporalAddress: '',
+    temporalUiUrl: '',
     namespace: options.env?.TEMPORAL_NAMESPACE ?? process.env.TEMPORAL_NAMESPACE ?? 'default',
     postgresUrl: '',
     logStoreUrl: '',
+    // versitygw's root account, new at each start (it keeps no accounts of its own on disk).
+    s3: {
+      endpoint: '',
+      region: 'us-east-1',
+      accessKeyId: `hodei${randomBytes(6).toString('hex')}`,
+      secretAccessKey: randomBytes(24).toString('hex'),
+      bucket: ARTIFACT_BUCKET,
+    },
     serverAddress: net.serverAddress,
     subnet: net.subnet,
     bridge: net.bridge,
@@ -304,7 +327,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     stopping = true;
     await stopParts([...parts.keys()].filter((n) => n.startsWith('api-') || n.startsWith('worker-')));
     await stopParts(TEMPORAL_SERVICES.map((s) => `temporal-${s}`).concat('temporal-ui'));
-    await stopParts([...parts.keys()].filter((n) => n.startsWith('docker-')).concat('postgres'));
+    await stopParts([...parts.keys()].filter((n) => n.startsWith('docker-')).concat('postgres', 's3'));
     saveState();
     await removeNetwork(options.instanceId, hostNames).catch((err: unknown) =>
       logger.warn({ err }, 'could not remove the network'),
@@ -319,36 +342,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   process.once('exit', killAll);
 
   try {
-    // PostgreSQL and Temporal on random ports; the whole start again when one is taken.
-    for (let attempt = 1; ; attempt += 1) {
-      // Below 32768: Temporal keeps membership ports in a smallint column (and Linux hands out
-      // ephemeral ports from 32768 up, so these clash less).
-      const base = randomInt(20_000, 32_700);
-      try {
-        await startServers(base);
-        break;
-      } catch (err) {
-        if (!(err instanceof StartupFailure && err.portTaken) || attempt >= START_ATTEMPTS) throw err;
-        logger.warn({ attempt, base }, 'a port was taken: starting the servers again on other ports');
-        await stopParts([...parts.keys()], 5000);
-        for (const name of [...parts.keys()]) parts.delete(name);
-        failure = undefined;
-      }
-    }
-
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ...options.env,
-      TEMPORAL_ADDRESS: info.temporalAddress,
-      TEMPORAL_NAMESPACE: info.namespace,
-      HODEI_DATA_DIR: dataDir,
-      HODEI_INSTANCE_ID: options.instanceId,
-      HODEI_LOG_STORE: info.logStoreUrl,
-    };
-    env.HODEI_WORKER_CAPACITY ||= '4';
-    await runStep('bash', [path.join(ROOT, 'scripts/temporal-init.sh')], env);
-
-    // One engine per host, in its namespace, with the worker image.
+    // One engine per host, in its namespace, with the worker image: started first, it gets ready
+    // (and loads the image) while PostgreSQL and Temporal come up.
     for (const host of hosts) {
       const dockerRoot = path.join(runDir, `docker-${host.name}`);
       // nsenter, not `ip netns exec`: that one mounts a sysfs of its own, without the cgroup mounts dockerd needs.
@@ -368,19 +363,63 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
         '--ip-forward=false',
       ]).start();
     }
-    const image = loadConfig(env).HODEI_WORKER_IMAGE;
-    await Promise.all(
+    const image = loadConfig({ ...process.env, ...options.env }).HODEI_WORKER_IMAGE;
+    const enginesReady = Promise.all(
       hosts.map(async (host) => {
         const engine = new Docker({ socketPath: host.dockerHost.slice('unix://'.length) });
         await waitUntil(
           `the engine of host ${host.name} did not answer`,
           90_000,
           async () => !!(await engine.ping()),
-          checkFailed,
+          () => {
+            if (parts.get(`docker-${host.name}`)?.pid === undefined)
+              throw new Error(`the engine of host ${host.name} exited: see ${logFile(`docker-${host.name}`)}`);
+          },
         );
         await loadImage(engine, image);
       }),
     );
+
+    // Awaited below; a failure meanwhile must not go unhandled.
+    enginesReady.catch(() => undefined);
+
+    // PostgreSQL and Temporal on random ports; the whole start again when one is taken.
+    for (let attempt = 1; ; attempt += 1) {
+      // Below 32768: Temporal keeps membership ports in a smallint column (and Linux hands out
+      // ephemeral ports from 32768 up, so these clash less).
+      const base = randomInt(20_000, 32_700);
+      try {
+        await startServers(base);
+        break;
+      } catch (err) {
+        if (!(err instanceof StartupFailure && err.portTaken) || attempt >= START_ATTEMPTS) throw err;
+        logger.warn({ attempt, base }, 'a port was taken: starting the servers again on other ports');
+        const servers = [...parts.keys()].filter((n) => !n.startsWith('docker-'));
+        await stopParts(servers, 5000);
+        for (const name of servers) parts.delete(name);
+        failure = undefined;
+      }
+    }
+
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...options.env,
+      TEMPORAL_ADDRESS: info.temporalAddress,
+      TEMPORAL_NAMESPACE: info.namespace,
+      HODEI_DATA_DIR: dataDir,
+      HODEI_INSTANCE_ID: options.instanceId,
+      HODEI_LOG_STORE: info.logStoreUrl,
+      HODEI_ARTIFACT_STORE: `s3://${info.s3.bucket}`,
+      HODEI_S3_ENDPOINT: info.s3.endpoint,
+      HODEI_S3_REGION: info.s3.region,
+      HODEI_S3_ACCESS_KEY_ID: info.s3.accessKeyId,
+      HODEI_S3_SECRET_ACCESS_KEY: info.s3.secretAccessKey,
+      HODEI_S3_FORCE_PATH_STYLE: 'true',
+    };
+    env.HODEI_WORKER_CAPACITY ||= '4';
+    await runStep('bash', [path.join(ROOT, 'scripts/temporal-init.sh')], env);
+
+    await enginesReady;
 
     // The secrets every Hodei process shares, made once here (not raced by two replicas).
     const config = loadConfig(env);
@@ -472,6 +511,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       MATCHING_MEMBERSHIP_PORT: base + 7,
       WORKER_PORT: base + 8,
       WORKER_MEMBERSHIP_PORT: base + 9,
+      S3_PORT: base + 10,
+      UI_PORT: base + 11,
     };
     const settings: Record<string, string> = {
       listen_addresses: `127.0.0.1,${net.serverAddress}`,
@@ -502,6 +543,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       checkFailed,
     );
     await setUpDatabases(info.postgresUrl);
+    await startS3(ports.S3_PORT);
 
     const dynamicConfig = path.join(ROOT, 'deploy/cluster/dynamicconfig.yaml');
     const configFile = path.join(runDir, 'temporal.yaml');
@@ -535,6 +577,79 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       },
       checkFailed,
     );
+    await startUi(ports.UI_PORT);
+  }
+
+  /** The Temporal Web UI (ui-server) against the frontend, on loopback; its config in the run dir. */
+  async function startUi(port: number): Promise<void> {
+    const configDir = path.join(runDir, 'ui-config');
+    mkdirSync(configDir, { recursive: true });
+    const codecPort = options.env?.HODEI_CODEC_PORT ?? process.env.HODEI_CODEC_PORT ?? '8234';
+    writeFileSync(
+      path.join(configDir, 'cluster.yaml'),
+      [
+        `temporalGrpcAddress: ${info.temporalAddress}`,
+        'host: 127.0.0.1',
+        `port: ${port}`,
+        'enableUi: true',
+        `defaultNamespace: ${info.namespace}`,
+        'disableNewsFetch: true',
+        'refreshInterval: 1m',
+        // The browser decodes payloads (encrypted in Temporal) with the first API replica's codec endpoint.
+        ...(codecPort === 'off' ? [] : ['codec:', `  endpoint: http://127.0.0.1:${codecPort}`]),
+        '',
+      ].join('\n'),
+    );
+    addPart('temporal-ui', TEMPORAL_UI, [
+      '--root',
+      runDir,
+      '--config',
+      'ui-config',
+      '--env',
+      'cluster',
+      'start',
+    ]).start();
+    info.temporalUiUrl = `http://127.0.0.1:${port}`;
+    await waitUntil(
+      'the Temporal Web UI did not answer',
+      60_000,
+      async () => (await fetch(`${info.temporalUiUrl}/api/v1/settings`)).ok,
+      checkFailed,
+    );
+  }
+
+  /** versitygw over `<run dir>/s3` on the servers' address, and the artifact bucket in it. */
+  async function startS3(port: number): Promise<void> {
+    const root = path.join(runDir, 's3');
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    addPart('s3', VERSITYGW, ['--port', `${net.serverAddress}:${port}`, 'posix', root], {
+      env: { ...process.env, ROOT_ACCESS_KEY: info.s3.accessKeyId, ROOT_SECRET_KEY: info.s3.secretAccessKey },
+    }).start();
+    info.s3.endpoint = `http://${net.serverAddress}:${port}`;
+    const client = new S3Client({
+      endpoint: info.s3.endpoint,
+      region: info.s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: info.s3.accessKeyId, secretAccessKey: info.s3.secretAccessKey },
+    });
+    try {
+      await waitUntil(
+        'versitygw did not answer',
+        30_000,
+        async () => {
+          try {
+            await client.send(new HeadBucketCommand({ Bucket: info.s3.bucket }));
+          } catch (err) {
+            if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw err;
+            await client.send(new CreateBucketCommand({ Bucket: info.s3.bucket }));
+          }
+          return true;
+        },
+        checkFailed,
+      );
+    } finally {
+      client.destroy();
+    }
   }
 
   /** Temporal's two databases and their schema (created, then upgraded) and the log store's database. */

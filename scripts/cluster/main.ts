@@ -77,6 +77,8 @@ console.error(
     `      (try: curl -s -H "Authorization: Bearer ${info.apiToken || '$TOKEN'}" ${info.apiUrls[0]}/jobs)`,
     `    Temporal:         ${info.temporalAddress}   (frontend, history, matching, worker: four processes)`,
     `    temporal CLI:     ${cli} workflow list   (add --codec-endpoint to read payloads)`,
+    `    Temporal Web UI:  ${info.temporalUiUrl}`,
+    `    S3 (artifacts):   ${info.s3.endpoint}/${info.s3.bucket}   (versitygw; every host and replica)`,
     `    PostgreSQL:       ${info.postgresUrl.replace(/\/postgres$/, '')}   (Temporal, its visibility, the logs)`,
     ...info.hosts.map(
       (h) =>
