@@ -52,6 +52,18 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        test: {
+          // `npm run cluster`'s topology (real Temporal server on PostgreSQL, two hosts in network
+          // namespaces, two API replicas), started once per run; its faults change shared state, so
+          // its tests run one after the other.
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts'],
+          globalSetup: ['test/cluster/global-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
+        },
+      },
     ],
   },
 });

@@ -4,8 +4,8 @@ import { PinoPretty } from 'pino-pretty';
 /** How log lines look: `json` (one object a line), `pretty` (readable lines), `auto` (pretty on a terminal, JSON otherwise). */
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
-/** The roles that log: the API, the worker, and `npm start`'s supervisor. */
-export type LogRole = 'api' | 'worker' | 'start';
+/** The roles that log: the API, the worker, `npm start`'s supervisor and `npm run cluster`'s. */
+export type LogRole = 'api' | 'worker' | 'start' | 'cluster';
 
 /** Structured logs on stdout, one logger per process role: JSON when piped, readable lines on a terminal. */
 export function createLogger(role: LogRole, level: string, format: LogFormat = 'auto'): Logger {

@@ -16,7 +16,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
 benches=("$@")
-if [ ${#benches[@]} -eq 0 ]; then benches=(foundation cancel throughput orphans pipeline artifacts); fi
+if [ ${#benches[@]} -eq 0 ]; then benches=(foundation cancel throughput orphans pipeline artifacts cluster); fi
+# The cluster bench runs `npm run cluster`'s topology: its Temporal server build and iproute2.
+if [[ " ${benches[*]} " == *' cluster '* ]]; then bash scripts/cluster-setup.sh; fi
 status=0
 for bench in "${benches[@]}"; do
   echo "=== bench/${bench}.ts ==="

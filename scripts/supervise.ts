@@ -16,21 +16,18 @@
  * and the stop goes in order. Logs: this process's and the parts' on stdout (readable lines on a
  * terminal, JSON when piped; HODEI_LOG_FORMAT), Temporal's in <data dir>/temporal.log.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, loadConfig, type Config } from '../domain/config.js';
 import { createLogger } from '../domain/logger.js';
+import { Part, type PartHost } from './part.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TEMPORAL_CLI = path.join(ROOT, '.tools/bin/temporal');
 const STOP_DEADLINE_MS = 10_000;
 const START_DEADLINE_MS = 180_000;
-const BACKOFF_FIRST_MS = 1000;
-const BACKOFF_MAX_MS = 30_000;
-/** A part that ran this long before dying is restarted after the first pause again. */
-const STABLE_MS = 60_000;
 const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 
 type PartName = 'temporal' | 'worker' | 'api';
@@ -62,74 +59,13 @@ const logger = createLogger('start', config.HODEI_LOG_LEVEL, config.HODEI_LOG_FO
 const temporalLog = path.join(dataDir, 'temporal.log');
 const [temporalHost, temporalPort] = splitAddress(config.TEMPORAL_ADDRESS);
 
-/** One supervised process: started again when it dies, unless the stack is stopping. */
-class Part {
-  child?: ChildProcess;
-  private startedAt = 0;
-  private backoffMs = BACKOFF_FIRST_MS;
-  private restartTimer?: NodeJS.Timeout;
-  private exited?: Promise<void>;
-
-  constructor(
-    readonly name: PartName,
-    private readonly launch: () => ChildProcess,
-  ) {}
-
-  get pid(): number | undefined {
-    return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
-  }
-
-  start(): void {
-    const child = this.launch();
-    this.child = child;
-    this.startedAt = Date.now();
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    child.once('error', (err) => logger.error({ part: this.name, err }, `${this.name} could not be started`));
-    child.once('exit', (code, signal) => this.onExit(child, code, signal));
-    logger.info({ part: this.name, childPid: child.pid }, `${this.name} started`);
-  }
-
-  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.child !== child || stopping) return;
-    if (!running) {
-      void fail(`${this.name} exited during start-up (${signal ?? `exit code ${code}`})`, this.name);
-      return;
-    }
-    if (Date.now() - this.startedAt >= STABLE_MS) this.backoffMs = BACKOFF_FIRST_MS;
-    const delayMs = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
-    logger.warn(
-      { part: this.name, childPid: child.pid, code, signal, restartInMs: delayMs },
-      `${this.name} exited unexpectedly: restarting it`,
-    );
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = undefined;
-      if (!stopping) this.start();
-    }, delayMs);
-  }
-
-  /** SIGTERM, SIGKILL after `deadlineMs`; resolves once it exited. */
-  async stop(deadlineMs: number): Promise<void> {
-    clearTimeout(this.restartTimer);
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => {
-      logger.warn(
-        { part: this.name, childPid: child.pid },
-        `${this.name} did not stop within ${deadlineMs / 1000} s: killing it`,
-      );
-      child.kill('SIGKILL');
-    }, deadlineMs);
-    await this.exited;
-    clearTimeout(killer);
-  }
-
-  kill(): void {
-    clearTimeout(this.restartTimer);
-    if (this.pid !== undefined) this.child!.kill('SIGKILL');
-  }
-}
+// Each part is restarted when it dies once start-up is done; during start-up its death stops everything.
+const partHost: PartHost = {
+  logger,
+  stopping: () => stopping,
+  running: () => running,
+  onStartupExit: (part, message) => void fail(message, part.name as PartName),
+};
 
 const node = (script: string) => () =>
   spawn(process.execPath, ['--import', 'tsx', script], {
@@ -141,34 +77,38 @@ const node = (script: string) => () =>
 
 /** Where this start's part of temporal.log begins (it is appended to across starts). */
 let temporalLogStart = 0;
-const temporal = new Part('temporal', () => {
-  const out = openSync(temporalLog, 'a', 0o600);
-  temporalLogStart = fstatSync(out).size;
-  // The one launcher of the dev server (its flags shared with the test stack); it execs the server.
-  const child = spawn(
-    'bash',
-    [
-      path.join(ROOT, 'scripts/temporal-dev.sh'),
-      '--ip',
-      temporalHost,
-      '--port',
-      temporalPort,
-      '--ui-port',
-      String(config.HODEI_TEMPORAL_UI_PORT),
-      '--db-filename',
-      path.join(dataDir, 'temporal.db'),
-      // The Web UI decodes payloads (encrypted in Temporal) with the API's codec endpoint.
-      ...(config.HODEI_CODEC_PORT === 'off'
-        ? []
-        : ['--ui-codec-endpoint', `http://127.0.0.1:${config.HODEI_CODEC_PORT}`]),
-    ],
-    { cwd: ROOT, env, stdio: ['ignore', out, out], detached: true },
-  );
-  closeSync(out);
-  return child;
-});
-const worker = new Part('worker', node('worker/main.ts'));
-const api = new Part('api', node('api/main.ts'));
+const temporal = new Part(
+  'temporal',
+  () => {
+    const out = openSync(temporalLog, 'a', 0o600);
+    temporalLogStart = fstatSync(out).size;
+    // The one launcher of the dev server (its flags shared with the test stack); it execs the server.
+    const child = spawn(
+      'bash',
+      [
+        path.join(ROOT, 'scripts/temporal-dev.sh'),
+        '--ip',
+        temporalHost,
+        '--port',
+        temporalPort,
+        '--ui-port',
+        String(config.HODEI_TEMPORAL_UI_PORT),
+        '--db-filename',
+        path.join(dataDir, 'temporal.db'),
+        // The Web UI decodes payloads (encrypted in Temporal) with the API's codec endpoint.
+        ...(config.HODEI_CODEC_PORT === 'off'
+          ? []
+          : ['--ui-codec-endpoint', `http://127.0.0.1:${config.HODEI_CODEC_PORT}`]),
+      ],
+      { cwd: ROOT, env, stdio: ['ignore', out, out], detached: true },
+    );
+    closeSync(out);
+    return child;
+  },
+  partHost,
+);
+const worker = new Part('worker', node('worker/main.ts'), partHost);
+const api = new Part('api', node('api/main.ts'), partHost);
 const parts = [temporal, worker, api];
 
 let running = false;

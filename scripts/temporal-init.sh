@@ -19,9 +19,15 @@ t operator cluster health >/dev/null
 
 if ! t operator namespace describe -n "$NAMESPACE" >/dev/null 2>&1; then
   t operator namespace create -n "$NAMESPACE" --retention "$((RETENTION_DAYS * 24))h" >/dev/null
+else
+  t operator namespace update -n "$NAMESPACE" --retention "$((RETENTION_DAYS * 24))h" >/dev/null
 fi
-t operator namespace update -n "$NAMESPACE" --retention "$((RETENTION_DAYS * 24))h" >/dev/null
 
+# A namespace just created reaches a full server's caches within seconds (the dev server's at once).
+for _ in $(seq 1 60); do
+  if t operator search-attribute list -n "$NAMESPACE" >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
 existing="$(t operator search-attribute list -n "$NAMESPACE")"
 for attr in HodeiState=Keyword HodeiLabels=KeywordList HodeiHost=Keyword HodeiPriority=Int; do
   name="${attr%%=*}"

@@ -23,6 +23,9 @@ fi
 bash scripts/postgres.sh
 # The S3 artifact store's tests run versitygw (S3 over a directory), built from its Go module, pinned.
 bash scripts/versitygw.sh
+# The cluster tier (test/cluster/) runs `npm run cluster`'s topology: iproute2 and the Temporal
+# server built once into .tools/ (scripts/cluster-setup.sh).
+bash scripts/cluster-setup.sh
 # API fuzzing (test/integration/openapi.test.ts) uses schemathesis from PyPI, pinned, in a venv of its own.
 SCHEMATHESIS_VERSION=4.32.5
 if [ "$(.tools/schemathesis/bin/st --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
