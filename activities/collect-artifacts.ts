@@ -156,7 +156,7 @@ function readArchive(
 }
 
 /** A `system` line in the job's log, once (a retried collection finds it there). */
-async function systemLine(logStore: LogStore, jobId: string, attempt: number, line: string): Promise<void> {
+export async function systemLine(logStore: LogStore, jobId: string, attempt: number, line: string): Promise<void> {
   const last = await logStore.lastSeq(jobId);
   const [previous] = last > 0 ? await logStore.read(jobId, { afterSeq: last - 1, limit: 1 }) : [];
   if (previous?.stream === 'system' && previous.line === line) return;

@@ -63,6 +63,7 @@ export async function createJobContainer(
       secrets: input.secrets ?? {},
       imageVolumes: await imageVolumes(docker, input.image),
       holdAfterScript: input.holdForArtifacts,
+      ...(input.inputs && input.inputs.length > 0 && { inputsVolume: true }),
     },
     options,
   );

@@ -26,6 +26,8 @@ export interface JobContainerRequest {
   imageVolumes: string[];
   /** Hold the container after the script for artifact collection (see script-hold.ts). */
   holdAfterScript?: boolean;
+  /** A pipeline step with needs: an anonymous volume at INPUTS_DIR takes their artifacts (step-inputs.ts). */
+  inputsVolume?: boolean;
 }
 
 /** How this worker makes job containers. */
@@ -93,12 +95,15 @@ export function engineLogConfig(logMaxBytes: number): Docker.HostConfig['LogConf
   };
 }
 
-/** An anonymous volume (no Source) at the script's directory, created empty, with the container's labels. */
-function scriptVolume(labels: Record<string, string>): Docker.MountSettings {
+/** The directory a pipeline step's inputs land in (activities/step-inputs.ts): inside the working directory. */
+export const INPUTS_DIR = `${WORK_DIR}/in`;
+
+/** An anonymous volume (no Source) at `target` (the script's directory), created empty, with the container's labels. */
+function scriptVolume(labels: Record<string, string>, target = SCRIPT_DIR): Docker.MountSettings {
   return {
     Type: 'volume',
     Source: '',
-    Target: SCRIPT_DIR,
+    Target: target,
     // The engine takes VolumeOptions' other fields as optional; @types/dockerode wants them all.
     VolumeOptions: { NoCopy: true, Labels: labels } as Docker.MountSettings['VolumeOptions'],
   };
@@ -157,7 +162,10 @@ export function jobContainerSpec(
       // the image's files), owned by root and 0755: the job's user can read, never write it.
       // Removed with the container (`v: true`); labelled like it, so one left behind (a container
       // removed without `v`) can be told apart.
-      Mounts: [scriptVolume(labels)],
+      // A pipeline step's inputs: the same kind of volume, nested in the /work tmpfs (the engine
+      // mounts the shallower path first), filled before the start; on the engine's disk, bounded
+      // by the needed jobs' artifacts, and removed like the script's.
+      Mounts: request.inputsVolume ? [scriptVolume(labels), scriptVolume(labels, INPUTS_DIR)] : [scriptVolume(labels)],
       LogConfig: engineLogConfig(options.logMaxBytes),
       AutoRemove: false,
     },

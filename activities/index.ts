@@ -15,7 +15,8 @@ import { runScriptInContainer } from './run-script.js';
 import { scriptArchive } from './script-archive.js';
 import type { ArtifactStore } from '../artifact-store/artifact-store.js';
 import type { ArtifactsSummary, JobUsage } from '../domain/artifacts.js';
-import { collectFromContainer } from './collect-artifacts.js';
+import { collectFromContainer, systemLine } from './collect-artifacts.js';
+import { inputsUnavailable, placeStepInputs } from './step-inputs.js';
 import { stopHeldScript } from './container-exec.js';
 import { UsageSampler } from './usage-sampler.js';
 import type {
@@ -95,6 +96,19 @@ export function createActivities(deps: ActivityDeps) {
     return cores;
   };
 
+  /** A pipeline step's inputs into its created container; a failure that is final gets a system line. */
+  const provideInputs = async (container: Docker.Container, input: ProvisionInput): Promise<void> => {
+    if (!deps.artifactStore) throw inputsUnavailable('this worker has no artifact store for the step inputs');
+    try {
+      await placeStepInputs(container, deps.artifactStore, input.inputs ?? []);
+    } catch (err) {
+      if (err instanceof ApplicationFailure) {
+        await systemLine(logStore, input.jobId, input.attempt, `[hodei] step inputs not placed: ${err.message}`);
+      }
+      throw err;
+    }
+  };
+
   return {
     /**
      * Creates the job's container (not started) with the script inside. The provisioning worker
@@ -135,6 +149,7 @@ export function createActivities(deps: ActivityDeps) {
           }
         }
         await created.putArchive(await scriptArchive(input.script), { path: SCRIPT_DIR });
+        if (input.inputs && input.inputs.length > 0) await provideInputs(created, input);
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
         log.info('container provisioned', { jobId: input.jobId, containerId: created.id, host: host.id });
         return { containerId: created.id, host: host.id, hostTaskQueue: host.taskQueue, ...hold };

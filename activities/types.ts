@@ -3,7 +3,7 @@
  * imports them (`import type`) with `Activities`, and never the implementations.
  */
 import type { ArtifactsInput, JobUsage } from '../domain/artifacts.js';
-import type { JobResources } from '../domain/job-spec.js';
+import type { JobInputRef, JobResources } from '../domain/job-spec.js';
 
 /** Input of `provisionContainer`. */
 export interface ProvisionInput {
@@ -18,6 +18,8 @@ export interface ProvisionInput {
   resources: JobResources;
   /** The job declares artifacts: its container holds after the script for their collection. */
   holdForArtifacts?: boolean;
+  /** A pipeline step's needs, whose artifacts land under /work/in/<step>/ (activities/step-inputs.ts). */
+  inputs?: JobInputRef[];
 }
 
 /** What `provisionContainer` returns: the container it created, and where its remaining activities must run. */

@@ -244,7 +244,7 @@ export interface JobInput {
   artifacts?: ArtifactsInput;
   /**
    * A pipeline step's needs: the jobs of the steps it needs, whose artifacts are placed under
-   * `in/<step>/` in its working directory by the artifacts hand-off. Absent outside pipelines.
+   * `in/<step>/` in its working directory before its script starts. Absent outside pipelines.
    */
   inputs?: JobInputRef[];
 }
@@ -253,6 +253,11 @@ export interface JobInput {
 export interface JobInputRef {
   step: string;
   jobId: string;
+  /**
+   * The needed step's job declares artifacts: its manifest must be in the store when this step
+   * starts (else the step fails). Without it the step gets an empty `in/<step>/`.
+   */
+  artifacts?: boolean;
 }
 
 /** Default job name: the script's first meaningful line, shortened. */

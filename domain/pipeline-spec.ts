@@ -140,6 +140,7 @@ export function resolvePipelineInput(
 ): { input: PipelineInput } | { issues: SpecIssue[] } {
   const issues: SpecIssue[] = [];
   const steps: PipelineStepInput[] = [];
+  const declaresArtifacts = new Set(spec.steps.filter((s) => s.job.artifacts !== undefined).map((s) => s.name));
   spec.steps.forEach((step, i) => {
     const at = (path: string, message: string) =>
       issues.push({ path: `steps.${i}.job.${path}`, message: `step "${step.name}": ${message}` });
@@ -163,9 +164,13 @@ export function resolvePipelineInput(
       return;
     }
     const job: JobInput = { ...resolved.input };
-    // The seam for the artifacts hand-off: the jobs whose artifacts go under in/<step>/.
+    // The jobs whose artifacts go under in/<step>/ (activities/step-inputs.ts).
     if (step.needs.length > 0)
-      job.inputs = step.needs.map((need) => ({ step: need, jobId: stepJobId(pipelineId, need) }));
+      job.inputs = step.needs.map((need) => ({
+        step: need,
+        jobId: stepJobId(pipelineId, need),
+        ...(declaresArtifacts.has(need) && { artifacts: true }),
+      }));
     steps.push({ name: step.name, needs: step.needs, allowFailure: step.allowFailure, job });
   });
   if (issues.length > 0) return { issues };

@@ -211,6 +211,9 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
     script: input.script,
     // Only jobs that declare artifacts: the others' provisioning input stays as it was.
     ...(input.artifacts && { holdForArtifacts: true }),
+    // Only pipeline steps with needs (their artifacts under /work/in/<step>/); activity input is
+    // not part of Temporal's determinism check, so recorded histories replay unchanged.
+    ...(input.inputs && { inputs: input.inputs }),
     env: input.env,
     // Absent for jobs submitted before secrets existed: then the command is what it was, so their
     // histories replay unchanged (and activity input is not part of Temporal's determinism check).

@@ -52,20 +52,66 @@ const waitForPipelineEnd = (id: string, timeoutMs = 90_000) =>
     { timeoutMs, intervalMs: 200 },
   );
 
+async function artifactsOf(
+  jobId: string,
+): Promise<Array<{ path: string; size: number; sha256: string; mode: number }>> {
+  const res = await api(`/jobs/${jobId}/artifacts`);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { artifacts: Array<{ path: string; size: number; sha256: string; mode: number }> })
+    .artifacts;
+}
+
 const states = (p: PipelineView) => Object.fromEntries(p.steps.map((s) => [s.name, s.state]));
 const ms = (iso: string | undefined) => Date.parse(iso!);
 
 describe('pipelines: a DAG of steps, each a real job', () => {
-  it('diamond: build → test-a ∥ test-b → package, each a labelled job, the tests overlapping', async () => {
+  it('diamond: build → test-a ∥ test-b → package, each a labelled job, the tests overlapping, artifacts handed on', async () => {
     const suite = randomUUID();
+    // Each test checks what build made (its sha256, a mode kept) and keeps a report of its own.
+    const testScript = (x: string) =>
+      [
+        'set -e',
+        `echo "${x} sees: $(ls in)"`,
+        `echo "${x} app.bin sha256 $(sha256sum in/build/out/app.bin | cut -d' ' -f1)"`,
+        `echo "${x} version $(cat in/build/out/version.txt)"`,
+        'in/build/out/run.sh',
+        'sleep 2',
+        `mkdir -p report && echo "${x} passed" > report/${x}.txt`,
+        `echo ${x} ok`,
+      ].join('\n');
     const p = await submitPipeline({
       name: 'diamond',
       labels: { suite },
       steps: [
-        { name: 'package', needs: ['test-a', 'test-b'], job: { script: 'echo packaged' } },
-        { name: 'build', job: { script: 'echo built' } },
-        { name: 'test-a', needs: ['build'], job: { script: 'sleep 2; echo a ok' } },
-        { name: 'test-b', needs: ['build'], job: { script: 'sleep 2; echo b ok' } },
+        {
+          name: 'package',
+          needs: ['test-a', 'test-b'],
+          job: {
+            script: [
+              'set -e',
+              'echo "package sees: $(ls in)"',
+              'test ! -e in/build && echo "no in/build"',
+              'cat in/test-a/report/test-a.txt in/test-b/report/test-b.txt',
+              'echo packaged',
+            ].join('\n'),
+          },
+        },
+        {
+          name: 'build',
+          job: {
+            script: [
+              'set -e',
+              'mkdir -p out',
+              'head -c 262144 /dev/urandom > out/app.bin',
+              'echo 1.2.3 > out/version.txt',
+              "printf '#!/bin/sh\\necho run.sh ran\\n' > out/run.sh && chmod 700 out/run.sh",
+              `echo "build app.bin sha256 $(sha256sum out/app.bin | cut -d' ' -f1)"`,
+            ].join('\n'),
+            artifacts: { paths: ['out/**'] },
+          },
+        },
+        { name: 'test-a', needs: ['build'], job: { script: testScript('test-a'), artifacts: { paths: ['report/*'] } } },
+        { name: 'test-b', needs: ['build'], job: { script: testScript('test-b'), artifacts: { paths: ['report/*'] } } },
       ],
     });
     expect(p).toMatchObject({ name: 'diamond', state: 'QUEUED', labels: { suite } });
@@ -92,7 +138,31 @@ describe('pipelines: a DAG of steps, each a real job', () => {
     expect(ms(a.startedAt)).toBeLessThan(ms(b.finishedAt));
     expect(ms(b.startedAt)).toBeLessThan(ms(a.finishedAt));
     expect(ms(pack.startedAt)).toBeGreaterThanOrEqual(Math.max(ms(a.finishedAt), ms(b.finishedAt)));
-    expect(await logs(a.id)).toContain('a ok');
+    expect(await logs(a.id)).toContain('test-a ok');
+
+    // Artifacts reached each dependant under in/<step>/, and only those of its direct needs.
+    const built = (await logs(build.id)).match(/build app\.bin sha256 ([0-9a-f]{64})/)?.[1];
+    expect(built).toBeDefined();
+    const buildArtifacts = await artifactsOf(build.id);
+    expect(buildArtifacts.map((f) => [f.path, f.size, f.mode])).toEqual([
+      ['out/app.bin', 262144, 0o644],
+      ['out/run.sh', '#!/bin/sh\necho run.sh ran\n'.length, 0o700],
+      ['out/version.txt', 6, 0o644],
+    ]);
+    expect(buildArtifacts[0]!.sha256).toBe(built);
+    for (const x of ['test-a', 'test-b']) {
+      const text = await logs(jobs[x]!.id);
+      expect(text).toContain(`${x} sees: build`);
+      expect(text).toContain(`${x} app.bin sha256 ${built}`);
+      expect(text).toContain(`${x} version 1.2.3`);
+      expect(text).toContain('run.sh ran');
+      expect((await artifactsOf(jobs[x]!.id)).map((f) => f.path)).toEqual([`report/${x}.txt`]);
+    }
+    const packaged = await logs(pack.id);
+    expect(packaged).toContain('package sees: test-a\ntest-b');
+    expect(packaged).toContain('no in/build');
+    expect(packaged).toContain('test-a passed');
+    expect(packaged).toContain('test-b passed');
 
     expect(done.criticalPath.steps).toHaveLength(3);
     expect(done.criticalPath.steps[0]).toBe('build');
@@ -110,6 +180,38 @@ describe('pipelines: a DAG of steps, each a real job', () => {
     expect(stepJobs.jobs.map((j) => j.id).sort()).toEqual(done.steps.map((s) => s.jobId).sort());
     expect((await api(`/jobs/${p.id}`)).status).toBe(404);
     expect((await api(`/pipelines/${build.id}`)).status).toBe(404);
+  });
+
+  it('a need that declares no artifacts hands on an empty in/<step>/; one whose artifacts the store lacks fails the step', async () => {
+    const p = await submitPipeline({
+      steps: [
+        { name: 'plain', job: { script: 'echo plain' } },
+        // Declares artifacts but keeps none (it succeeds): the store holds no manifest of it.
+        { name: 'kept-none', job: { script: 'touch x', artifacts: { paths: ['x'], when: 'on_failure' } } },
+        {
+          name: 'uses-plain',
+          needs: ['plain'],
+          job: { script: 'test -d in/plain && echo "in/plain: [$(ls -A in/plain)]"' },
+        },
+        { name: 'uses-none', needs: ['kept-none'], job: { script: 'echo never' } },
+      ],
+    });
+    const done = await waitForPipelineEnd(p.id);
+    expect(states(done)).toEqual({
+      plain: 'SUCCEEDED',
+      'kept-none': 'SUCCEEDED',
+      'uses-plain': 'SUCCEEDED',
+      'uses-none': 'FAILED',
+    });
+    expect(await logs(stepJobId(p.id, 'uses-plain'))).toContain('in/plain: []');
+    const failed = await getJob(stepJobId(p.id, 'uses-none'));
+    expect(failed.reason).toContain(
+      `in/kept-none/: the artifact store holds no artifacts of job ${stepJobId(p.id, 'kept-none')}`,
+    );
+    const text = await logs(failed.id);
+    expect(text).toContain('[hodei] step inputs not placed: in/kept-none/');
+    expect(text).not.toContain('never');
+    expect(await waitForNoContainer(failed.id, 10_000)).toBeGreaterThanOrEqual(0);
   });
 
   it('failFast: a failed step cancels the running branch (its container gone) and skips the rest', async () => {

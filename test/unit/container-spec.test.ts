@@ -117,6 +117,14 @@ describe('jobContainerSpec', () => {
     ]);
   });
 
+  it('gives a pipeline step with needs a second labelled volume, at /work/in, for its inputs', () => {
+    const plain = jobContainerSpec(request(), options).HostConfig?.Mounts ?? [];
+    const step = jobContainerSpec(request({ inputsVolume: true }), options).HostConfig?.Mounts ?? [];
+    expect(plain.map((m) => m.Target)).toEqual([SCRIPT_DIR]);
+    expect(step.map((m) => m.Target)).toEqual([SCRIPT_DIR, `${WORK_DIR}/in`]);
+    expect(step[1]).toEqual({ ...step[0], Target: `${WORK_DIR}/in` });
+  });
+
   it('labels the container with the installation, the job and the attempt, and the secrets by name only', () => {
     const plain = jobContainerSpec(request(), options);
     expect(plain.Labels).toEqual({

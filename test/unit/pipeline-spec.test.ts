@@ -87,6 +87,22 @@ describe('resolvePipelineInput', () => {
     expect(test!.job.timeoutSeconds).toBe(3600);
   });
 
+  it('marks the needs whose jobs declare artifacts (their manifest must be there when the step starts)', () => {
+    const spec = PipelineSpecSchema.parse({
+      steps: [
+        { name: 'build', job: { script: 'make', artifacts: { paths: ['out/**'] } } },
+        { name: 'lint', job: { script: 'make lint' } },
+        { name: 'test', needs: ['build', 'lint'], job: { script: 'make test' } },
+      ],
+    });
+    const resolved = resolvePipelineInput(spec, 'p1', config);
+    if (!('input' in resolved)) throw new Error(JSON.stringify(resolved.issues));
+    expect(resolved.input.steps[2]!.job.inputs).toEqual([
+      { step: 'build', jobId: stepJobId('p1', 'build'), artifacts: true },
+      { step: 'lint', jobId: stepJobId('p1', 'lint') },
+    ]);
+  });
+
   it("names the step and field of an operator's limit", () => {
     const spec = PipelineSpecSchema.parse({
       steps: [
