@@ -381,7 +381,8 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
 
   /** Runs `launch` again while the port it needs is still held (the old process's socket lingering). */
   const onOwnedPorts = async (launch: (by: number) => Promise<void>, component: Component) => {
-    const by = Date.now() + 60_000;
+    // Generous: a worker bundles its workflow code before it listens, over a minute on a loaded machine.
+    const by = Date.now() + 180_000;
     for (;;) {
       try {
         return await launch(by);
