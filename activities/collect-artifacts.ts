@@ -12,7 +12,7 @@ import { extract, type Header } from 'tar-stream';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { artifactMatcher, safeArtifactPath, type ArtifactEntry, type ArtifactsSummary } from '../domain/artifacts.js';
-import { SMALL_BLOB_BYTES, type ArtifactStore } from '../artifact-store/artifact-store.js';
+import { SMALL_BLOB_BYTES, STREAM_CHUNK_BYTES, type ArtifactStore } from '../artifact-store/artifact-store.js';
 import type { LogStore } from '../log-store/log-store.js';
 import { WORK_DIR } from './container-spec.js';
 import { execInContainer } from './container-exec.js';
@@ -132,7 +132,7 @@ function readArchive(
     const tar = extract();
     tar.on('entry', (header, body, next) => {
       // tar-stream's entries are streamx streams: a Node stream over them, back-pressure kept.
-      onEntry(header, () => Readable.from(body)).then(
+      onEntry(header, () => Readable.from(body, { objectMode: false, highWaterMark: STREAM_CHUNK_BYTES })).then(
         (consumed) => {
           if (consumed) next();
           else {

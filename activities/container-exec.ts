@@ -21,6 +21,11 @@ class Demux extends Transform {
   private type = 0;
   stderr: Buffer = Buffer.alloc(0);
 
+  constructor() {
+    // Room for a few of the engine's frames: the socket keeps flowing while the reader works.
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     let buf = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     this.pending = Buffer.alloc(0);

@@ -40,6 +40,13 @@ export interface ArtifactStore {
   close(): Promise<void>;
 }
 
+/**
+ * Buffer size of each stage a large blob streams through (demux, tar parse, hash, file or upload):
+ * big enough that the stages hand over few large chunks and the file's writes batch (Node's
+ * defaults of 16 KiB made a 500 MB collection many small steps), small enough to stay bounded.
+ */
+export const STREAM_CHUNK_BYTES = 1024 * 1024;
+
 /** Largest blob the collector reads into memory for `putSmallBlob`. */
 export const SMALL_BLOB_BYTES = 256 * 1024;
 

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ArtifactManifest } from '../domain/artifacts.js';
-import { isSha256, type ArtifactStore, type ByteRange, type StoredBlob } from './artifact-store.js';
+import { isSha256, STREAM_CHUNK_BYTES, type ArtifactStore, type ByteRange, type StoredBlob } from './artifact-store.js';
 
 const MANIFEST = 'manifest.json';
 
@@ -14,6 +14,9 @@ const MANIFEST = 'manifest.json';
 export class Hashing extends Transform {
   private readonly hash = createHash('sha256');
   size = 0;
+  constructor() {
+    super({ highWaterMark: STREAM_CHUNK_BYTES });
+  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null, data?: Buffer) => void): void {
     this.hash.update(chunk);
     this.size += chunk.length;
@@ -64,7 +67,7 @@ export class DataDirArtifactStore implements ArtifactStore {
       // Not flushed one by one (a collection of 100,000 small files would wait on as many disk
       // syncs): the rename makes each blob whole or absent to any reader, and the manifest,
       // written last, is flushed.
-      await pipeline(body, hashing, createWriteStream(temp, { mode: 0o600 }));
+      await pipeline(body, hashing, createWriteStream(temp, { mode: 0o600, highWaterMark: STREAM_CHUNK_BYTES }));
       const sha256 = hashing.digest();
       await rename(temp, path.join(blobs, sha256));
       return { sha256, size: hashing.size };

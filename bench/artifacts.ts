@@ -41,6 +41,13 @@ const SCRIPT = `mkdir -p out && for i in $(seq 1 ${FILES}); do head -c ${FILE_MB
 let stack: RunningStack | undefined;
 const runId = randomUUID();
 
+/** The worker's total collection time so far (`hodei_job_artifact_collection_seconds_sum`), ms. */
+async function collectionMs(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  const sum = /^hodei_job_artifact_collection_seconds_sum(?:\{[^}]*\})? (\S+)$/m.exec(text);
+  return sum ? Number(sum[1]) * 1000 : 0;
+}
+
 async function rss(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
@@ -124,6 +131,7 @@ async function main(): Promise<void> {
   const platform: number[] = [];
   const baseline: number[] = [];
   const cp: number[] = [];
+  const collection: number[] = [];
   let peakRss = idleRss;
   for (let i = 0; i < RUNS; i += 1) {
     progress(`round ${i + 1}/${RUNS}`);
@@ -131,7 +139,16 @@ async function main(): Promise<void> {
     const b = await baselineRun();
     baseline.push(b.ms);
     cp.push(b.cpMs);
+    const collectedBefore = await collectionMs(stack.info.workerMetricsUrl);
     const p = await platformRun(api, stack.info.apiToken, workerPid);
+    // Recorded once the collect activity returns, a moment after the manifest is listed.
+    await pollUntil(
+      'the collection metric',
+      async () => (await collectionMs(stack!.info.workerMetricsUrl)) > collectedBefore,
+      20,
+      60_000,
+    );
+    collection.push((await collectionMs(stack.info.workerMetricsUrl)) - collectedBefore);
     platform.push(p.ms);
     peakRss = Math.max(peakRss, p.peakRss);
   }
@@ -139,6 +156,7 @@ async function main(): Promise<void> {
   const rows = {
     'platform: submit → 5 artifacts listed': summarize(platform),
     'baseline: bare run + docker cp': summarize(baseline),
+    'platform: collection alone (metric)': summarize(collection),
     'baseline: docker cp alone': summarize(cp),
   };
   printTable(`Artifacts: ${FILES} × ${FILE_MB} MB (${RUNS} rounds)`, rows);
@@ -152,7 +170,7 @@ async function main(): Promise<void> {
     environment: await environment(),
     runs: RUNS,
     rows,
-    samples: { platform, baseline, cp },
+    samples: { platform, baseline, cp, collection },
     ratio,
     rss: { idle: idleRss, peak: peakRss, growthMiB },
   });

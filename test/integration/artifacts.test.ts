@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { extract } from 'tar-stream';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +17,7 @@ import {
   waitForEnd,
   waitForState,
 } from '../support/api-client.js';
+import { hodei } from '../support/cli.js';
 
 type Artifact = { path: string; size: number; sha256: string; mode: number };
 type ArtifactList = { artifacts: Artifact[]; truncated: boolean };
@@ -278,6 +281,71 @@ describe.concurrent('artifacts (real Docker, real Temporal, data-dir store)', ()
     console.log(`worker RSS: ${Math.round(before / 2 ** 20)} MiB before, ${Math.round(peak / 2 ** 20)} MiB peak`);
     expect(peak - before).toBeLessThan(400 * 1024 * 1024);
   }, 600_000);
+
+  it('through the hodei CLI: submit --artifact collects, artifacts ls lists, get writes the bytes', async () => {
+    const script = [
+      'mkdir -p out/sub',
+      'head -c 300000 /dev/urandom > out/sub/data.bin',
+      'echo "cli report" > out/report.txt',
+      'echo "not wanted" > other.log',
+      'sha256sum out/sub/data.bin out/report.txt',
+    ].join('\n');
+    const submitted = await hodei(['submit', '--follow', '--artifact', 'out/**', '-'], { stdin: script });
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const id = /^job (\S+)$/m.exec(submitted.stderr)![1]!;
+    const printed = printedDigests(submitted.stdout);
+    expect(Object.keys(printed).sort()).toEqual(['out/report.txt', 'out/sub/data.bin']);
+
+    // ls: size, sha256, path per line, sorted by path; nothing outside the glob.
+    const ls = await hodei(['artifacts', 'ls', id]);
+    expect(ls.code, ls.stderr).toBe(0);
+    const rows = ls.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/));
+    expect(rows).toEqual([
+      ['11', printed['out/report.txt'], 'out/report.txt'],
+      ['300000', printed['out/sub/data.bin'], 'out/sub/data.bin'],
+    ]);
+
+    const dir = await mkdtemp(path.join(tmpdir(), 'hodei-cli-artifacts-'));
+    try {
+      // get of one path: exactly its bytes, at its path under -o DIR.
+      const one = path.join(dir, 'one');
+      const got = await hodei(['artifacts', 'get', id, 'out/sub/data.bin', '-o', one]);
+      expect(got.code, got.stderr).toBe(0);
+      expect(await readdir(one, { recursive: true })).toEqual(expect.arrayContaining(['out/sub/data.bin']));
+      const bytes = await readFile(path.join(one, 'out/sub/data.bin'));
+      expect(bytes.length).toBe(300000);
+      expect(sha(bytes)).toBe(printed['out/sub/data.bin']);
+      expect((await readdir(one, { recursive: true })).sort()).toEqual(['out', 'out/sub', 'out/sub/data.bin']);
+
+      // get of all: the tree recreated, from the working directory by default.
+      const all = path.join(dir, 'all');
+      const gotAll = await hodei(['artifacts', 'get', id, '-o', all]);
+      expect(gotAll.code, gotAll.stderr).toBe(0);
+      expect((await readdir(all, { recursive: true })).sort()).toEqual([
+        'out',
+        'out/report.txt',
+        'out/sub',
+        'out/sub/data.bin',
+      ]);
+      expect(await readFile(path.join(all, 'out/report.txt'), 'utf8')).toBe('cli report\n');
+      expect(sha(await readFile(path.join(all, 'out/sub/data.bin')))).toBe(printed['out/sub/data.bin']);
+
+      // A path the job does not have: a non-zero exit naming it, nothing written.
+      const missing = await hodei(['artifacts', 'get', id, 'out/nope.bin', '-o', path.join(dir, 'missing')]);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr).toContain(`job ${id} has no artifact out/nope.bin`);
+      expect(await readdir(dir)).toEqual(expect.not.arrayContaining(['missing']));
+      // A job that does not exist: non-zero too.
+      const noJob = await hodei(['artifacts', 'ls', 'no-such-job']);
+      expect(noJob.code).not.toBe(0);
+      expect(noJob.stderr).toMatch(/^hodei: /);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it('reports usage of a job without artifacts (sampled by the engine)', async () => {
     const job = await submit({

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -178,6 +179,54 @@ describe('the web page', () => {
     // The state filter narrows it further.
     await page.goto(`${stack().apiUrl}/#/?state=FAILED&label=${encodeURIComponent(`suite:${SUITE}`)}`);
     await page.getByText('No job matches these filters.').waitFor();
+    await context.close();
+  });
+
+  it("lists a job's artifacts with their sizes and working downloads, and shows its usage", async () => {
+    const job = await submit({
+      labels: { suite: SUITE },
+      script: [
+        'mkdir -p out',
+        'head -c 150000 /dev/urandom > out/data.bin',
+        'echo "page report" > report.txt',
+        'sha256sum out/data.bin report.txt',
+      ].join('\n'),
+      artifacts: { paths: ['out/*', 'report.txt'] },
+    });
+    const done = await waitForEnd(job.id);
+    expect(done.state).toBe('SUCCEEDED');
+    const { context, page } = await open(`#/jobs/${job.id}`);
+    await stateBadge(page, 'SUCCEEDED').waitFor();
+    const items = page.locator('section[aria-label="Artifacts"] li');
+    await items.nth(1).waitFor();
+    expect(await items.allTextContents()).toEqual(['out/data.bin 146.5 KiB', 'report.txt 12 B']);
+    const printed = Object.fromEntries(
+      [...(await page.locator('.ln').allTextContents()).join('\n').matchAll(/([0-9a-f]{64}) {2}(\S+)/g)].map((m) => [
+        m[2],
+        m[1],
+      ]),
+    );
+    // Each download: the file's bytes under its name (the button fetches with the token).
+    for (const [name, file, size] of [
+      ['out/data.bin', 'data.bin', 150000],
+      ['report.txt', 'report.txt', 12],
+    ] as const) {
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name, exact: true }).click(),
+      ]);
+      expect(download.suggestedFilename()).toBe(file);
+      const bytes = await readFile((await download.path())!);
+      expect(bytes.length).toBe(size);
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(printed[name]);
+    }
+    const usage = page.locator('.details dt', { hasText: 'Usage' }).locator('xpath=following-sibling::dd[1]');
+    const shown = /^(\d+\.\d\d) s CPU · (\d+\.\d) (KiB|MiB|GiB) peak memory$/.exec((await usage.textContent()) ?? '');
+    expect(shown, (await usage.textContent()) ?? '').not.toBeNull();
+    expect(shown![1]).toBe(done.usage!.cpuSeconds.toFixed(2));
+    const unit = 1024 ** (['KiB', 'MiB', 'GiB'].indexOf(shown![3]!) + 1);
+    expect(Number(shown![2])).toBeCloseTo(done.usage!.maxMemoryBytes / unit, 0);
+    expect(done.usage!.maxMemoryBytes).toBeGreaterThan(0);
     await context.close();
   });
 
