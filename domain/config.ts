@@ -223,6 +223,12 @@ const ConfigSchema = z.object({
     .enum(['true', 'false'])
     .default('true')
     .transform((value) => value === 'true'),
+  /**
+   * How often a running job's run activity heartbeats, ms. A cancel reaches the job with the next
+   * heartbeat's answer, so this is about how long a cancel waits; each heartbeat is a write to the
+   * job's state in Temporal (the CPU of a short job's run is mostly such writes).
+   */
+  HODEI_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(20).max(2000).default(250),
 });
 
 export type Config = Omit<

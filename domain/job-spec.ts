@@ -247,6 +247,12 @@ export interface JobInput {
    * `in/<step>/` in its working directory before its script starts. Absent outside pipelines.
    */
   inputs?: JobInputRef[];
+  /**
+   * The workflow records the job's host in the same search-attribute upsert as its RUNNING state
+   * (one command and one visibility write fewer per attempt). Set by every start of a job
+   * (`jobStartOptions`); absent for jobs started before, whose histories replay unchanged.
+   */
+  hostWithState?: true;
 }
 
 /** A job whose output a pipeline step receives: the step's name and its job's id. */

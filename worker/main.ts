@@ -64,6 +64,7 @@ const activities = createActivities({
   instanceId: config.HODEI_INSTANCE_ID,
   provisionDeadlineMs: config.HODEI_PROVISION_DEADLINE_SECONDS * 1000,
   logMaxBytes: config.HODEI_LOG_MAX_BYTES,
+  heartbeatIntervalMs: config.HODEI_HEARTBEAT_INTERVAL_MS,
   // The API's limits, checked again on every job (a workflow may be started on Temporal directly).
   limits: config,
   seccompProfile: loadSeccompProfile(),

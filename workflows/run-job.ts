@@ -112,9 +112,11 @@ async function collectAttempt(
   }
 }
 
-function setState(state: JobState, facts: Partial<JobMemo> = {}): void {
+function setState(state: JobState, facts: Partial<JobMemo> = {}, host?: string): void {
   upsertMemo(memoForState(state, facts));
-  upsertSearchAttributes([stateAttribute(state)]);
+  upsertSearchAttributes(
+    host === undefined ? [stateAttribute(state)] : [stateAttribute(state), { key: HOST_KEY, value: host }],
+  );
 }
 
 /** The run failed because its host went away (or its container with it), not the script. */
@@ -220,7 +222,8 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
     secrets: input.secrets,
     resources: input.resources,
   });
-  upsertSearchAttributes([{ key: HOST_KEY, value: container.host }]);
+  // Jobs started before `hostWithState` upsert their host alone here, as their histories recorded.
+  if (!input.hostWithState) upsertSearchAttributes([{ key: HOST_KEY, value: container.host }]);
   const { runScript, removeContainer, collectArtifacts, stopHeldScript } = hostActivities(container, input);
   // A job that declares artifacts keeps its container after the script for their collection.
   const holding = input.artifacts !== undefined && container.holding === true;
@@ -229,8 +232,15 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
   let removed = false;
   try {
     // Cancelled while the container was being created: it is removed below, never started.
-    if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
-    setState('RUNNING', { host: container.host, containerId: container.containerId, attempt, reason: undefined });
+    if (CancellationScope.current().consideredCancelled) {
+      if (input.hostWithState) upsertSearchAttributes([{ key: HOST_KEY, value: container.host }]);
+      await CancellationScope.current().cancelRequested;
+    }
+    setState(
+      'RUNNING',
+      { host: container.host, containerId: container.containerId, attempt, reason: undefined },
+      input.hostWithState ? container.host : undefined,
+    );
     const outcome = await runWithDeadline(
       input,
       () =>

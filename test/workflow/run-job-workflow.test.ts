@@ -7,6 +7,7 @@ import { Context } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../../domain/job-failures.js';
+import { HOST_KEY, STATE_KEY } from '../../domain/job-state.js';
 import {
   NO_ARTIFACT_ACTIVITIES,
   startWorkflowTestEnv,
@@ -113,6 +114,36 @@ describe('runJob workflow', () => {
       (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
     );
     expect(activityTypes).toEqual(['provisionContainer', 'runScript']);
+  });
+
+  it('records the host with the RUNNING state in one upsert (hostWithState); older inputs upsert it alone', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    const { activities } = mockActivities(taskQueue, async () => ({ ...outcome(0), removed: true }));
+    const ids = { merged: randomUUID(), old: randomUUID() };
+    await withWorker(activities, taskQueue, () =>
+      Promise.all([
+        env.client.workflow.execute('runJob', {
+          workflowId: ids.merged,
+          taskQueue,
+          args: [{ ...input, hostWithState: true }],
+        }),
+        env.client.workflow.execute('runJob', { workflowId: ids.old, taskQueue, args: [input] }),
+      ]),
+    );
+    const upserts = async (workflowId: string) => {
+      const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+      return history.events!.flatMap((e) => {
+        const fields = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
+        return fields ? [Object.keys(fields).sort().join('+')] : [];
+      });
+    };
+    expect(await upserts(ids.merged)).toEqual(['HodeiHost+HodeiState', 'HodeiState']);
+    expect(await upserts(ids.old)).toEqual(['HodeiHost', 'HodeiState', 'HodeiState']);
+    for (const id of Object.values(ids)) {
+      const { typedSearchAttributes } = await env.client.workflow.getHandle(id).describe();
+      expect(typedSearchAttributes.get(HOST_KEY)).toBe('test-host');
+      expect(typedSearchAttributes.get(STATE_KEY)).toBe('SUCCEEDED');
+    }
   });
 
   it('fails with ScriptFailed on a non-zero exit code, still removing the container', async () => {
