@@ -17,6 +17,7 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
+import path from 'node:path';
 import { createParser } from 'eventsource-parser';
 import { startPostgres, type PostgresServer } from '../test/support/postgres.js';
 import { startStack, type RunningStack } from '../test/support/stack.js';
@@ -213,7 +214,13 @@ function stackEnv(extra: Record<string, string> = {}): Record<string, string> {
     HODEI_LOG_LEVEL: 'warn',
     ...extra,
   };
-  if (CPU_PROF) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${CPU_PROF}`.trim();
+  // NODE_OPTIONS refuses --cpu-prof: a preload does what it does.
+  if (CPU_PROF)
+    Object.assign(env, {
+      NODE_OPTIONS:
+        `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(import.meta.dirname, 'cpu-profile.mjs')}`.trim(),
+      HODEI_CPU_PROFILE_DIR: CPU_PROF,
+    });
   return env;
 }
 
