@@ -6,6 +6,7 @@ import { JOB_STATES } from '../domain/job-state.js';
 import type { LogStore } from '../log-store/log-store.js';
 import { LogTails, type LogTailsOptions } from '../log-store/log-tail.js';
 import { errorResponse } from './errors.js';
+import { sseLineEvents } from './sse-lines.js';
 import { decimalInt } from './params.js';
 import { describeJob, JobIdParams } from './job-view.js';
 import { createRouter, findJob } from './router.js';
@@ -43,8 +44,6 @@ export const LogEventSchema = z.object({
   line: z.string(),
   attempt: z.number().int(),
 });
-
-type LogEvent = z.infer<typeof LogEventSchema>;
 
 /** A seq: 0 (before the first line) or a line's. */
 const Seq = () => decimalInt(0, Number.MAX_SAFE_INTEGER);
@@ -194,9 +193,7 @@ export function logsApp({ client, logStore, config, tail, onError, shutdown }: L
         if ('lines' in event) {
           // One write per batch of lines rather than per line (a 50 MB log is half a million
           // events). Same framing as writeSSE: JSON data holds no line breaks, ids are numbers.
-          await sse.write(
-            event.lines.map((l) => `data: ${JSON.stringify(l satisfies LogEvent)}\nid: ${l.seq}\n\n`).join(''),
-          );
+          await sse.write(sseLineEvents(event.lines));
         } else if ('idle' in event) {
           await sse.write(': keep-alive\n\n');
         } else {

@@ -36,17 +36,21 @@ const SCHEMA = `
 const COLUMNS = 'seq, stream, ts, line, attempt';
 
 // One statement, so one transaction: the lines, the job's last write and the announcement, which
-// PostgreSQL delivers only once the transaction commits (so a woken reader finds the lines).
+// PostgreSQL delivers only once the transaction commits (so a woken reader finds the lines). The
+// lines go as one JSON array (JSON.stringify is native; the driver's array literals escape each
+// element in JS), PostgreSQL unpacks it into rows.
+// (json_to_recordset takes the columns it names from each object and ignores any other key.)
 const APPEND = `
   WITH inserted AS (
     INSERT INTO log_lines (job_id, seq, stream, ts, line, attempt)
-    SELECT $1::text, * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::integer[])
+    SELECT $1::text, seq, stream, ts, line, attempt
+    FROM json_to_recordset($2::json) AS l(seq bigint, stream text, ts bigint, line text, attempt integer)
     ON CONFLICT DO NOTHING
   ), touched AS (
-    INSERT INTO log_jobs (job_id, last_written) VALUES ($1::text, $7::bigint)
+    INSERT INTO log_jobs (job_id, last_written) VALUES ($1::text, $3::bigint)
     ON CONFLICT (job_id) DO UPDATE SET last_written = excluded.last_written
   )
-  SELECT pg_notify('${APPEND_CHANNEL}', $8::text || ':' || $1::text)`;
+  SELECT pg_notify('${APPEND_CHANNEL}', $4::text || ':' || $1::text)`;
 
 // A NULL stream means every stream; a NULL limit means no limit.
 const READ = `SELECT ${COLUMNS} FROM log_lines
@@ -61,6 +65,20 @@ const TAIL = `SELECT ${COLUMNS} FROM log_lines
 // The seq of the line just before the last $4 lines up to seq $3.
 const TAIL_START = `SELECT seq FROM log_lines
   WHERE job_id = $1 AND ($2::text IS NULL OR stream = $2) AND seq <= $3 ORDER BY seq DESC LIMIT 1 OFFSET $4`;
+
+// Node 20 has them; TypeScript's ES2022 lib does not know them yet.
+declare global {
+  interface String {
+    isWellFormed(): boolean;
+    toWellFormed(): string;
+  }
+}
+
+/** Whether PostgreSQL text holds `line` as is: no NUL, no lone surrogate (JSON would send it escaped). */
+const storable = (line: string) => !line.includes('\0') && line.isWellFormed();
+
+/** NUL and lone surrogates as U+FFFD (what UTF-8 encoding made of a lone surrogate before). */
+const storableText = (line: string) => line.replace(/\0/g, '\uFFFD').toWellFormed();
 
 /** bigint columns (seq, ts: ms since the epoch) as JS numbers: both stay far below 2^53. */
 const types = {
@@ -109,24 +127,17 @@ export class PostgresLogStore implements LogStore {
 
   async append(jobId: string, lines: readonly LogLine[]): Promise<void> {
     if (lines.length === 0) return;
-    const seqs: number[] = [];
-    const streams: string[] = [];
-    const tss: number[] = [];
-    const texts: string[] = [];
-    const attempts: number[] = [];
     let last = 0;
+    let unfit = false;
     for (const l of lines) {
-      seqs.push(l.seq);
-      streams.push(l.stream);
-      tss.push(l.ts);
-      texts.push(l.line.includes('\0') ? l.line.replace(/\0/g, '\uFFFD') : l.line);
-      attempts.push(l.attempt);
-      last = Math.max(last, l.seq);
+      if (l.seq > last) last = l.seq;
+      if (!storable(l.line)) unfit = true;
     }
+    const rows = unfit ? lines.map((l) => (storable(l.line) ? l : { ...l, line: storableText(l.line) })) : lines;
     await this.pool.query({
       name: 'hodei-log-append',
       text: APPEND,
-      values: [jobId, seqs, streams, tss, texts, attempts, Date.now(), String(last)],
+      values: [jobId, JSON.stringify(rows), Date.now(), String(last)],
     });
   }
 

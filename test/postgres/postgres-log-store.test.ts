@@ -57,6 +57,23 @@ describe('PostgresLogStore on a real server', () => {
     expect((await store.read('j'))[0]?.line).toBe('a\uFFFDb\uFFFD');
   });
 
+  it('keeps a lone surrogate as U+FFFD, and the batch around such lines exactly', async () => {
+    const store = await open();
+    // Lines of one batch travel as one JSON array: the odd ones must not fail or shift the others.
+    const texts = ['before', 'lone \ud800 high', 'x\0\udfff', 'é 🎉 "q" \\ \u0001', 'after'];
+    await store.append(
+      'k',
+      texts.map((line, i) => ({ seq: i + 1, stream: 'stdout' as const, ts: i, line, attempt: 1 })),
+    );
+    expect((await store.read('k')).map((l) => l.line)).toEqual([
+      'before',
+      'lone \uFFFD high',
+      'x\uFFFD\uFFFD',
+      'é 🎉 "q" \\ \u0001',
+      'after',
+    ]);
+  });
+
   it('wakes watchers of a job after another store commits its lines, through one LISTEN connection', async () => {
     const reader = await open();
     const writer = await open();

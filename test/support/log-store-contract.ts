@@ -217,6 +217,27 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         expect(await other.read('a')).toEqual([line(1)]);
       });
 
+      it('writes batches of every size around a multi-row statement (100 rows) whole, exactly and in order', async () => {
+        // Sizes at and around the rows of one insert statement, several statements, and a remainder.
+        let next = 1;
+        const written: LogLine[] = [];
+        for (const size of [1, 99, 100, 101, 199, 200, 201, 250]) {
+          const batch = Array.from({ length: size }, (_, i) => ({
+            seq: next + i,
+            stream: (['stdout', 'stderr', 'system'] as const)[(next + i) % 3]!,
+            ts: 1_764_300_000_000 + next + i,
+            line: `${size}:${i} "q" \\ é 🎉`,
+            attempt: 1 + ((next + i) % 2),
+          }));
+          await store.append('sizes', batch);
+          written.push(...batch);
+          next += size;
+        }
+        // A retry that overlaps what is stored (a statement's rows partly new) keeps the first copy.
+        await other.append('sizes', [...written.slice(1100, 1151).map((l) => ({ ...l, line: 'again' })), line(next)]);
+        expect(await other.read('sizes')).toEqual([...written, line(next)]);
+      });
+
       it('writes a large batch in one append', async () => {
         await store.append('big', lines(1, 20_000));
         expect(await other.lastSeq('big')).toBe(20_000);

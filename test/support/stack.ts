@@ -75,6 +75,8 @@ export interface RunningStack {
   startApi(): Promise<void>;
   /** The last `lines` lines a component logged. */
   logTail(component: StackComponent, lines?: number): Promise<string>;
+  /** PID of a component's current process, if it runs (benches sample its memory). */
+  pid(component: StackComponent): number | undefined;
 }
 
 const TAIL_LINES = 40;
@@ -498,5 +500,6 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       });
     },
     logTail: (component, lines) => components[component].tail(lines),
+    pid: (component) => components[component].pid,
   };
 }
