@@ -17,7 +17,7 @@
  * ports are random, and the whole start is tried again when one is taken.
  */
 import { execFile, spawn, type SpawnOptions } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -137,6 +137,27 @@ async function userIds(user: string): Promise<{ uid: number; gid: number }> {
   };
 }
 
+/**
+ * PostgreSQL's data dir: `<run dir>/postgres` when the postgres user can reach the run dir, else
+ * (a clone inside a directory only root may enter, such as a `mktemp -d`) one of this run dir's own
+ * under that user's home, `~postgres/hodei-cluster/<run dir's hash>`.
+ */
+async function postgresDataDir(runDir: string, pgUser: { uid: number; gid: number } | undefined): Promise<string> {
+  const inRunDir = path.join(runDir, 'postgres');
+  if (!pgUser) return inRunDir;
+  const reachable = await run('/bin/sh', ['-c', 'cd "$1"', 'sh', runDir], { ...pgUser }).then(
+    () => true,
+    () => false,
+  );
+  if (reachable) return inRunDir;
+  const home = (await run('getent', ['passwd', 'postgres'])).stdout.trim().split(':')[5];
+  if (!home) throw new Error('the postgres user has no home directory for the cluster database');
+  const base = path.join(home, 'hodei-cluster');
+  mkdirSync(base, { recursive: true, mode: 0o700 });
+  chownSync(base, pgUser.uid, pgUser.gid);
+  return path.join(base, createHash('sha256').update(runDir).digest('hex').slice(0, 16));
+}
+
 /** Kills what a crashed earlier run of this instance left running (PIDs from its state.json). */
 async function killLeftovers(runDir: string, logger: Logger): Promise<void> {
   let state: ClusterInfo;
@@ -210,7 +231,6 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   const runDir = path.join(ROOT, '.tools/cluster', options.instanceId);
   const dataDir = path.join(runDir, 'data');
   const logDir = path.join(runDir, 'logs');
-  const pgData = path.join(runDir, 'postgres');
   mkdirSync(runDir, { recursive: true });
   // PostgreSQL runs as its own user: it must pass through the run dir (but read nothing else there).
   chmodSync(runDir, 0o711);
@@ -229,6 +249,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   }));
 
   const pgUser = process.getuid?.() === 0 ? await userIds('postgres') : undefined;
+  const pgData = await postgresDataDir(runDir, pgUser);
   const bin = postgresBin();
   if (!existsSync(path.join(pgData, 'PG_VERSION'))) {
     rmSync(pgData, { recursive: true, force: true });
@@ -333,7 +354,10 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       logger.warn({ err }, 'could not remove the network'),
     );
     rmSync(execDir, { recursive: true, force: true });
-    if (options.ephemeral) rmSync(runDir, { recursive: true, force: true });
+    if (options.ephemeral) {
+      rmSync(runDir, { recursive: true, force: true });
+      rmSync(pgData, { recursive: true, force: true });
+    }
   };
   // Whatever ends this process, no part outlives it (short of a SIGKILL of this one).
   const killAll = () => {
