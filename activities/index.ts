@@ -98,9 +98,9 @@ export function createActivities(deps: ActivityDeps) {
     return cores;
   };
 
-  const claimWarm = async (input: ProvisionInput): Promise<Docker.Container | undefined> => {
+  const claimWarm = async (input: ProvisionInput, retry: boolean): Promise<Docker.Container | undefined> => {
     try {
-      return await deps.warmPool?.claim(input);
+      return await deps.warmPool?.claim(input, retry);
     } catch (err) {
       log.warn('warm pool: claim failed, creating a container', { jobId: input.jobId, error: String(err) });
       return undefined;
@@ -137,7 +137,7 @@ export function createActivities(deps: ActivityDeps) {
           );
         }
         // Warm pool hook: a job that fits takes an idle, started container (script delivered).
-        created = await claimWarm(input);
+        created = await claimWarm(input, ctx.info.attempt > 1);
         if (created) {
           if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
           log.info('warm container claimed', { jobId: input.jobId, containerId: created.id, host: host.id });

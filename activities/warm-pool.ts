@@ -212,10 +212,18 @@ export class WarmPool {
    * Undefined when none fits or is ready (the caller takes the cold path). A container found
    * stopped, or of an image since rebuilt, is discarded, never handed out.
    */
-  async claim(input: ProvisionInput): Promise<Docker.Container | undefined> {
+  async claim(input: ProvisionInput, retry = false): Promise<Docker.Container | undefined> {
     if (!this.fits(input)) return undefined;
     const { docker } = this.options;
     const name = jobContainerName(input.jobId, input.attempt);
+    // A retried provisioning may have claimed one already (its answer was lost): that one is the job's.
+    if (retry) {
+      const earlier = await this.earlierClaim(name, input).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (earlier) return earlier;
+    }
     for (let id = this.idle.shift(); id !== undefined; id = this.idle.shift()) {
       this.refill();
       const container = docker.getContainer(id);
