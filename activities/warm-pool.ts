@@ -154,6 +154,13 @@ export interface WarmPoolOptions {
   log?: (message: string, meta: Record<string, unknown>) => void;
 }
 
+/**
+ * Most env vars and secrets a job may have to take a pool container: the launcher sources them
+ * one `export` at a time, far slower than the engine's own env for tens of thousands (45,000 took
+ * minutes on a loaded host), so such a job takes the cold path.
+ */
+const MAX_POOL_ENV = 256;
+
 /** How long a refill waits after a failure (the engine busy or gone, the image missing), ms. */
 const REFILL_BACKOFF_MS = 5000;
 /** How often the default image is looked at for a rebuild while the pool is idle, ms. */
@@ -194,7 +201,10 @@ export class WarmPool {
     await Promise.all(this.idle.splice(0).map((id) => this.discard(id)));
   }
 
-  /** Whether the job can take a pool container: default image and scratch, no inputs, no artifacts hold, an id that is a name. */
+  /**
+   * Whether the job can take a pool container: default image and scratch, no inputs, no artifacts
+   * hold, a modest env, an id that is a name.
+   */
   fits(input: ProvisionInput): boolean {
     const { image, resources } = this.options;
     return (
@@ -203,6 +213,7 @@ export class WarmPool {
       !input.holdForArtifacts &&
       !(input as { inputs?: unknown[] }).inputs?.length &&
       input.resources.scratchMb === resources.scratchMb &&
+      Object.keys(input.env).length + Object.keys(input.secrets ?? {}).length <= MAX_POOL_ENV &&
       jobContainerName(input.jobId, input.attempt) === `hodei-${input.jobId}-${input.attempt}`
     );
   }
