@@ -7,6 +7,7 @@ import {
   LABEL_INSTANCE,
   LABEL_JOB_ID,
   LABEL_MANAGED,
+  LABEL_POOL,
   LABEL_SECRET_NAMES,
   SCRIPT_DIR,
 } from '../domain/container-labels.js';
@@ -28,6 +29,21 @@ export interface JobContainerRequest {
   holdAfterScript?: boolean;
   /** A pipeline step with needs: an anonymous volume at INPUTS_DIR takes their artifacts (step-inputs.ts). */
   inputsVolume?: boolean;
+}
+
+/**
+ * A warm pool's container (warm-pool.ts): made like a job's, for no job yet. It carries the pool
+ * label (its owner) instead of a job id, is named `name`, and runs the pool's launcher, which
+ * waits on its stdin for the claiming job's release.
+ */
+export interface PoolContainerRequest {
+  name: string;
+  owner: string;
+  image: string;
+  resources: JobResources;
+  imageVolumes: string[];
+  /** The container's command: the launcher. */
+  cmd: string[];
 }
 
 /** How this worker makes job containers. */
@@ -114,7 +130,7 @@ export function jobContainerSpec(
   request: JobContainerRequest,
   options: JobContainerOptions,
 ): Docker.ContainerCreateOptions {
-  const { resources, secrets } = request;
+  const { secrets } = request;
   const env = { ...DEFAULT_ENV, HOME: WORK_DIR, ...request.env, ...secrets };
   const labels = {
     [LABEL_MANAGED]: 'true',
@@ -123,9 +139,39 @@ export function jobContainerSpec(
     [LABEL_ATTEMPT]: String(request.attempt),
   };
   return {
+    ...hardenedSpec(request, env, labels, options),
     name: jobContainerName(request.jobId, request.attempt),
-    Image: request.image,
     Cmd: request.holdAfterScript ? holdCommand(scriptCommand(request.script)) : scriptCommand(request.script),
+    Labels: {
+      ...labels,
+      ...(Object.keys(secrets).length > 0 ? { [LABEL_SECRET_NAMES]: Object.keys(secrets).join(',') } : {}),
+    },
+  };
+}
+
+/**
+ * The container of a warm pool (warm-pool.ts): the job container's spec (the same hardening,
+ * limits and mounts) with no job's env, the pool label, and stdin open for the launcher's release.
+ */
+export function poolContainerSpec(
+  request: PoolContainerRequest,
+  options: JobContainerOptions,
+): Docker.ContainerCreateOptions {
+  const labels = { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: options.instanceId, [LABEL_POOL]: request.owner };
+  const spec = hardenedSpec(request, { ...DEFAULT_ENV, HOME: WORK_DIR }, labels, options);
+  return { ...spec, name: request.name, Cmd: request.cmd, Labels: labels, OpenStdin: true, StdinOnce: false };
+}
+
+/** What job and pool containers share: user, isolation, limits, scratch and script mounts, engine log. */
+function hardenedSpec(
+  request: { image: string; resources: JobResources; imageVolumes: string[]; inputsVolume?: boolean },
+  env: Record<string, string>,
+  labels: Record<string, string>,
+  options: JobContainerOptions,
+): Docker.ContainerCreateOptions {
+  const { resources } = request;
+  return {
+    Image: request.image,
     Env: [
       ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
       // docker-init (tini) forwards signals to the script's whole process group.
@@ -133,10 +179,6 @@ export function jobContainerSpec(
     ],
     User: JOB_USER,
     WorkingDir: WORK_DIR,
-    Labels: {
-      ...labels,
-      ...(Object.keys(secrets).length > 0 ? { [LABEL_SECRET_NAMES]: Object.keys(secrets).join(',') } : {}),
-    },
     AttachStdin: false,
     AttachStdout: false,
     AttachStderr: false,

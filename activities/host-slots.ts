@@ -1,6 +1,7 @@
 import type { ActivitySlotInfo, CustomSlotSupplier } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { LABEL_INSTANCE, LABEL_MANAGED } from '../domain/container-labels.js';
+import { isIdlePoolName } from './warm-pool.js';
 
 /** Docker states that hold a slot. */
 export const LIVE_STATES = ['created', 'running', 'paused', 'restarting'];
@@ -35,7 +36,8 @@ export class HostSlots {
         status: LIVE_STATES,
       },
     });
-    return containers.length;
+    // Warm pool hook: idle pool containers hold no slot (they are bounded by HODEI_WARM_POOL).
+    return containers.filter((c) => !c.Names.some(isIdlePoolName)).length;
   }
 
   /**

@@ -19,6 +19,7 @@ import { collectFromContainer, systemLine } from './collect-artifacts.js';
 import { inputsUnavailable, placeStepInputs } from './step-inputs.js';
 import { stopHeldScript } from './container-exec.js';
 import { UsageSampler } from './usage-sampler.js';
+import { forgetClaim, type WarmPool } from './warm-pool.js';
 import type {
   CollectArtifactsInput,
   StopHeldScriptInput,
@@ -59,6 +60,8 @@ export interface ActivityDeps {
   /** Told each finished attempt's usage and each collection (the worker's metrics). */
   onUsage?: (usage: JobUsage) => void;
   onArtifacts?: (summary: ArtifactsSummary, seconds: number) => void;
+  /** Warm containers jobs that fit claim instead of a new one (`HODEI_WARM_POOL`; warm-pool.ts). */
+  warmPool?: WarmPool;
 }
 
 /** Whether a created container's image has the /bin/sh the hold wrapper runs in (a stat of its file system). */
@@ -109,6 +112,15 @@ export function createActivities(deps: ActivityDeps) {
     }
   };
 
+  const claimWarm = async (input: ProvisionInput, retry: boolean): Promise<Docker.Container | undefined> => {
+    try {
+      return await deps.warmPool?.claim(input, retry);
+    } catch (err) {
+      log.warn('warm pool: claim failed, creating a container', { jobId: input.jobId, error: String(err) });
+      return undefined;
+    }
+  };
+
   return {
     /**
      * Creates the job's container (not started) with the script inside. The provisioning worker
@@ -137,6 +149,13 @@ export function createActivities(deps: ActivityDeps) {
           throw provisioningRejected(
             `resources.cpus: ${input.resources.cpus} is more than the ${available} CPU cores of host ${host.id}`,
           );
+        }
+        // Warm pool hook: a job that fits takes an idle, started container (script delivered).
+        created = await claimWarm(input, ctx.info.attempt > 1);
+        if (created) {
+          if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+          log.info('warm container claimed', { jobId: input.jobId, containerId: created.id, host: host.id });
+          return { containerId: created.id, host: host.id, hostTaskQueue: host.taskQueue };
         }
         created = await createJobContainer(docker, input, containerOptions);
         let hold: Pick<ProvisionedContainer, 'holding' | 'holdSkipped'> = {};
@@ -219,6 +238,7 @@ export function createActivities(deps: ActivityDeps) {
           if (recorded) return { ...recorded, removed: true };
           throw err;
         } finally {
+          forgetClaim(container.id);
           sampler?.stop();
           // The container has (almost always) stopped: an exited container holds no slot, so the
           // next queued job may go now, before this one's cleanup.

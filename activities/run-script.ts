@@ -10,6 +10,7 @@ import { advanceOverStored, OutputLines, startOfOutput } from './output-lines.js
 import { containerSecrets, secretMasker } from './secret-mask.js';
 import type { ScriptEnd } from './script-hold.js';
 import type { OutputPosition, RunHeartbeat, ScriptOutcome } from './types.js';
+import { attachAndRelease, isPoolContainer, poolSecrets } from './warm-pool.js';
 
 export interface RunScriptDeps {
   container: Docker.Container;
@@ -71,6 +72,8 @@ class ScriptRun {
   private readonly detach = new AbortController();
   /** A holding container's script has ended: what its wrapper recorded, and when that was seen. */
   private scriptEnd: (ScriptEnd & { seenAt: string }) | undefined;
+  /** When a warm container's script was released (its start: the container started long before). */
+  private releasedAt: string | undefined;
 
   private constructor(
     private readonly ctx: Context,
@@ -97,7 +100,9 @@ class ScriptRun {
     if (attempt > 1) await logStore.append(jobId, [attemptMarker(seqBase, attempt)]);
     const checkpoint = await advanceOverStored(logStore, jobId, prior?.output ?? startOfOutput(attempt, seqBase));
     const lastSeq = Math.max(prior?.lastSeq ?? 0, await logStore.lastSeq(jobId));
-    return new ScriptRun(ctx, deps, beats, seqBase, checkpoint, lastSeq);
+    const run = new ScriptRun(ctx, deps, beats, seqBase, checkpoint, lastSeq);
+    run.releasedAt = prior?.releasedAt;
+    return run;
   }
 
   async run(): Promise<ScriptOutcome> {
@@ -110,17 +115,23 @@ class ScriptRun {
           lastSeq: this.lastSeq,
           seqBase: this.seqBase,
           output: this.checkpoint,
+          ...(this.releasedAt && { releasedAt: this.releasedAt }),
         }) satisfies RunHeartbeat,
     );
     const state = await inspectContainer(container);
+    // Warm pool hook: a claimed container's secrets are in its script volume, not its env.
+    const pooled = isPoolContainer(state.Config.Labels);
     this.lines = new OutputLines(
       this.checkpoint,
       this.deps.logMaxBytes,
-      secretMasker(containerSecrets(state.Config)),
+      secretMasker(pooled ? await poolSecrets(container) : containerSecrets(state.Config)),
       this.deps.attempt,
     );
     let attached: Readable | undefined;
     if (state.State.Status === 'created') attached = await this.attachAndStart();
+    // Warm pool hook: a claimed container runs its launcher; the attach opens before its release.
+    else if (pooled && (attached = await attachAndRelease(container, state.Config.Labels, ctx.cancellationSignal)))
+      this.releasedAt ??= new Date().toISOString();
     else
       ctx.log.info('reattaching to container', {
         jobId: this.deps.jobId,
@@ -329,8 +340,8 @@ class ScriptRun {
     // Docker stamps a very short-lived process's start after its exit at times: never report a
     // negative run time.
     const finishedAt = finished.State.FinishedAt;
-    const startedAt =
-      Date.parse(finished.State.StartedAt) > Date.parse(finishedAt) ? finishedAt : finished.State.StartedAt;
+    const started = this.releasedAt ?? finished.State.StartedAt;
+    const startedAt = Date.parse(started) > Date.parse(finishedAt) ? finishedAt : started;
     return { exitCode, oomKilled: finished.State.OOMKilled, startedAt, finishedAt, lastSeq: this.lastSeq };
   }
 

@@ -94,6 +94,8 @@ export interface RunHeartbeat {
    * heartbeats of workers from before it (then the store says where the numbering stands).
    */
   output?: OutputPosition;
+  /** When a warm container's script was released (its start); absent for cold containers. */
+  releasedAt?: string;
 }
 
 /**

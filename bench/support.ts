@@ -11,7 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { createApiClient, type ApiClient as GeneratedClient, type JobSpec, type JobView } from '../api-client/index.js';
 import { isTerminal, type JobState } from '../domain/job-state.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
+import { claimedJob } from '../activities/warm-pool.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_POOL } from '../domain/container-labels.js';
 import { ROOT } from '../test/support/stack.js';
 
 export { sleep };
@@ -120,9 +121,16 @@ export function containersWith(labels: string[]): Promise<Docker.ContainerInfo[]
   return docker.listContainers({ all: true, filters: { label: labels } });
 }
 
-/** A job's containers (this stack's installation only), in any state. */
-export function jobContainers(instanceId: string, jobId: string): Promise<Docker.ContainerInfo[]> {
-  return containersWith([`${LABEL_JOB_ID}=${jobId}`, `${LABEL_INSTANCE}=${instanceId}`]);
+/** A job's containers (this stack's installation only), in any state: labelled, or a warm pool's it claimed (by name). */
+export async function jobContainers(instanceId: string, jobId: string): Promise<Docker.ContainerInfo[]> {
+  const [labelled, pooled] = await Promise.all([
+    containersWith([`${LABEL_JOB_ID}=${jobId}`, `${LABEL_INSTANCE}=${instanceId}`]),
+    docker.listContainers({
+      all: true,
+      filters: { name: [`hodei-${jobId}-`], label: [LABEL_POOL, `${LABEL_INSTANCE}=${instanceId}`] },
+    }),
+  ]);
+  return [...labelled, ...pooled.filter((c) => c.Names.some((n) => claimedJob(n)?.jobId === jobId))];
 }
 
 /** Polls `docker ps -a` by labels until nothing matches; resolves with `now()` at that poll. */
@@ -360,7 +368,11 @@ export class ContainerEvents {
   }
 
   private add(event: { Action?: string; timeNano?: number; Actor?: { Attributes?: Record<string, string> } }): void {
-    const key = event.Actor?.Attributes?.[this.keyLabel];
+    const attributes = event.Actor?.Attributes ?? {};
+    // A claimed warm pool container carries no job id: its name (after the rename) says the job.
+    const key =
+      attributes[this.keyLabel] ??
+      (this.keyLabel === LABEL_JOB_ID && attributes[LABEL_POOL] ? claimedJob(attributes.name ?? '')?.jobId : undefined);
     if (!key || !event.Action || event.timeNano === undefined) return;
     // `exec_start: …` and similar carry a suffix; keep the verb.
     const action = event.Action.split(':')[0]!;

@@ -11,6 +11,12 @@ export const LABEL_ATTEMPT = 'hodei.attempt';
 /** Names (never values) of the container's env vars that are secrets, comma-separated: masked in its output. */
 export const LABEL_SECRET_NAMES = 'hodei.secret-names';
 
+/**
+ * On a warm pool's containers (never with a job id): the worker process that owns it. An idle one
+ * is named `hodei-pool-…`; a claimed one is renamed `hodei-<job id>-<attempt>` (activities/warm-pool.ts).
+ */
+export const LABEL_POOL = 'hodei.pool';
+
 /** Where the job's script lands inside its container. */
 export const SCRIPT_DIR = '/hodei';
 export const SCRIPT_PATH = '/hodei/script';

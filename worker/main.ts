@@ -11,6 +11,7 @@ import {
 } from '@temporalio/worker';
 import { loadSeccompProfile } from '../activities/container-spec.js';
 import { createActivities } from '../activities/index.js';
+import { WarmPool } from '../activities/warm-pool.js';
 import { createConcurrencyActivities } from '../activities/concurrency.js';
 import { containerSlotSupplier, HostSlots } from '../activities/host-slots.js';
 import { loadConfig } from '../domain/config.js';
@@ -58,6 +59,26 @@ try {
 const logStore = await openLogStore(config, { onError: (err) => logger.warn({ err }, 'log store connection') });
 const metrics = new WorkerMetrics({ docker, host: hostId, instanceId: config.HODEI_INSTANCE_ID });
 const slots = new HostSlots(docker, config.HODEI_INSTANCE_ID, config.HODEI_WORKER_CAPACITY);
+const containerOptions = {
+  instanceId: config.HODEI_INSTANCE_ID,
+  seccompProfile: loadSeccompProfile(),
+  logMaxBytes: config.HODEI_LOG_MAX_BYTES,
+};
+// Warm containers of the default image and resource shape (docs/capacity.md).
+const warmPool = new WarmPool({
+  docker,
+  size: config.HODEI_WARM_POOL,
+  image: config.HODEI_WORKER_IMAGE,
+  resources: {
+    cpus: config.HODEI_JOB_CPUS,
+    memoryMb: config.HODEI_JOB_MEMORY_MB,
+    pidsLimit: config.HODEI_JOB_PIDS_LIMIT,
+    scratchMb: config.HODEI_JOB_SCRATCH_MB,
+  },
+  containerOptions,
+  log: (message, meta) => logger.warn(meta, message),
+});
+metrics.observeWarmPool(() => warmPool.idleCount);
 const activities = createActivities({
   host: { docker, id: hostId, taskQueue, slots },
   logStore: metrics.meterLogStore(logStore),
@@ -67,7 +88,8 @@ const activities = createActivities({
   heartbeatIntervalMs: config.HODEI_HEARTBEAT_INTERVAL_MS,
   // The API's limits, checked again on every job (a workflow may be started on Temporal directly).
   limits: config,
-  seccompProfile: loadSeccompProfile(),
+  seccompProfile: containerOptions.seccompProfile,
+  warmPool,
   artifactStore: openArtifactStore(config),
   onUsage: metrics.observeUsage,
   onArtifacts: metrics.observeArtifacts,
@@ -139,8 +161,10 @@ const stopReaper = startReaper({
   graceMs: config.HODEI_REAPER_GRACE_SECONDS * 1000,
   intervalMs: config.HODEI_REAPER_INTERVAL_SECONDS * 1000,
   logger,
+  poolOwner: warmPool.owner,
   onRemoved: (count) => metrics.reaperRemoved.inc(count),
 });
+warmPool.start();
 
 const metricsEndpoint =
   config.HODEI_WORKER_METRICS_PORT === undefined
@@ -165,6 +189,7 @@ try {
     ),
   );
 } finally {
+  await warmPool.stop();
   await stopReaper();
   metricsServer?.close();
   await clientConnection.close();

@@ -7,6 +7,7 @@ import type {
   Next,
 } from '@temporalio/worker';
 import type { Context } from '@temporalio/activity';
+import { isIdlePoolName } from '../activities/warm-pool.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ArtifactsSummary, JobUsage } from '../domain/artifacts.js';
 import type { ScriptOutcome } from '../activities/types.js';
@@ -108,9 +109,23 @@ export class WorkerMetrics {
           filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${instanceId}`] },
         });
         const byState = new Map<string, number>();
-        for (const c of containers) byState.set(c.State, (byState.get(c.State) ?? 0) + 1);
+        // Idle warm pool containers are no jobs': hodei_warm_pool_idle counts them.
+        for (const c of containers.filter((c) => !c.Names.some(isIdlePoolName)))
+          byState.set(c.State, (byState.get(c.State) ?? 0) + 1);
         for (const [state, count] of byState) this.set({ host, state }, count);
         if (byState.size === 0) this.set({ host, state: 'running' }, 0);
+      },
+    });
+  }
+
+  /** The warm pool's idle containers (`hodei_warm_pool_idle`), as the pool counts them. */
+  observeWarmPool(idle: () => number): void {
+    new Gauge({
+      name: 'hodei_warm_pool_idle',
+      help: 'Idle warm pool containers of this worker (started, waiting for a job: HODEI_WARM_POOL)',
+      registers: [this.registry],
+      collect() {
+        this.set(idle());
       },
     });
   }

@@ -3,7 +3,8 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { isNotFound } from '../activities/container-ops.js';
-import { LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../domain/container-labels.js';
+import { claimedJob } from '../activities/warm-pool.js';
+import { LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED, LABEL_POOL } from '../domain/container-labels.js';
 
 // An unreachable Temporal must not stall a sweep for long.
 const DESCRIBE_DEADLINE_MS = 5_000;
@@ -19,6 +20,8 @@ export interface ReaperOptions {
    */
   graceMs: number;
   logger: Logger;
+  /** This worker's warm pool owner (warm-pool.ts): its idle containers are kept, other workers' go after the grace. */
+  poolOwner?: string;
   /** Called with the number of containers each sweep removed. */
   onRemoved?: (count: number) => void;
 }
@@ -47,9 +50,14 @@ export async function sweepOrphans(options: ReaperOptions): Promise<SweepResult>
   });
   const removed: string[] = [];
   for (const container of containers) {
-    const jobId = container.Labels[LABEL_JOB_ID];
+    // Warm pool hook: a claimed pool container names its job (it carries no job id label).
+    const claimed = container.Labels[LABEL_POOL] ? claimedJob(container.Names[0] ?? '') : undefined;
+    const jobId = container.Labels[LABEL_JOB_ID] ?? claimed?.jobId;
     let verdict: Verdict;
-    if (!jobId) {
+    if (container.Labels[LABEL_POOL] && !claimed) {
+      // Idle: this worker's pool keeps it; another's (a worker that died) goes once past the grace.
+      verdict = container.Labels[LABEL_POOL] === options.poolOwner ? 'keep' : 'orphan-after-grace';
+    } else if (!jobId) {
       verdict = 'orphan-after-grace';
     } else {
       try {
@@ -57,7 +65,7 @@ export async function sweepOrphans(options: ReaperOptions): Promise<SweepResult>
           client.workflow.getHandle(jobId).describe(),
         );
         const currentAttempt = (description.memo as { attempt?: number } | undefined)?.attempt ?? 1;
-        const containerAttempt = Number(container.Labels[LABEL_ATTEMPT] ?? 1);
+        const containerAttempt = Number(container.Labels[LABEL_ATTEMPT] ?? claimed?.attempt ?? 1);
         // Closed, or still running but on a later attempt (this container's host was lost): no
         // one will use this container again, however young it is.
         verdict = description.status.name !== 'RUNNING' || containerAttempt < currentAttempt ? 'orphan' : 'keep';

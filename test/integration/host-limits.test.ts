@@ -3,8 +3,7 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storedLineCost } from '../../activities/output-lines.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
-import { clientFor } from '../support/api-client.js';
+import { clientFor, jobContainers } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
@@ -27,10 +26,8 @@ afterAll(() => stack?.stop(), 60_000);
 const { submit, logs, waitForEnd } = clientFor(() => stack.info);
 
 async function containerOf(jobId: string): Promise<Docker.ContainerInfo | undefined> {
-  const [container] = await docker.listContainers({
-    all: true,
-    filters: { label: [`${LABEL_JOB_ID}=${jobId}`, `${LABEL_INSTANCE}=${stack.info.instanceId}`] },
-  });
+  // Labelled with the job, or a warm pool container it claimed (named after it).
+  const [container] = await jobContainers(stack.info.instanceId, jobId);
   return container;
 }
 

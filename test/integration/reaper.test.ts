@@ -6,6 +6,7 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_MANAGED } from '../../domain/container-labels.js';
+import { jobContainers } from '../support/api-client.js';
 import { sweepOrphans } from '../../worker/reaper.js';
 import {
   clientFor as apiClientFor,
@@ -209,10 +210,8 @@ describe('the reaper in the worker, its creation grace at the default (60 s)', (
     const job = await submitSmall('while true; do echo tick; sleep 0.1; done');
     await waitFor('the job to run', async () => ((await stateOf(job)) === 'RUNNING' ? true : undefined));
     const { instanceId, temporalAddress, namespace } = small.info;
-    const [container] = await docker.listContainers({
-      all: true,
-      filters: { label: [`${LABEL_JOB_ID}=${job}`, `${LABEL_INSTANCE}=${instanceId}`] },
-    });
+    // Labelled with the job, or a warm pool container it claimed (named after it).
+    const [container] = await jobContainers(instanceId, job);
     expect(container).toBeDefined();
     await run(TEMPORAL_BIN, [
       'workflow',
@@ -228,10 +227,7 @@ describe('the reaper in the worker, its creation grace at the default (60 s)', (
     ]);
     await waitFor(
       "the terminated job's container to be gone",
-      async () =>
-        (await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${job}`] } })).length === 0
-          ? true
-          : undefined,
+      async () => ((await jobContainers(instanceId, job)).length === 0 ? true : undefined),
       { timeoutMs: 50_000, intervalMs: 50 },
     );
     // Gone before it was 60 s old (the grace), so the grace did not apply: a sweep every 2 s

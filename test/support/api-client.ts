@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import { inject } from 'vitest';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
+import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_POOL } from '../../domain/container-labels.js';
 import { createApiClient, type JobSpec, type JobView } from '../../api-client/index.js';
 import { TERMINAL_STATES, type JobState } from '../../domain/job-state.js';
 import { SpecValidator } from './openapi.js';
@@ -136,10 +136,26 @@ export const { submit, getJob, logs, cancel, waitForState, waitForEnd } = client
 
 /** The job's containers on the Docker engine, in any state. */
 export async function containersOf(jobId: string): Promise<Docker.ContainerInfo[]> {
-  return docker.listContainers({
-    all: true,
-    filters: { label: [`${LABEL_JOB_ID}=${jobId}`, `${LABEL_INSTANCE}=${stack().instanceId}`] },
-  });
+  return jobContainers(stack().instanceId, jobId);
+}
+
+/**
+ * A job's containers of an installation, in any state: those created for it (labelled with its
+ * id) and warm pool containers it claimed (named `hodei-<job id>-<attempt>`, activities/warm-pool.ts).
+ */
+export async function jobContainers(instanceId: string, jobId: string): Promise<Docker.ContainerInfo[]> {
+  const [labelled, named] = await Promise.all([
+    docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL_JOB_ID}=${jobId}`, `${LABEL_INSTANCE}=${instanceId}`] },
+    }),
+    docker.listContainers({
+      all: true,
+      filters: { name: [`hodei-${jobId}-`], label: [LABEL_POOL, `${LABEL_INSTANCE}=${instanceId}`] },
+    }),
+  ]);
+  const exact = new RegExp(`^/hodei-${jobId.replace(/[.]/g, '\\.')}-\\d+$`);
+  return [...labelled, ...named.filter((c) => c.Names.some((n) => exact.test(n)))];
 }
 
 export async function waitForRunningContainer(jobId: string, timeoutMs = 30_000): Promise<Docker.ContainerInfo> {
@@ -172,15 +188,21 @@ export async function containerEvents(
   since: number,
   until = Math.ceil(Date.now() / 1000) + 1,
 ): Promise<Array<{ Action: string; timeNano: number }>> {
-  const events = (await docker.getEvents({
-    since,
-    until,
-    filters: { type: ['container'], label: [`${LABEL_JOB_ID}=${jobId}`] },
-  })) as unknown as NodeJS.ReadableStream;
-  let text = '';
-  for await (const chunk of events) text += String(chunk);
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as { Action: string; timeNano: number });
+  // A claimed warm pool container (no job id label) is the one of the job's name, through its rename.
+  const claimed = (await jobContainers(stack().instanceId, jobId)).map((c) => c.Id);
+  const read = async (filters: Record<string, string[]>) => {
+    const events = (await docker.getEvents({
+      since,
+      until,
+      filters: { type: ['container'], ...filters },
+    })) as unknown as NodeJS.ReadableStream;
+    let text = '';
+    for await (const chunk of events) text += String(chunk);
+    return text
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as { Action: string; timeNano: number });
+  };
+  const labelled = await read({ label: [`${LABEL_JOB_ID}=${jobId}`] });
+  return labelled.length > 0 || claimed.length === 0 ? labelled : read({ container: claimed });
 }
