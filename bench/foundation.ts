@@ -74,7 +74,7 @@ const samples = {
 
 async function main() {
   console.log(`foundation bench: ${RUNS} runs (+${WARMUP} warm-up), image ${WORKER_IMAGE}, starting a stack…`);
-  stack = await startStack();
+  stack = await startStack({ env: { HODEI_WARM_POOL: '2' } });
   const api = new ApiClient(stack.info.apiUrl, stack.info.apiToken);
   const instanceId = stack.info.instanceId;
   events = await ContainerEvents.watch(`${LABEL_INSTANCE}=${instanceId}`, LABEL_JOB_ID);

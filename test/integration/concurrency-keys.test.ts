@@ -24,7 +24,9 @@ const events: ContainerEvent[] = [];
 let stopEvents: () => void = () => undefined;
 
 beforeAll(async () => {
-  stack = await startStack({ capacity: 6 });
+  // What ran when comes from each container's start and die: a warm pool container starts before
+  // its job does (its script waits for the release), so this stack creates one per job.
+  stack = await startStack({ capacity: 6, env: { HODEI_WARM_POOL: '0' } });
   connection = await Connection.connect({ address: stack.info.temporalAddress });
   temporal = stackClient(connection, stack.info);
   const stream = (await docker.getEvents({
