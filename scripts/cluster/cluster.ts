@@ -581,7 +581,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       }),
     );
     info.temporalAddress = `${net.serverAddress}:${ports.FRONTEND_PORT}`;
-    for (const service of TEMPORAL_SERVICES)
+    const startService = (service: (typeof TEMPORAL_SERVICES)[number]) =>
       addPart(`temporal-${service}`, path.join(TEMPORAL_SERVER_DIR, 'server'), [
         '--config-file',
         configFile,
@@ -590,6 +590,26 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
         '--service',
         service,
       ]).start();
+    // Each service writes the cluster's metadata record on a new database if it is missing; two at
+    // once lose the race ("failed to initialize current cluster metadata"), so the first service
+    // starts alone until the record exists, then the others.
+    const [first, ...others] = TEMPORAL_SERVICES;
+    startService(first);
+    await waitUntil(
+      'the Temporal frontend did not record the cluster metadata',
+      120_000,
+      async () => {
+        const client = new pg.Client({ connectionString: info.postgresUrl.replace(/\/postgres$/, '/temporal') });
+        await client.connect();
+        try {
+          return (await client.query('SELECT 1 FROM cluster_metadata_info LIMIT 1')).rowCount === 1;
+        } finally {
+          await client.end();
+        }
+      },
+      checkFailed,
+    );
+    for (const service of others) startService(service);
     await waitUntil(
       'the Temporal frontend did not answer',
       120_000,
