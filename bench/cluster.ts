@@ -32,6 +32,7 @@ import {
   timeProcess,
   WORKER_IMAGE,
   writeResults,
+  pool,
 } from './support.js';
 
 const SCRIPT = 'echo hello';
@@ -42,19 +43,6 @@ const SUBMIT_IN_FLIGHT = 50;
 const runId = randomUUID();
 let cluster: RunningCluster | undefined;
 let stack: RunningStack | undefined;
-
-async function pool<T, R>(items: T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await task(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return results;
-}
 
 /** Waits until every job is terminal, oldest pending first, one GET in flight per API. */
 async function waitAllTerminal(apis: ApiClient[], ids: string[], label: string): Promise<Map<string, string>> {

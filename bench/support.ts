@@ -408,3 +408,21 @@ export function progress(text: string, done = false): void {
   if (!process.stdout.isTTY) return;
   process.stdout.write(`\r  ${text}${done ? '\n' : ''}`);
 }
+
+/** Runs `task` over `items` with at most `limit` in flight; results in input order. */
+export async function pool<T, R>(
+  items: T[],
+  limit: number,
+  task: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await task(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
+}

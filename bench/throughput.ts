@@ -41,6 +41,7 @@ import {
   writeResults,
   type ContainerEvent,
   type Summary,
+  pool,
 } from './support.js';
 import { LIVE_STATES } from '../activities/host-slots.js';
 
@@ -62,20 +63,6 @@ const IDLE_MS = 3000;
 const runId = randomUUID();
 let stack: RunningStack | undefined;
 const watchers: ContainerEvents[] = [];
-
-/** Runs `task` over `items` with at most `limit` in flight; results in input order. */
-async function pool<T, R>(items: T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await task(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return results;
-}
 
 /**
  * Waits until every job is terminal with one GET in flight at a time, oldest pending first (jobs
