@@ -44,6 +44,17 @@ export default defineConfig({
       },
       {
         test: {
+          // Files that start what they need themselves (a stack, an engine, a server of their own)
+          // and kill or restart parts of it: they never touch the shared stack, so they run beside
+          // the integration tier (scripts/test.sh runs the two lanes at once).
+          name: 'standalone',
+          include: ['test/standalone/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
+        test: {
           name: 'postgres',
           include: ['test/postgres/**/*.test.ts'],
           // A PostgreSQL server of the run's own; a test that needs a whole stack starts its own.

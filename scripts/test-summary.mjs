@@ -1,23 +1,25 @@
-// Prints the closing line of `npm test` from vitest's JSON report (the path given), one line
-// that any CI can read: `tests: N passed, N failed[, N skipped]`. A test that did not run
-// because its file failed (a beforeAll threw) counts as failed, not skipped, and so does a file
-// that did not load; each test really skipped (`.skip`, `.todo`) is named. Exits non-zero when
-// anything failed or there is no report.
+// Prints the closing line of `npm test` from vitest's JSON reports (the paths given, one per
+// vitest run), one line that any CI can read: `tests: N passed, N failed[, N skipped]`. A test that
+// did not run because its file failed (a beforeAll threw) counts as failed, not skipped, and so
+// does a file that did not load; each test really skipped (`.skip`, `.todo`) is named. Exits
+// non-zero when anything failed or a report is missing.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-const file = process.argv[2];
-let report;
-try {
-  report = JSON.parse(readFileSync(file, 'utf8'));
-} catch {
-  console.log(`tests: no report in ${file} (vitest stopped before reporting, see above): failed`);
-  process.exit(1);
+const reports = [];
+let missing = 0;
+for (const file of process.argv.slice(2)) {
+  try {
+    reports.push(JSON.parse(readFileSync(file, 'utf8')));
+  } catch {
+    console.log(`tests: no report in ${file} (its vitest run stopped before reporting, see above): failed`);
+    missing += 1;
+  }
 }
 let passed = 0;
 let failed = 0;
 const skipped = [];
-for (const result of report.testResults) {
+for (const result of reports.flatMap((report) => report.testResults)) {
   const name = path.relative(process.cwd(), result.name);
   const fileFailed = result.status === 'failed';
   if (fileFailed && result.assertionResults.length === 0) failed += 1; // did not load
@@ -29,4 +31,5 @@ for (const result of report.testResults) {
 }
 for (const test of skipped) console.log(`skipped: ${test}`);
 console.log(`tests: ${passed} passed, ${failed} failed` + (skipped.length ? `, ${skipped.length} skipped` : ''));
-process.exit(failed > 0 || report.success === false ? 1 : 0);
+const unsuccessful = reports.some((report) => report.success === false);
+process.exit(failed > 0 || missing > 0 || unsuccessful || reports.length === 0 ? 1 : 0);
