@@ -8,6 +8,7 @@ import type { Context } from '@temporalio/activity';
 export class Heartbeats {
   private details: () => unknown;
   private timer: NodeJS.Timeout | undefined;
+  private intervalMs: number | undefined;
 
   constructor(
     private readonly ctx: Context,
@@ -19,6 +20,7 @@ export class Heartbeats {
   /** Heartbeats every `intervalMs` from now on, the first one after `firstAfterMs`. */
   every(intervalMs: number, firstAfterMs = intervalMs): this {
     this.stop();
+    this.intervalMs = intervalMs;
     this.timer = setTimeout(() => {
       this.beat();
       this.timer = setInterval(() => this.beat(), intervalMs);
@@ -26,10 +28,15 @@ export class Heartbeats {
     return this;
   }
 
-  /** From now on the heartbeats carry what `details` returns; one goes at once. */
+  /**
+   * From now on the heartbeats carry what `details` returns; one goes at once, and the next
+   * periodic one a whole interval after it (not a tick that happens to fall just after: each
+   * heartbeat that reaches the server is a write there).
+   */
   carry(details: () => unknown): void {
     this.details = details;
     this.beat();
+    if (this.intervalMs !== undefined) this.every(this.intervalMs);
   }
 
   beat(): void {
@@ -40,5 +47,6 @@ export class Heartbeats {
     // clearTimeout clears an interval too.
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.intervalMs = undefined;
   }
 }
