@@ -114,6 +114,21 @@ async function crashThreeTimes(id: string, lines: [number, number, number]): Pro
   );
 }
 
+/** Lines stored more than once (the first few, each with where it first and again appeared) and lines missing. */
+function differences(stored: string[], expected: string[]) {
+  const firstAt = new Map<string, number>();
+  const doubled: string[] = [];
+  stored.forEach((line, at) => {
+    const first = firstAt.get(line);
+    if (first === undefined) firstAt.set(line, at);
+    else doubled.push(`${line} at ${first} and ${at}`);
+  });
+  const missing = expected.filter((line) => !firstAt.has(line));
+  const few = (list: string[]) =>
+    list.length > 6 ? [...list.slice(0, 3), `… ${list.length - 6} more …`, ...list.slice(-3)] : list;
+  return { stored: stored.length, doubled: few(doubled), missing: few(missing) };
+}
+
 function rssKiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
@@ -160,8 +175,15 @@ describe('worker crash and reattach with stdout and stderr both busy', () => {
     const numbers = (prefix: string) => Array.from({ length: count }, (_, i) => `${prefix} ${i + 1}`);
     const ofStream = async (stream: string) =>
       (await (await api(`/jobs/${j.id}/logs?stream=${stream}`)).text()).replace(/\n$/, '').split('\n');
-    expect(await ofStream('stdout')).toEqual(numbers('o'));
-    expect(await ofStream('stderr')).toEqual(numbers('e'));
+    for (const [stream, prefix] of [
+      ['stdout', 'o'],
+      ['stderr', 'e'],
+    ] as const) {
+      const stored = await ofStream(stream);
+      // First as counts and positions (readable when it fails: which lines came twice, where), then in order.
+      expect(differences(stored, numbers(prefix)), stream).toEqual({ stored: count, doubled: [], missing: [] });
+      expect(stored, stream).toEqual(numbers(prefix));
+    }
     const sse = await openSse(`${stack.info.apiUrl}/jobs/${j.id}/logs/stream`, { token: stack.info.apiToken });
     await sse.closed;
     expect(sse.lines().map((l) => l.seq)).toEqual(Array.from({ length: 2 * count }, (_, i) => i + 1));
