@@ -1,9 +1,7 @@
 import { readFileSync } from 'node:fs';
-import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storedLineCost } from '../../activities/output-lines.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
-import type { Job } from '../support/api-client.js';
+import { jobContainers, type Job } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { openSse } from '../support/sse.js';
 import { waitFor } from '../support/wait.js';
@@ -15,7 +13,6 @@ import { waitFor } from '../support/wait.js';
  * its 300,000 short lines (~24 MB of store) while the 100 MB test is capped.
  */
 const LOG_CAP = 48 * 1024 * 1024;
-const docker = new Docker();
 let stack: RunningStack;
 let workerPid: number;
 
@@ -80,10 +77,7 @@ const waitForStored = (id: string, count: number) =>
   );
 
 async function containerState(id: string): Promise<string | undefined> {
-  const [c] = await docker.listContainers({
-    all: true,
-    filters: { label: [`${LABEL_JOB_ID}=${id}`, `${LABEL_INSTANCE}=${stack.info.instanceId}`] },
-  });
+  const [c] = await jobContainers(stack.info.instanceId, id);
   return c?.State;
 }
 

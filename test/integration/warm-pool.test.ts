@@ -2,10 +2,10 @@ import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSeccompProfile } from '../../activities/container-spec.js';
-import { attachAndRelease, POOL_NAME_PREFIX, WarmPool } from '../../activities/warm-pool.js';
-import { LABEL_INSTANCE, LABEL_POOL } from '../../domain/container-labels.js';
+import { attachAndRelease, WarmPool } from '../../activities/warm-pool.js';
+import { LABEL_POOL } from '../../domain/container-labels.js';
 import type { ProvisionInput } from '../../activities/types.js';
-import { clientFor, jobContainers } from '../support/api-client.js';
+import { clientFor, idlePoolContainers, jobContainers } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
@@ -48,11 +48,7 @@ afterAll(async () => {
 const { submit, logs, waitForEnd, cancel } = clientFor(() => stack.info);
 
 /** The stack's idle pool containers (running or not). */
-const idlePool = () =>
-  docker.listContainers({
-    all: true,
-    filters: { name: [POOL_NAME_PREFIX], label: [`${LABEL_INSTANCE}=${instanceId}`, LABEL_POOL] },
-  });
+const idlePool = () => idlePoolContainers(instanceId);
 
 const fullPool = () =>
   waitFor(
