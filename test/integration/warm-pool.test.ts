@@ -45,7 +45,7 @@ afterAll(async () => {
     .catch(() => undefined);
 }, 60_000);
 
-const { submit, logs, waitForEnd, cancel } = clientFor(() => stack.info);
+const { submit, logs, waitForEnd, waitForState, cancel } = clientFor(() => stack.info);
 
 /** The stack's idle pool containers (running or not). */
 const idlePool = () => idlePoolContainers(instanceId);
@@ -94,7 +94,9 @@ describe('warm pool', () => {
 
   it('applies a job’s own limits to a claimed container', async () => {
     await fullPool();
-    const job = await submit({ script: 'sleep 1; echo ok', resources: { memoryMb: 300, cpus: 0.5 } });
+    const job = await submit({ script: 'sleep 3; echo ok', resources: { memoryMb: 300, cpus: 0.5 } });
+    // RUNNING once provisioned: the claim's rename comes before its update of the limits.
+    await waitForState(job.id, ['RUNNING']);
     const container = await runningContainerOf(job.id);
     const info = await docker.getContainer(container.Id).inspect();
     expect(info.Config.Labels?.[LABEL_POOL]).toBeDefined();
