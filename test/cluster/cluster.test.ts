@@ -6,11 +6,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { describe, expect, inject, it } from 'vitest';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
 import { TERMINAL_STATES } from '../../domain/job-state.js';
 import type { ClusterInfo } from '../../scripts/cluster/cluster.js';
 import { dockerHostId } from '../../worker/host.js';
-import { clientFor, type ApiTarget, type Job } from '../support/api-client.js';
+import {
+  clientFor,
+  eventJob,
+  isJobContainerCreated,
+  isJobContainerStarted,
+  jobContainers,
+  watchContainerEvents,
+  type ApiTarget,
+  type Job,
+} from '../support/api-client.js';
 import { lineReport, numberedScript, stdoutLines } from '../support/faults.js';
 import { openSse } from '../support/sse.js';
 import { waitFor } from '../support/wait.js';
@@ -76,46 +84,33 @@ async function waitForAll(ids: string[], timeoutMs = 170_000): Promise<Job[]> {
   return ids.map((id) => ended.get(id)!);
 }
 
-/** Counts each engine's live job containers from its events: the most at once, and every start and die. */
+/**
+ * Counts each engine's live job containers from its events: the most at once, and every event. A
+ * container holds a slot from its creation, or a warm pool container from its claim, until its
+ * script ends (an idle pool container, or an exited one waiting to be removed, holds none).
+ */
 function watchEngines() {
-  const max = engines.map(() => 0);
-  const live = engines.map(() => new Set<string>());
-  const events: { host: number; action: string; id: string; job: string; at: number }[] = [];
-  const streams: NodeJS.ReadableStream[] = [];
-  const ready = Promise.all(
-    engines.map(async (engine, host) => {
-      const stream = (await engine.getEvents({
-        filters: { type: ['container'], label: [`${LABEL_INSTANCE}=${cluster.instanceId}`] },
-      })) as NodeJS.ReadableStream;
-      streams.push(stream);
-      let buffered = '';
-      stream.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('utf8');
-        let nl: number;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          const e = JSON.parse(buffered.slice(0, nl)) as {
-            Action: string;
-            id: string;
-            time: number;
-            Actor: { Attributes: Record<string, string> };
-          };
-          buffered = buffered.slice(nl + 1);
-          events.push({ host, action: e.Action, id: e.id, job: e.Actor.Attributes[LABEL_JOB_ID] ?? '', at: e.time });
-          // A container holds a slot from its creation until its script ends (an exited one
-          // waiting to be removed holds none: capacity counts created or running containers).
-          if (e.Action === 'create') live[host]!.add(e.id);
-          if (e.Action === 'die' || e.Action === 'destroy') live[host]!.delete(e.id);
-          max[host] = Math.max(max[host]!, live[host]!.size);
-        }
-      });
-    }),
-  );
+  const watches = engines.map((engine) => watchContainerEvents(engine, cluster.instanceId));
+  const eventsOf = () =>
+    watches.flatMap((w, host) =>
+      w.events.map((e) => ({ host, e, action: e.Action, job: eventJob(e) ?? '', at: e.time })),
+    );
   return {
-    ready,
-    events,
+    ready: Promise.all(watches.map((w) => w.ready)),
+    get events() {
+      return eventsOf();
+    },
     stop: () => {
-      for (const s of streams) (s as unknown as { destroy(): void }).destroy();
-      return max;
+      return watches.map((w) => {
+        const live = new Set<string>();
+        let most = 0;
+        for (const e of w.stop()) {
+          if (isJobContainerCreated(e)) live.add(e.id);
+          if (e.Action === 'die' || e.Action === 'destroy') live.delete(e.id);
+          most = Math.max(most, live.size);
+        }
+        return most;
+      });
     },
   };
 }
@@ -216,17 +211,14 @@ describe('a host cut off by its link', () => {
     // The cut-off host's container goes once its worker reaches Temporal again.
     await waitFor(
       'the stale container to be removed',
-      async () =>
-        (await engines[lost]!.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${job.id}`] } }))
-          .length === 0
-          ? true
-          : undefined,
+      async () => ((await jobContainers(cluster.instanceId, job.id, engines[lost])).length === 0 ? true : undefined),
       { timeoutMs: 90_000, intervalMs: 500 },
     );
     watch.stop();
     const ofJob = watch.events.filter((e) => e.job === job.id);
     const staleDied = ofJob.find((e) => e.host === lost && e.action === 'die');
-    const secondStarted = ofJob.find((e) => e.host === 1 - lost && e.action === 'start');
+    // Its start, or its claim of a warm pool container (started ahead, under the pool's name).
+    const secondStarted = ofJob.find((e) => e.host === 1 - lost && isJobContainerStarted(e.e));
     console.info(
       `host cut: attempt 2 on the other host; the stale container died ${
         staleDied && secondStarted ? `${secondStarted.at - staleDied.at} s before` : '?'

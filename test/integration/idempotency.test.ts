@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
-import { api, docker, stack, waitForEnd, type Job } from '../support/api-client.js';
+import { api, containerEvents, isJobContainerCreated, waitForEnd, type Job } from '../support/api-client.js';
 
 const post = (spec: Record<string, unknown>, key?: string) =>
   api('/jobs', {
@@ -10,21 +9,9 @@ const post = (spec: Record<string, unknown>, key?: string) =>
     body: JSON.stringify(spec),
   });
 
-/** Containers Docker created for a job between `since` and now, from Docker's own event log. */
-async function containersCreated(jobId: string, since: number): Promise<number> {
-  const stream = (await docker.getEvents({
-    since: Math.floor(since / 1000) - 1,
-    until: Math.ceil(Date.now() / 1000) + 1,
-    filters: {
-      type: ['container'],
-      event: ['create'],
-      label: [`${LABEL_JOB_ID}=${jobId}`, `${LABEL_INSTANCE}=${stack().instanceId}`],
-    },
-  })) as NodeJS.ReadableStream;
-  let text = '';
-  for await (const chunk of stream) text += chunk.toString();
-  return text.split('\n').filter((line) => line.trim()).length;
-}
+/** Containers that became the job's (created for it or claimed from the pool) between `since` (ms) and now. */
+const containersCreated = async (jobId: string, since: number) =>
+  (await containerEvents(jobId, Math.floor(since / 1000) - 1)).filter(isJobContainerCreated).length;
 
 describe('POST /jobs with an Idempotency-Key', () => {
   it('two concurrent submits with one key → one job, one container; again after it ended → the same job', async () => {

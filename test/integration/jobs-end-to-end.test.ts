@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { containersOf, getJob, logs, submit, waitForEnd } from '../support/api-client.js';
+import { LABEL_JOB_ID, LABEL_POOL } from '../../domain/container-labels.js';
+import {
+  containersOf,
+  docker,
+  getJob,
+  idlePoolContainers,
+  logs,
+  stack,
+  submit,
+  waitForEnd,
+  waitForRunningContainer,
+} from '../support/api-client.js';
+import { waitFor } from '../support/wait.js';
 
 describe('running jobs end to end (real Temporal, real Docker)', () => {
   it('runs an echo job to SUCCEEDED, keeps its output and removes its container', async () => {
@@ -16,6 +28,32 @@ describe('running jobs end to end (real Temporal, real Docker)', () => {
     expect(done.host).toBeTruthy();
     expect(await logs(job.id)).toBe('hello from hodei\n');
     expect(await containersOf(job.id)).toEqual([]);
+  });
+
+  it('runs a job in a warm pool container by default: created before its submit, named for the job', async () => {
+    // The shared stack sets no HODEI_WARM_POOL (its default, 2). Other files' jobs draw on the
+    // same pool: each try submits once an idle container waits; one claim of three is enough.
+    let claimed: { created: number; submittedAt: number; labels: Record<string, string> } | undefined;
+    for (let tries = 0; tries < 3 && !claimed; tries++) {
+      await waitFor(
+        'an idle pool container',
+        async () =>
+          (await idlePoolContainers(stack().instanceId)).some((c) => c.State === 'running') ? true : undefined,
+        { timeoutMs: 60_000, intervalMs: 50 },
+      );
+      const submittedAt = Date.now();
+      const job = await submit({ script: 'sleep 1; echo warm' });
+      const info = await docker.getContainer((await waitForRunningContainer(job.id)).Id).inspect();
+      expect((await waitForEnd(job.id)).state).toBe('SUCCEEDED');
+      expect(await logs(job.id)).toBe('warm\n');
+      if (info.Config.Labels?.[LABEL_POOL]) {
+        claimed = { created: Date.parse(info.Created), submittedAt, labels: info.Config.Labels };
+        expect(info.Name).toBe(`/hodei-${job.id}-1`);
+      }
+    }
+    expect(claimed).toBeDefined();
+    expect(claimed!.created).toBeLessThan(claimed!.submittedAt);
+    expect(claimed!.labels[LABEL_JOB_ID]).toBeUndefined();
   });
 
   it('passes env vars to the script', async () => {

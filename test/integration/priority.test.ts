@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobSpec } from '../../api-client/index.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
-import { api, clientFor, containerEvents, docker, type Job } from '../support/api-client.js';
+import { api, clientFor, containerEvents, jobContainers, type Job } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { temporalCli } from '../support/temporal.js';
 import { waitFor } from '../support/wait.js';
@@ -104,12 +103,8 @@ describe('fair shares (capacity 1, a backlog of one key)', () => {
   });
 });
 
-/** This stack's containers of a job, in any state (`docker ps -a` with the installation label). */
-const containersOf = (id: string) =>
-  docker.listContainers({
-    all: true,
-    filters: { label: [`${LABEL_INSTANCE}=${small.info.instanceId}`, `${LABEL_JOB_ID}=${id}`] },
-  });
+/** This stack's containers of a job, in any state: created for it, or a pool container it claimed. */
+const containersOf = (id: string) => jobContainers(small.info.instanceId, id);
 
 describe('startAt', () => {
   it('a future time: QUEUED with the time as its reason, no container, then starts no earlier', async () => {
@@ -162,7 +157,7 @@ describe('startAt', () => {
     const done = await client.waitForEnd(job.id, 60_000);
     expect(done.state).toBe('CANCELLED');
     expect(done.workflow.status).toBe('CANCELLED');
-    expect(await containerEvents(job.id, since)).toEqual([]);
+    expect(await containerEvents(job.id, since, undefined, small.info.instanceId)).toEqual([]);
   });
 
   it.each([

@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIVE_STATES } from '../../activities/host-slots.js';
-import { LABEL_INSTANCE } from '../../domain/container-labels.js';
-import { clientFor, type Job } from '../support/api-client.js';
+import { clientFor, installationJobContainers, type Job } from '../support/api-client.js';
 import { ExtraEngine } from '../support/engine.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
@@ -50,11 +49,9 @@ function sampleContainers(engines: ExtraEngine[]) {
       await Promise.all(
         engines.map(async (engine, i) => {
           try {
-            // Capacity counts containers created or running; an exited one waiting for removal holds no slot.
-            const list = await engine.docker.listContainers({
-              all: true,
-              filters: { label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`], status: LIVE_STATES },
-            });
+            // Capacity counts job containers created or running (claimed pool ones too); an exited
+            // one waiting for removal, or an idle pool container, holds no slot.
+            const list = await installationJobContainers(stack.info.instanceId, engine.docker, LIVE_STATES);
             max[i] = Math.max(max[i]!, list.length);
           } catch {
             // An engine that is down holds nothing.

@@ -1,9 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiClient, type PipelineSpec, type PipelineView } from '../../api-client/index.js';
-import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
 import { stepJobId } from '../../domain/pipeline-spec.js';
 import { PIPELINE_TERMINAL_STATES } from '../../domain/pipeline-state.js';
-import { docker } from '../support/api-client.js';
+import {
+  docker,
+  eventJob,
+  isJobContainerCreated,
+  watchContainerEvents,
+  type ContainerEvent,
+} from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
@@ -35,40 +40,11 @@ const waitForEnd = (id: string, timeoutMs = 180_000) =>
     { timeoutMs, intervalMs: 250 },
   );
 
-interface DockerEvent {
-  Action: string;
-  id: string;
-  timeNano: number;
-  Actor: { Attributes: Record<string, string> };
-}
-
-/**
- * Watches this stack's container events live, from now on (Docker's own log keeps only its last
- * 256 events, too few on an engine shared with other tests).
- */
-async function watchEvents(): Promise<{ events: DockerEvent[]; stop(): DockerEvent[] }> {
-  const stream = (await docker.getEvents({
-    filters: { type: ['container'], label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`] },
-  })) as unknown as NodeJS.ReadableStream & { destroy(): void };
-  const events: DockerEvent[] = [];
-  let buffered = '';
-  stream.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    let newline: number;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, newline).trim();
-      buffered = buffered.slice(newline + 1);
-      if (line) events.push(JSON.parse(line) as DockerEvent);
-    }
-  });
-  stream.on('error', () => undefined);
-  return {
-    events,
-    stop: () => {
-      stream.destroy();
-      return events;
-    },
-  };
+/** This stack's container events, live from now on. */
+async function watchEvents() {
+  const watch = watchContainerEvents(docker, stack.info.instanceId);
+  await watch.ready;
+  return watch;
 }
 
 describe('pipelines under faults and load', () => {
@@ -92,9 +68,7 @@ describe('pipelines under faults and load', () => {
     expect(done.state).toBe('CANCELLED');
     expect(done.steps.map((s) => s.state)).toEqual(['SKIPPED', 'SKIPPED']);
     expect(done.steps.every((s) => s.jobId === undefined)).toBe(true);
-    const created = watch
-      .stop()
-      .filter((e) => e.Action === 'create' && e.Actor.Attributes[LABEL_JOB_ID]?.startsWith(p.id));
+    const created = watch.stop().filter((e) => isJobContainerCreated(e) && eventJob(e)?.startsWith(p.id));
     expect(created).toEqual([]);
   });
 
@@ -119,11 +93,12 @@ describe('pipelines under faults and load', () => {
     expect(done.steps.map((s) => s.state)).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
     // Each step's job ran once: one job id each, and no job had a second attempt at its script,
     // unless its host was lost (then the job itself says so with attempt 2).
-    const created = watch.stop().filter((e) => e.Action === 'create');
+    // Created for it or claimed from the warm pool: a container became the job's.
+    const created = watch.stop().filter(isJobContainerCreated);
     for (const name of chain) {
       const jobId = stepJobId(p.id, name);
       const job = (await client.GET('/jobs/{id}', { params: { path: { id: jobId } } })).data!;
-      const containers = created.filter((e) => e.Actor.Attributes[LABEL_JOB_ID] === jobId).length;
+      const containers = created.filter((e) => eventJob(e) === jobId).length;
       expect(containers, name).toBe(job.attempt ?? 1);
     }
     const { data: page } = await client.GET('/jobs', { params: { query: { label: [`pipeline:${p.id}`] } } });
@@ -142,23 +117,24 @@ describe('pipelines under faults and load', () => {
     expect(done.state).toBe('SUCCEEDED');
     expect(done.steps.filter((s) => s.state === 'SUCCEEDED')).toHaveLength(50);
     // The last exit can come a moment after the pipeline's end is seen.
-    const mine = (e: DockerEvent) => e.Actor.Attributes[LABEL_JOB_ID]?.startsWith(p.id) === true;
+    const mine = (e: ContainerEvent) => eventJob(e)?.startsWith(p.id) === true;
     await waitFor('every container to exit', () =>
       watch.events.filter((e) => e.Action === 'die' && mine(e)).length >= 50 ? true : undefined,
     );
-    // Containers holding a slot at once: from create to exit (an exited container waiting to be
-    // removed holds none, activities/host-slots.ts), from Docker's events.
+    // Containers holding a slot at once: from create, or a warm pool container's claim, to exit
+    // (an idle pool container or an exited one waiting to be removed holds none,
+    // activities/host-slots.ts), from Docker's events.
     const events = watch
       .stop()
-      .filter((e) => mine(e) && (e.Action === 'create' || e.Action === 'die'))
+      .filter((e) => mine(e) && (isJobContainerCreated(e) || e.Action === 'die'))
       .sort((a, b) => a.timeNano - b.timeNano || (a.Action === 'die' ? -1 : 1));
     let alive = 0;
     let most = 0;
     for (const e of events) {
-      alive += e.Action === 'create' ? 1 : -1;
+      alive += e.Action === 'die' ? -1 : 1;
       most = Math.max(most, alive);
     }
-    expect(events.filter((e) => e.Action === 'create')).toHaveLength(50);
+    expect(events.filter(isJobContainerCreated)).toHaveLength(50);
     expect(most).toBeGreaterThan(1);
     expect(most).toBeLessThanOrEqual(CAPACITY);
   }, 360_000);

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientFor, docker } from '../support/api-client.js';
+import { clientFor, installationJobContainers } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
-import { LABEL_INSTANCE } from '../../domain/container-labels.js';
 
 /**
  * The test stack's restarts, which the fault tests build on: a stack of this file's own with
@@ -32,11 +31,8 @@ describe('the test stack restarts its parts on the ports they had', () => {
     const done = await waitForEnd(job.id, 180_000);
     expect(done.state).toBe('SUCCEEDED');
     expect(await logs(job.id)).toBe('before\nafter\n');
-    const left = await docker.listContainers({
-      all: true,
-      filters: { label: [`${LABEL_INSTANCE}=${stack.info.instanceId}`] },
-    });
-    expect(left).toEqual([]);
+    // No job container left (the worker's idle pool containers are none).
+    expect(await installationJobContainers(stack.info.instanceId)).toEqual([]);
   }, 300_000);
 
   it('answers at the same URL after a kill -9 of the API and a start', async () => {

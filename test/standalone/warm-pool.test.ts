@@ -2,10 +2,10 @@ import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSeccompProfile } from '../../activities/container-spec.js';
-import { attachAndRelease, POOL_NAME_PREFIX, WarmPool } from '../../activities/warm-pool.js';
-import { LABEL_INSTANCE, LABEL_POOL } from '../../domain/container-labels.js';
+import { attachAndRelease, WarmPool } from '../../activities/warm-pool.js';
+import { LABEL_POOL } from '../../domain/container-labels.js';
 import type { ProvisionInput } from '../../activities/types.js';
-import { clientFor, jobContainers } from '../support/api-client.js';
+import { clientFor, idlePoolContainers, jobContainers } from '../support/api-client.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
@@ -45,14 +45,10 @@ afterAll(async () => {
     .catch(() => undefined);
 }, 60_000);
 
-const { submit, logs, waitForEnd, cancel } = clientFor(() => stack.info);
+const { submit, logs, waitForEnd, waitForState, cancel } = clientFor(() => stack.info);
 
 /** The stack's idle pool containers (running or not). */
-const idlePool = () =>
-  docker.listContainers({
-    all: true,
-    filters: { name: [POOL_NAME_PREFIX], label: [`${LABEL_INSTANCE}=${instanceId}`, LABEL_POOL] },
-  });
+const idlePool = () => idlePoolContainers(instanceId);
 
 const fullPool = () =>
   waitFor(
@@ -98,7 +94,9 @@ describe('warm pool', () => {
 
   it('applies a job’s own limits to a claimed container', async () => {
     await fullPool();
-    const job = await submit({ script: 'sleep 1; echo ok', resources: { memoryMb: 300, cpus: 0.5 } });
+    const job = await submit({ script: 'sleep 3; echo ok', resources: { memoryMb: 300, cpus: 0.5 } });
+    // RUNNING once provisioned: the claim's rename comes before its update of the limits.
+    await waitForState(job.id, ['RUNNING']);
     const container = await runningContainerOf(job.id);
     const info = await docker.getContainer(container.Id).inspect();
     expect(info.Config.Labels?.[LABEL_POOL]).toBeDefined();

@@ -3,6 +3,7 @@ import { inject } from 'vitest';
 import { LABEL_INSTANCE, LABEL_JOB_ID, LABEL_POOL } from '../../domain/container-labels.js';
 import { createApiClient, type JobSpec, type JobView } from '../../api-client/index.js';
 import { TERMINAL_STATES, type JobState } from '../../domain/job-state.js';
+import { claimedJob, isIdlePoolName, isPoolContainer, POOL_NAME_PREFIX } from '../../activities/warm-pool.js';
 import { SpecValidator } from './openapi.js';
 import { waitFor } from './wait.js';
 
@@ -141,21 +142,53 @@ export async function containersOf(jobId: string): Promise<Docker.ContainerInfo[
 
 /**
  * A job's containers of an installation, in any state: those created for it (labelled with its
- * id) and warm pool containers it claimed (named `hodei-<job id>-<attempt>`, activities/warm-pool.ts).
+ * id) and warm pool containers it claimed (named `hodei-<job id>-<attempt>`, activities/warm-pool.ts),
+ * on `engine` (default: this machine's).
  */
-export async function jobContainers(instanceId: string, jobId: string): Promise<Docker.ContainerInfo[]> {
+export async function jobContainers(
+  instanceId: string,
+  jobId: string,
+  engine: Docker = docker,
+): Promise<Docker.ContainerInfo[]> {
   const [labelled, named] = await Promise.all([
-    docker.listContainers({
+    engine.listContainers({
       all: true,
       filters: { label: [`${LABEL_JOB_ID}=${jobId}`, `${LABEL_INSTANCE}=${instanceId}`] },
     }),
-    docker.listContainers({
+    engine.listContainers({
       all: true,
       filters: { name: [`hodei-${jobId}-`], label: [LABEL_POOL, `${LABEL_INSTANCE}=${instanceId}`] },
     }),
   ]);
   const exact = new RegExp(`^/hodei-${jobId.replace(/[.]/g, '\\.')}-\\d+$`);
   return [...labelled, ...named.filter((c) => c.Names.some((n) => exact.test(n)))];
+}
+
+/** Whether a listed container is an idle warm pool container: no job's (yet), it holds no slot. */
+export const isIdlePoolContainer = (c: Docker.ContainerInfo): boolean =>
+  isPoolContainer(c.Labels) && c.Names.some(isIdlePoolName);
+
+/** An installation's idle warm pool containers (running or not). */
+export const idlePoolContainers = (instanceId: string, engine: Docker = docker): Promise<Docker.ContainerInfo[]> =>
+  engine.listContainers({
+    all: true,
+    filters: { name: [POOL_NAME_PREFIX], label: [`${LABEL_INSTANCE}=${instanceId}`, LABEL_POOL] },
+  });
+
+/**
+ * An installation's job containers on an engine (`docker ps -a`, or the `status` given): those
+ * created for a job and claimed pool containers; idle pool containers are left out.
+ */
+export async function installationJobContainers(
+  instanceId: string,
+  engine: Docker = docker,
+  status?: string[],
+): Promise<Docker.ContainerInfo[]> {
+  const listed = await engine.listContainers({
+    all: true,
+    filters: { label: [`${LABEL_INSTANCE}=${instanceId}`], ...(status ? { status } : {}) },
+  });
+  return listed.filter((c) => !isIdlePoolContainer(c));
 }
 
 export async function waitForRunningContainer(jobId: string, timeoutMs = 30_000): Promise<Docker.ContainerInfo> {
@@ -182,27 +215,97 @@ export async function waitForNoContainer(jobId: string, timeoutMs = 30_000): Pro
   return Date.now() - started;
 }
 
-/** What Docker recorded for a job's containers between `since` and `until` (epoch seconds; default: now). */
+/** A container event as the engine reports it (`Actor.Attributes`: the labels, `name`: the name now). */
+export interface ContainerEvent {
+  Action: string;
+  id: string;
+  time: number;
+  timeNano: number;
+  Actor: { Attributes: Record<string, string> };
+}
+
+/**
+ * The job whose container an event is of, as production tells (worker/reaper.ts): its
+ * `hodei.job-id` label, or a claimed warm pool container's name `hodei-<job id>-<attempt>` (the
+ * engine names the container as it is named at the event). Undefined for an idle pool container.
+ */
+export function eventJob(e: ContainerEvent): string | undefined {
+  const attributes = e.Actor.Attributes;
+  if (attributes[LABEL_JOB_ID]) return attributes[LABEL_JOB_ID];
+  return attributes[LABEL_POOL] ? claimedJob(attributes.name ?? '')?.jobId : undefined;
+}
+
+/** A warm pool container claimed by a job: its rename to the job's name. */
+const isClaim = (e: ContainerEvent) => e.Action === 'rename' && Boolean(e.Actor.Attributes[LABEL_POOL]);
+
+/** A container became a job's: created for it, or a pool container claimed (its slot is taken from then). */
+export const isJobContainerCreated = (e: ContainerEvent): boolean =>
+  (e.Action === 'create' || isClaim(e)) && eventJob(e) !== undefined;
+
+/** A job's container started on its job: a created one's start, or a pool container's claim (already started). */
+export const isJobContainerStarted = (e: ContainerEvent): boolean =>
+  (e.Action === 'start' || isClaim(e)) && eventJob(e) !== undefined;
+
+/**
+ * Watches an installation's container events on an engine live, from `ready` on (Docker's own log
+ * keeps only its last 256 events, too few on an engine shared with other tests).
+ */
+export function watchContainerEvents(
+  engine: Docker,
+  instanceId: string,
+): { ready: Promise<void>; events: ContainerEvent[]; stop(): ContainerEvent[] } {
+  const events: ContainerEvent[] = [];
+  let stream: (NodeJS.ReadableStream & { destroy(): void }) | undefined;
+  let stopped = false;
+  const ready = (async () => {
+    stream = (await engine.getEvents({
+      filters: { type: ['container'], label: [`${LABEL_INSTANCE}=${instanceId}`] },
+    })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+    if (stopped) stream.destroy();
+    let buffered = '';
+    stream.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line) events.push(JSON.parse(line) as ContainerEvent);
+      }
+    });
+    stream.on('error', () => undefined);
+  })();
+  return {
+    ready,
+    events,
+    stop: () => {
+      stopped = true;
+      stream?.destroy();
+      return events;
+    },
+  };
+}
+
+/**
+ * What Docker recorded for a job's containers between `since` and `until` (epoch seconds; default:
+ * now), of the installation `instanceId` (default: the shared stack's): a created container's
+ * events from its create, a claimed pool container's from its claim (`rename`) on.
+ */
 export async function containerEvents(
   jobId: string,
   since: number,
   until = Math.ceil(Date.now() / 1000) + 1,
-): Promise<Array<{ Action: string; timeNano: number }>> {
-  // A claimed warm pool container (no job id label) is the one of the job's name, through its rename.
-  const claimed = (await jobContainers(stack().instanceId, jobId)).map((c) => c.Id);
-  const read = async (filters: Record<string, string[]>) => {
-    const events = (await docker.getEvents({
-      since,
-      until,
-      filters: { type: ['container'], ...filters },
-    })) as unknown as NodeJS.ReadableStream;
-    let text = '';
-    for await (const chunk of events) text += String(chunk);
-    return text
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as { Action: string; timeNano: number });
-  };
-  const labelled = await read({ label: [`${LABEL_JOB_ID}=${jobId}`] });
-  return labelled.length > 0 || claimed.length === 0 ? labelled : read({ container: claimed });
+  instanceId = stack().instanceId,
+): Promise<ContainerEvent[]> {
+  const events = (await docker.getEvents({
+    since,
+    until,
+    filters: { type: ['container'], label: [`${LABEL_INSTANCE}=${instanceId}`] },
+  })) as unknown as NodeJS.ReadableStream;
+  let text = '';
+  for await (const chunk of events) text += String(chunk);
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as ContainerEvent)
+    .filter((e) => eventJob(e) === jobId);
 }

@@ -1,6 +1,5 @@
 import type Docker from 'dockerode';
-import { LABEL_INSTANCE } from '../../domain/container-labels.js';
-import { api, type ApiTarget } from './api-client.js';
+import { api, installationJobContainers, type ApiTarget } from './api-client.js';
 
 /** A job script printing `line 1` … `line <count>`, one every `pauseSeconds`. */
 export function numberedScript(count: number, pauseSeconds: number): string {
@@ -54,8 +53,7 @@ export async function stdoutLines(target: ApiTarget, jobId: string): Promise<str
   return text === '' ? [] : text.replace(/\n$/, '').split('\n');
 }
 
-/** How many containers of the installation an engine still holds, in any state. */
+/** How many job containers of the installation an engine still holds, in any state (idle pool ones are none). */
 export async function containersLeft(docker: Docker, instanceId: string): Promise<number> {
-  const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTANCE}=${instanceId}`] } });
-  return left.length;
+  return (await installationJobContainers(instanceId, docker)).length;
 }
