@@ -245,7 +245,8 @@ describe.concurrent('artifacts (real Docker, real Temporal, data-dir store)', ()
   it('collects 100,000 tiny files and a file growing meanwhile with the worker’s memory bounded', async () => {
     const script = [
       'mkdir many && cd many',
-      "python3 -c \"\nfor d in range(100):\n  import os; os.mkdir(str(d))\n  for f in range(1000): open(f'{d}/{f}','w').write(str(f))\"",
+      "python3 -c \"\nfor d in range(100):\n  import os; os.mkdir(str(d))\n  for f in range(1000): open(f'{d}/{f}','w').write(str(f))\" || exit 9",
+      'echo "made $(find . -type f | wc -l) files"',
       'cd ..',
       // Grows while it is collected: the wrapper stops the script first, so a leftover writer is gone.
       '(while :; do echo grow >> growing.log; done) &',
@@ -268,8 +269,10 @@ describe.concurrent('artifacts (real Docker, real Temporal, data-dir store)', ()
     const done = await waitForEnd(job.id, 600_000);
     ended = true;
     await sampling;
-    expect(done.state).toBe('SUCCEEDED');
-    expect(done.artifacts).toMatchObject({ count: 100_001, truncated: false });
+    // The job's own words and the platform's (system lines) say what happened when this fails.
+    const said = `job log:\n${(await logs(job.id)).split('\n').slice(-20).join('\n')}`;
+    expect(done.state, said).toBe('SUCCEEDED');
+    expect(done.artifacts, said).toMatchObject({ count: 100_001, truncated: false });
     const { artifacts } = await list(job.id);
     expect(artifacts.length).toBe(100_001);
     const growing = artifacts.find((a) => a.path === 'growing.log')!;
