@@ -92,8 +92,8 @@ describe('cancel while queued (capacity 1)', () => {
     // Docker's own record: no container was ever created (or, from the warm pool, claimed: renamed)
     // for it, while the blocker's was.
     const until = Math.ceil(Date.now() / 1000) + 1;
-    expect(await containerEvents(queued, since, until)).toEqual([]);
-    expect((await containerEvents(blocker, since, until)).map((e) => e.Action)).toEqual(
+    expect(await containerEvents(queued, since, until, small.info.instanceId)).toEqual([]);
+    expect((await containerEvents(blocker, since, until, small.info.instanceId)).map((e) => e.Action)).toEqual(
       expect.arrayContaining([expect.stringMatching(/^(create|rename)$/)]),
     );
 
