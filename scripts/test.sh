@@ -2,9 +2,10 @@
 # `npm test`: installs what is missing (scripts/setup.sh, and the tests' own tools beside it), then
 # runs every test tier in two lanes at once (docs/tests.md#two-lanes):
 #   shared: the integration tier, one file after another on one shared stack (Temporal dev server,
-#           worker, API on ports of its own, its own installation id: it never touches `npm start`);
-#   own:    type-check, lint and format check, then the cluster tier, then the tiers that start what
-#           they need themselves (unit, workflow, deployment, standalone, postgres).
+#           worker, API on ports of its own, its own installation id: it never touches `npm start`),
+#           then the cluster tier;
+#   own:    type-check, lint and format check, then the tiers that start what they need themselves
+#           (unit, workflow, deployment, standalone, postgres).
 # Arguments (files, `--project …`) run only those, in one lane: `npm test -- test/unit`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,12 +72,17 @@ if [ $# -gt 0 ]; then
   vitest_run main "$@" || status=$?
   reports=("$ARTIFACTS/results-main.json")
 else
+  shared_lane() {
+    local failed=0
+    vitest_run shared --project integration || failed=1
+    # The cluster tier after it, in a run of its own: its topology (four Temporal services,
+    # PostgreSQL, two engines) runs only while its own tests do.
+    vitest_run cluster --project cluster || failed=1
+    return "$failed"
+  }
   own_lane() {
     local failed=0
     checks || failed=1
-    # The cluster tier first and alone: its topology (four Temporal services, PostgreSQL, two
-    # engines) is stopped before the other tiers start.
-    vitest_run cluster --project cluster || failed=1
     vitest_run own --project unit --project workflow --project deployment --project standalone \
       --project postgres || failed=1
     return "$failed"
@@ -84,7 +90,7 @@ else
   # Each lane in a process group of its own (set -m), so that stopping `npm test` stops both whole;
   # each lane's lines carry its name, and a lane runs every step even when one fails.
   set -m
-  { vitest_run shared --project integration 2>&1 | sed -u 's/^/[shared] /'; } &
+  { shared_lane 2>&1 | sed -u 's/^/[shared] /'; } &
   shared=$!
   { own_lane 2>&1 | sed -u 's/^/[own] /'; } &
   own=$!
