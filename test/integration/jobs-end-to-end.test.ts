@@ -30,8 +30,8 @@ describe('running jobs end to end (real Temporal, real Docker)', () => {
     expect(await containersOf(job.id)).toEqual([]);
   });
 
-  it('runs a job in a warm pool container by default: created before its submit, named for the job', async () => {
-    // The shared stack sets no HODEI_WARM_POOL (its default, 2). Other files' jobs draw on the
+  it('runs a job in a warm pool container: created before its submit, named for the job', async () => {
+    // The shared stack runs with HODEI_WARM_POOL=2 (global-setup.ts). Other files' jobs draw on the
     // same pool: each try submits once an idle container waits; one claim of three is enough.
     let claimed: { created: number; submittedAt: number; labels: Record<string, string> } | undefined;
     for (let tries = 0; tries < 3 && !claimed; tries++) {
