@@ -3,7 +3,7 @@
 # runs every test tier in two lanes at once (docs/tests.md#two-lanes):
 #   shared: the integration tier, one file after another on one shared stack (Temporal dev server,
 #           worker, API on ports of its own, its own installation id: it never touches `npm start`),
-#           then the cluster tier;
+#           then the cluster tier, then the longest standalone file;
 #   own:    type-check, lint and format check, then the tiers that start what they need themselves
 #           (unit, workflow, deployment, standalone, postgres).
 # Arguments (files, `--project …`) run only those, in one lane: `npm test -- test/unit`.
@@ -72,19 +72,22 @@ if [ $# -gt 0 ]; then
   vitest_run main "$@" || status=$?
   reports=("$ARTIFACTS/results-main.json")
 else
+  # The longest standalone file runs in the shared lane, so that both lanes take about as long.
+  balanced=test/standalone/hosts.test.ts
   shared_lane() {
     local failed=0
     vitest_run shared --project integration || failed=1
     # The cluster tier after it, in a run of its own: its topology (four Temporal services,
     # PostgreSQL, two engines) runs only while its own tests do.
     vitest_run cluster --project cluster || failed=1
+    vitest_run balance --project standalone "$balanced" || failed=1
     return "$failed"
   }
   own_lane() {
     local failed=0
     checks || failed=1
     vitest_run own --project unit --project workflow --project deployment --project standalone \
-      --project postgres || failed=1
+      --project postgres --exclude "$balanced" || failed=1
     return "$failed"
   }
   # Each lane in a process group of its own (set -m), so that stopping `npm test` stops both whole;
@@ -100,7 +103,7 @@ else
   wait "$shared" || status=$?
   wait "$own" || status=$((status ? status : $?))
   trap - INT TERM
-  reports=("$ARTIFACTS"/results-{shared,cluster,own}.json)
+  reports=("$ARTIFACTS"/results-{shared,cluster,balance,own}.json)
 fi
 # One plain closing line that any CI can read; a suite that failed counts its tests as failed.
 node scripts/test-summary.mjs "${reports[@]}" || status=$((status ? status : 1))
