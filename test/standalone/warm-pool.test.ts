@@ -81,7 +81,10 @@ describe('warm pool', () => {
     const container = await runningContainerOf(job.id);
     expect(idle.map((c) => c.Id)).toContain(container.Id);
     expect(container.Created * 1000).toBeLessThan(submittedAt);
-    expect(container.Names).toEqual([`/hodei-${job.id}-1`]);
+    // Named for the job at its claim (a listing during the rename can show both names: wait for it).
+    await waitFor('the claimed container to carry the job’s name', async () =>
+      (await docker.getContainer(container.Id).inspect()).Name === `/hodei-${job.id}-1` ? true : undefined,
+    );
     const info = await docker.getContainer(container.Id).inspect();
     expect(JSON.stringify(info.Config.Env)).not.toContain('sup3r');
     expect(info.HostConfig.Memory).toBe(RESOURCES.memoryMb * 1024 * 1024);
