@@ -57,7 +57,7 @@ describe('the Temporal Web UI', () => {
 
     // The UI shows it too.
     await page.reload();
-    await page.getByText('Canceled', { exact: false }).first().waitFor({ timeout: 10_000 });
+    await page.getByText('Canceled', { exact: false }).first().waitFor({ timeout: 30_000 });
     const dir = path.join(ROOT, 'test/artifacts');
     mkdirSync(dir, { recursive: true });
     await page.screenshot({ path: path.join(dir, 'temporal-ui-cancelled.png') });
