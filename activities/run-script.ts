@@ -130,7 +130,12 @@ class ScriptRun {
     let attached: Readable | undefined;
     if (state.State.Status === 'created') attached = await this.attachAndStart();
     // Warm pool hook: a claimed container runs its launcher; the attach opens before its release.
-    else if (pooled && (attached = await attachAndRelease(container, state.Config.Labels, ctx.cancellationSignal)))
+    // A release a prior try recorded is never made again: that output is read from the log.
+    else if (
+      pooled &&
+      !this.releasedAt &&
+      (attached = await attachAndRelease(container, state.Config.Labels, ctx.cancellationSignal))
+    )
       this.releasedAt ??= new Date().toISOString();
     else
       ctx.log.info('reattaching to container', {

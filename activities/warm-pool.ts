@@ -102,10 +102,20 @@ export async function poolSecrets(container: Docker.Container): Promise<string[]
 async function launcherWaiting(container: Docker.Container): Promise<boolean> {
   const known = claimed.get(container.id);
   if (known) return !known.released;
-  // Another process claimed it (this worker restarted): the launcher's process says.
-  const top = (await container.top().catch(() => undefined)) as { Processes?: string[][] } | undefined;
-  return (top?.Processes ?? []).some((row) => row.some((column) => column.includes(LAUNCHER_NAME)));
+  // Another process claimed it (this worker restarted, or an earlier try of the run ended): the
+  // launcher's own process says. Only the launcher's: docker-init, the container's first process,
+  // keeps the launcher's command line in its arguments for good, and a released launcher has
+  // exec'd the script. (Taking init for the launcher re-attached a running job's output from the
+  // present on: the lines printed meanwhile were lost.)
+  const top = (await container.top().catch(() => undefined)) as
+    { Titles?: string[]; Processes?: string[][] } | undefined;
+  const cmd = top?.Titles?.indexOf('CMD') ?? -1;
+  return (top?.Processes ?? []).some((row) => isLauncherCommand(row[cmd < 0 ? row.length - 1 : cmd] ?? ''));
 }
+
+/** Whether a process's command line (as `docker top` shows it) is the waiting launcher's own. */
+const isLauncherCommand = (command: string): boolean =>
+  command.startsWith(`${LAUNCHER[0]} `) && command.endsWith(` ${LAUNCHER_NAME}`);
 
 /**
  * Opens the output attach of a claimed container whose launcher waits, then releases it (one

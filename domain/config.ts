@@ -81,7 +81,7 @@ const ConfigSchema = z.object({
    * Started, idle containers each worker keeps of its default image and resource shape, each for
    * one job that fits (docs/capacity.md); 0 turns the pool off.
    */
-  HODEI_WARM_POOL: z.coerce.number().int().min(0).max(16).default(0),
+  HODEI_WARM_POOL: z.coerce.number().int().min(0).max(16).default(2),
   /** Port of the worker's Prometheus `/metrics`. Default: none (the worker serves no HTTP). */
   HODEI_WORKER_METRICS_PORT: port.optional(),
   /** Address the worker's `/metrics` listens on. */

@@ -20,7 +20,7 @@ beforeAll(async () => {
   // The warm pool off here for now: with it on, the busy-streams test's second crash found every
   // line stored already (its 'waiting for 330000 stored lines' timed out twice in a row, 2 cores
   // loaded); the reattach of claimed containers is covered by warm-pool.test.ts and test/cluster.
-  stack = await startStack({ env: { HODEI_LOG_MAX_BYTES: String(LOG_CAP), HODEI_WARM_POOL: '0' } });
+  stack = await startStack({ env: { HODEI_LOG_MAX_BYTES: String(LOG_CAP) } });
   workerPid = stack.info.workerPid;
 }, 180_000);
 

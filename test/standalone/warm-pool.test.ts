@@ -2,10 +2,11 @@ import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSeccompProfile } from '../../activities/container-spec.js';
-import { attachAndRelease, WarmPool } from '../../activities/warm-pool.js';
-import { LABEL_POOL } from '../../domain/container-labels.js';
+import { attachAndRelease, forgetClaim, WarmPool } from '../../activities/warm-pool.js';
+import { LABEL_INSTANCE, LABEL_POOL } from '../../domain/container-labels.js';
 import type { ProvisionInput } from '../../activities/types.js';
 import { clientFor, idlePoolContainers, jobContainers } from '../support/api-client.js';
+import { lineReport, numberedScript, stdoutLines } from '../support/faults.js';
 import { startStack, type RunningStack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
@@ -13,7 +14,8 @@ import { waitFor } from '../support/wait.js';
  * Warm containers (activities/warm-pool.ts) on a stack of this file's own, whose default image is
  * a tag of this file's (so rebuilding it touches no other test): the pool is used, a rebuilt image
  * drains it, a pool container killed while idle is never handed out, a worker killed -9 leaves
- * nothing behind; and in-process: a cancel before the release, HODEI_WARM_POOL=0.
+ * nothing behind, a worker killed -9 mid-job reattaches to its claimed container losing no line;
+ * and in-process: a cancel before the release, HODEI_WARM_POOL=0, a release made only once.
  */
 const docker = new Docker();
 const TAG = `hodei-pool-test-${process.pid}:latest`;
@@ -156,40 +158,79 @@ describe('warm pool', () => {
     expect((await idlePool()).length).toBeLessThanOrEqual(2);
   }, 120_000);
 
-  it('a cancel before the release never runs the script; HODEI_WARM_POOL=0 claims nothing', async () => {
-    // An instance of its own: the stack's reaper never sees these containers.
-    const containerOptions = {
-      instanceId: `${instanceId}-inproc`,
-      seccompProfile: loadSeccompProfile(),
-      logMaxBytes: 1024 * 1024,
-    };
-    const pool = new WarmPool({ docker, size: 1, image: TAG, resources: RESOURCES, containerOptions }).start();
-    const off = new WarmPool({ docker, size: 0, image: TAG, resources: RESOURCES, containerOptions }).start();
-    const input: ProvisionInput = {
-      jobId: `pool-cancel-${process.pid}`,
-      attempt: 1,
-      image: TAG,
-      script: 'echo ran',
-      env: {},
-      resources: RESOURCES,
-    };
-    try {
-      expect(await off.claim(input)).toBeUndefined();
-      const claimed = await waitFor('a claim', () => pool.claim(input), { intervalMs: 100 });
-      const aborted = new AbortController();
-      aborted.abort(new Error('cancelled'));
-      const info = await claimed.inspect();
-      await expect(attachAndRelease(claimed, info.Config.Labels, aborted.signal)).rejects.toThrow('cancelled');
-      // The launcher still waits: stopped now (as a cancel's cleanup does), the script never ran.
-      await claimed.stop({ t: 1 });
-      const output = await claimed.logs({ stdout: true, stderr: true });
-      expect(output.toString()).toBe('');
-      await claimed.remove({ force: true, v: true });
-    } finally {
-      await pool.stop();
-      await off.stop();
-    }
-  }, 60_000);
+  it('a worker killed -9 mid-job: the next attempt reads its claimed container’s log, no line lost or doubled', async () => {
+    const LINES = 80;
+    await fullPool();
+    const job = await submit({ script: numberedScript(LINES, 0.1), timeoutSeconds: 300 });
+    const container = await runningContainerOf(job.id);
+    expect(container.Labels[LABEL_POOL]).toBeTruthy();
+    await waitFor(
+      '10 lines stored',
+      async () => ((await stdoutLines(stack.info, job.id)).length >= 10 ? true : undefined),
+      {
+        timeoutMs: 60_000,
+        intervalMs: 50,
+      },
+    );
+    await stack.stopWorker('SIGKILL');
+    await stack.startWorker();
+    expect((await waitForEnd(job.id, 180_000)).state).toBe('SUCCEEDED');
+    const report = lineReport(await stdoutLines(stack.info, job.id), LINES);
+    expect(report).toEqual({ lost: 0, duplicated: 0, inOrder: true, foreign: 0 });
+  }, 240_000);
+
+  it(
+    'a cancel before the release never runs the script; HODEI_WARM_POOL=0 claims nothing',
+    () =>
+      withInProcessPools(async (pool, off) => {
+        const input = poolJob('pool-cancel', 'echo ran');
+        expect(await off.claim(input)).toBeUndefined();
+        const claimed = await waitFor('a claim', () => pool.claim(input), { intervalMs: 100 });
+        const aborted = new AbortController();
+        aborted.abort(new Error('cancelled'));
+        const info = await claimed.inspect();
+        await expect(attachAndRelease(claimed, info.Config.Labels, aborted.signal)).rejects.toThrow('cancelled');
+        // The launcher still waits: stopped now (as a cancel's cleanup does), the script never ran.
+        await claimed.stop({ t: 1 });
+        const output = await claimed.logs({ stdout: true, stderr: true });
+        expect(output.toString()).toBe('');
+      }),
+    60_000,
+  );
+
+  it(
+    'releases a claimed container once: a later try, in this process or another, reads its log',
+    () =>
+      withInProcessPools(async (pool) => {
+        const claimed = await waitFor(
+          'a claim',
+          () => pool.claim(poolJob('pool-release', 'echo first; sleep 3; echo last')),
+          {
+            intervalMs: 100,
+          },
+        );
+        const { Config } = await claimed.inspect();
+        const live = new AbortController().signal;
+        // As a worker that did not claim it (restarted) sees it: only the engine's process list says.
+        forgetClaim(claimed.id);
+        const attached = await attachAndRelease(claimed, Config.Labels, live);
+        expect(attached).toBeDefined();
+        attached!.on('data', () => undefined);
+        await waitFor('the script to print', async () =>
+          (await claimed.logs({ stdout: true })).toString().includes('first') ? true : undefined,
+        );
+        // docker-init, the container's first process, still shows the launcher's command line.
+        const top = (await claimed.top()) as { Processes: string[][] };
+        expect(top.Processes.some((row) => row.join(' ').includes('hodei-launcher'))).toBe(true);
+        expect(await attachAndRelease(claimed, Config.Labels, live)).toBeUndefined();
+        forgetClaim(claimed.id);
+        expect(await attachAndRelease(claimed, Config.Labels, live)).toBeUndefined();
+        attached!.destroy();
+        await claimed.wait();
+        expect((await claimed.logs({ stdout: true })).toString()).toMatch(/first[\s\S]*last/);
+      }),
+    60_000,
+  );
 
   it('a job cancelled at once ends CANCELLED with its claimed container gone', async () => {
     await fullPool();
@@ -200,6 +241,42 @@ describe('warm pool', () => {
       (await jobContainers(instanceId, job.id)).length === 0 ? true : undefined,
     );
   }, 60_000);
+});
+
+/**
+ * Runs `body` with two pools in this process, of size 1 and 0, under an instance of their own (the
+ * stack's reaper never sees their containers); then stops them and removes every container of
+ * that instance, whatever the body did.
+ */
+async function withInProcessPools(body: (pool: WarmPool, off: WarmPool) => Promise<void>): Promise<void> {
+  const containerOptions = {
+    instanceId: `${instanceId}-inproc`,
+    seccompProfile: loadSeccompProfile(),
+    logMaxBytes: 1024 * 1024,
+  };
+  const pool = new WarmPool({ docker, size: 1, image: TAG, resources: RESOURCES, containerOptions }).start();
+  const off = new WarmPool({ docker, size: 0, image: TAG, resources: RESOURCES, containerOptions }).start();
+  try {
+    await body(pool, off);
+  } finally {
+    await pool.stop();
+    await off.stop();
+    const left = await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL_INSTANCE}=${containerOptions.instanceId}`] },
+    });
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  }
+}
+
+/** A job of the pool's image and shape, for an in-process claim. */
+const poolJob = (name: string, script: string): ProvisionInput => ({
+  jobId: `${name}-${process.pid}`,
+  attempt: 1,
+  image: TAG,
+  script,
+  env: {},
+  resources: RESOURCES,
 });
 
 /** A copy of the image with another id (a label added), tagged as it: a rebuild. Returns the new id. */
