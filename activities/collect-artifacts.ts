@@ -95,13 +95,16 @@ export async function collectFromContainer(
     clearInterval(timer);
     await Promise.allSettled(inFlight);
   }
-  const { exitCode } = await run.result();
+  const { exitCode, stderr } = await run.result();
   if (exitCode === NO_TAR) {
     const skipped = '[hodei] artifacts not collected: the image has no tar';
     await systemLine(deps.logStore, jobId, attempt, skipped);
     return { count: 0, bytes: 0, truncated: false, skipped };
   }
-  const truncated = overCap || unsafe > 0;
+  // tar went on past files it could not read (a file the job made unreadable, one removed
+  // meanwhile) and said so: what it left out is missing from the artifacts.
+  const tarFailed = exitCode !== 0;
+  const truncated = overCap || unsafe > 0 || tarFailed;
   const artifacts = [...kept.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   await deps.store.writeManifest({ jobId, attempt, artifacts, truncated, collectedAt: new Date().toISOString() });
   if (truncated) {
@@ -115,9 +118,21 @@ export async function collectFromContainer(
     }
     if (unsafe > 0)
       parts.push(`${unsafe} file(s) with names that cannot be served (control characters, too long) left out`);
+    if (tarFailed) parts.push(`tar in the container exited ${exitCode}: ${tarMessages(stderr)}`);
     await systemLine(deps.logStore, jobId, attempt, `[hodei] artifacts truncated: ${parts.join('; ')}`);
   }
   return { count: artifacts.length, bytes, truncated };
+}
+
+/** The first few of tar's messages, one line (its closing "Exiting with failure status" left out). */
+function tarMessages(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !/Exiting with failure status/.test(line));
+  if (lines.length === 0) return 'no message';
+  const more = lines.length > QUOTED ? ` and ${lines.length - QUOTED} more` : '';
+  return `${lines.slice(0, QUOTED).join('; ')}${more}`;
 }
 
 /**

@@ -9,6 +9,9 @@ import { END_MARKER, parseScriptEnd, signalScriptCommand, type ScriptEnd } from 
 
 /** Most bytes of a command's stderr kept (for its error message). */
 const STDERR_KEEP = 16 * 1024;
+/** How long, and how often, a command whose output ended is looked at until it has exited, ms. */
+const EXIT_WAIT_MS = 5000;
+const EXIT_POLL_MS = 20;
 
 /**
  * Splits Docker's multiplexed stream (8-byte frame headers) into stdout, passed on, and stderr,
@@ -77,7 +80,12 @@ export async function execInContainer(container: Docker.Container, cmd: string[]
   return {
     stdout: demux,
     async result() {
-      const info = (await exec.inspect()) as { ExitCode: number | null };
+      // The output ends a moment before the engine has reaped the process: until then no exit code.
+      let info = (await exec.inspect()) as { ExitCode: number | null; Running: boolean };
+      for (let waited = 0; info.Running && waited < EXIT_WAIT_MS; waited += EXIT_POLL_MS) {
+        await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
+        info = (await exec.inspect()) as typeof info;
+      }
       return { exitCode: info.ExitCode, stderr: demux.stderr.toString('utf8') };
     },
   };

@@ -242,6 +242,22 @@ describe.concurrent('artifacts (real Docker, real Temporal, data-dir store)', ()
     expect(await containersOf(job.id)).toEqual([]);
   });
 
+  it('reports a file tar could not read as left out, and keeps the others', async () => {
+    const job = await submit({
+      script: 'mkdir out && echo kept > out/a.txt && echo hidden > out/b.txt && chmod 000 out/b.txt',
+      artifacts: { paths: ['out/**'] },
+    });
+    const done = await waitForEnd(job.id);
+    expect(done.state).toBe('SUCCEEDED');
+    expect(done.artifactsTruncated).toBe(true);
+    const { artifacts, truncated } = await list(job.id);
+    expect(truncated).toBe(true);
+    expect(artifacts.map((a) => a.path)).toEqual(['out/a.txt']);
+    expect(await logs(job.id)).toMatch(
+      /\[hodei\] artifacts truncated: tar in the container exited 2: .*out\/b\.txt.*Permission denied/,
+    );
+  });
+
   it('collects 100,000 tiny files and a file growing meanwhile with the worker’s memory bounded', async () => {
     const script = [
       'mkdir many && cd many',
