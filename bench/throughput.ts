@@ -44,6 +44,7 @@ import {
   pool,
 } from './support.js';
 import { LIVE_STATES } from '../activities/host-slots.js';
+import { isIdlePoolName } from '../activities/warm-pool.js';
 
 const SCRIPT = 'echo hello';
 const CAPACITY = 8;
@@ -125,7 +126,10 @@ function sampleContainers(labels: string[], intervalMs: number) {
   let running = true;
   const loop = (async () => {
     while (running) {
-      const n = (await containersWith(labels)).filter((c) => LIVE_STATES.includes(c.State)).length;
+      // Idle warm pool containers hold no slot: only job containers (created or claimed) count.
+      const n = (await containersWith(labels)).filter(
+        (c) => LIVE_STATES.includes(c.State) && !c.Names.some(isIdlePoolName),
+      ).length;
       max = Math.max(max, n);
       samples += 1;
       await sleep(intervalMs);
@@ -180,7 +184,8 @@ function timeline(
   };
   let alive = 0;
   for (const list of byKey.values()) {
-    const c = first(list, 'create');
+    // A claimed warm pool container becomes the job's at its claim (the rename to the job's name).
+    const c = first(list, 'create') ?? first(list, 'rename');
     const s = first(list, 'start');
     const d = first(list, 'die');
     const x = first(list, 'destroy');
