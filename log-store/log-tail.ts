@@ -30,9 +30,16 @@ export interface LogTailsOptions<End> {
 }
 
 interface Follower {
+  /**
+   * Takes the poller's lines. One that is not live (catching up, or its queue overflowed) reads
+   * the store at its own pace and is handed nothing: each line is read once for it, by it or by
+   * the poller.
+   */
+  live: boolean;
+  /** The poller's lines not yet taken (live followers only). */
   queue: LogLine[];
-  /** The queue was dropped since this was last cleared: lines must be read from the store. */
-  overflowed: boolean;
+  /** Highest seq this follower has been sent. */
+  last: number;
   wake?: () => void;
 }
 
@@ -82,7 +89,8 @@ class JobTail<End> {
     this.wakePoller?.();
   }
 
-  private wake(): void {
+  /** Wakes the poller: an append was announced, the end became known, or a follower went live. */
+  wake(): void {
     this.woken = true;
     this.wakePoller?.();
   }
@@ -94,14 +102,24 @@ class JobTail<End> {
       // Captured before the read: the end only counts once a read that began after it was empty.
       const endKnown = this.endKnown;
       this.woken = false;
+      const live = [...this.followers].filter((f) => f.live);
+      // No follower takes its lines (each is catching up on its own): it reads nothing, and ends
+      // nothing, until one goes live.
+      if (live.length === 0) {
+        await this.pause(pollMs);
+        continue;
+      }
+      // What every live follower has been sent needs no reading.
+      this.cursor = Math.max(this.cursor, Math.min(...live.map((f) => f.last)));
       const lines = await this.store.read(this.jobId, { afterSeq: this.cursor, limit: pageSize, maxBytes: pageBytes });
       if (lines.length > 0) {
         this.cursor = lines[lines.length - 1]!.seq;
         for (const f of this.followers) {
-          if (f.overflowed) continue;
+          if (!f.live) continue;
           if (f.queue.length + lines.length > maxQueuedLines) {
+            // Too far behind: it drops its queue and reads the store again from where it is.
             f.queue = [];
-            f.overflowed = true;
+            f.live = false;
           } else {
             f.queue.push(...lines);
           }
@@ -117,16 +135,22 @@ class JobTail<End> {
       }
       // What woke the poller during the read (an append, the end) may not be in it.
       if (this.woken) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, pollMs);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.wakePoller = done;
-      });
-      this.wakePoller = undefined;
+      await this.pause(pollMs);
     }
+  }
+
+  /** Until the poll interval passes or something wakes the poller. */
+  private async pause(ms: number): Promise<void> {
+    if (this.woken) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakePoller = done;
+    });
+    this.wakePoller = undefined;
   }
 }
 
@@ -173,40 +197,39 @@ export class LogTails<End> {
       tail = new JobTail(jobId, this.store, this.options, this.onError);
       this.tails.set(jobId, tail);
     }
-    const follower: Follower = { queue: [], overflowed: false };
+    const follower: Follower = { live: false, queue: [], last: afterSeq };
     tail.followers.add(follower);
     const onAbort = () => follower.wake?.();
     signal.addEventListener('abort', onAbort);
     try {
-      // From here on the poller hands this follower every line above its cursor; the lines up to
-      // the cursor were readable before, so the page reads below find them.
+      // Lines up to the poller's cursor were readable before it read them, so the page reads below
+      // find them; once live, the poller hands this follower every line it reads.
       await tail.ready;
-      let last = afterSeq;
-      let live = false;
       while (!signal.aborted) {
-        if (!live) {
-          follower.overflowed = false;
+        if (!follower.live) {
           const page = await this.store.read(jobId, {
-            afterSeq: last,
+            afterSeq: follower.last,
             limit: this.options.pageSize,
             maxBytes: this.options.pageBytes,
           });
           if (page.length > 0) {
-            last = page[page.length - 1]!.seq;
+            follower.last = page[page.length - 1]!.seq;
             yield { lines: page };
+            continue;
           }
-          // An empty page: everything readable when it began has been sent; the rest is queued.
-          if (page.length === 0 && !follower.overflowed) live = true;
+          // An empty page: everything readable when it began has been sent. Live from here on,
+          // unless the poller has read past it meanwhile (those lines went to others: read them).
+          if (tail.cursor <= follower.last) {
+            follower.live = true;
+            follower.queue = [];
+            tail.wake();
+          }
           continue;
         }
-        if (follower.overflowed) {
-          live = false;
-          continue;
-        }
-        const fresh = follower.queue.filter((l) => l.seq > last);
+        const fresh = follower.queue.filter((l) => l.seq > follower.last);
         follower.queue = [];
         if (fresh.length > 0) {
-          last = fresh[fresh.length - 1]!.seq;
+          follower.last = fresh[fresh.length - 1]!.seq;
           yield { lines: fresh };
           continue;
         }

@@ -452,6 +452,33 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         expect(ended).toBe(true);
       });
 
+      it('a follower catching up reads each line once: the poller hands it nothing meanwhile', async () => {
+        const end = manualEnd();
+        const counted = countingReads(store);
+        const tails = new LogTails(counted.store, { watchEnd: end.watchEnd, pollMs: 2, pageSize: 50 });
+        await other.append('j', lines(1, 1000));
+        const events = tails.follow('j', 0, new AbortController().signal);
+        const got: number[] = [];
+        const writer = (async () => {
+          for (let n = 1001; n <= 2000; n += 10) {
+            await other.append('j', lines(n, n + 9));
+            await sleep(1);
+          }
+          end.fire('done');
+        })();
+        for await (const e of events) {
+          if ('lines' in e) {
+            got.push(...e.lines.map((l) => l.seq));
+            await sleep(4); // a client slower than the writer
+          } else if ('end' in e) break;
+        }
+        await writer;
+        expect(got).toEqual(seqs(1, 2000));
+        // Once each, give or take the poller's first page: no line read by both it and the follower.
+        const read = counted.pageSizes.reduce((a, b) => a + b, 0);
+        expect(read).toBeLessThanOrEqual(2000 + 50);
+      });
+
       it('sends idle ticks while quiet and stops when the follower goes away', async () => {
         const end = manualEnd();
         const tails = new LogTails(store, { watchEnd: end.watchEnd, pollMs: 5, idleMs: 20 });
