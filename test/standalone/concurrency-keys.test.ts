@@ -145,16 +145,19 @@ describe('concurrency keys', () => {
   it('permits come back after a cancel and a timeout; a job cancelled while waiting leaves the line', async () => {
     const c = `cancel-${randomUUID().slice(0, 8)}`;
     const t = `timeout-${randomUUID().slice(0, 8)}`;
-    const [running, leaves, nextC] = await submitAll([
+    // The holders hold their keys before the others ask: the permit requests of jobs submitted
+    // together can reach the key in either order (docs/capacity.md), and once one did.
+    const [running, timesOut] = await submitAll([
       keyed(c, 1, 'sleep 300'),
-      keyed(c, 1, 'echo never'),
-      keyed(c, 1, 'echo after cancel'),
-    ]);
-    const [timesOut, nextT] = await submitAll([
       keyed(t, 1, 'sleep 300', { timeoutSeconds: 2 }),
-      keyed(t, 1, 'echo after timeout'),
     ]);
     await api.waitForState(running!, ['RUNNING']);
+    await api.waitForState(timesOut!, ['RUNNING', 'TIMED_OUT']);
+    const [leaves, nextC, nextT] = await submitAll([
+      keyed(c, 1, 'echo never'),
+      keyed(c, 1, 'echo after cancel'),
+      keyed(t, 1, 'echo after timeout'),
+    ]);
     await waitFor(
       'the waiting job to say why',
       async () => ((await api.getJob(leaves!)).reason?.includes(`concurrency key ${c}`) ? true : undefined),
