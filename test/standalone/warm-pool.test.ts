@@ -1,6 +1,7 @@
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isConflict, isNotFound } from '../../activities/container-ops.js';
 import { loadSeccompProfile } from '../../activities/container-spec.js';
 import { attachAndRelease, forgetClaim, WarmPool } from '../../activities/warm-pool.js';
 import { LABEL_INSTANCE, LABEL_POOL } from '../../domain/container-labels.js';
@@ -265,7 +266,17 @@ async function withInProcessPools(body: (pool: WarmPool, off: WarmPool) => Promi
       all: true,
       filters: { label: [`${LABEL_INSTANCE}=${containerOptions.instanceId}`] },
     });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+    // One the pool's stop is removing already answers 409; one gone meanwhile, 404.
+    await Promise.all(
+      left.map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true, v: true })
+          .catch((err: unknown) => {
+            if (!isConflict(err) && !isNotFound(err)) throw err;
+          }),
+      ),
+    );
   }
 }
 
