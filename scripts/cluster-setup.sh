@@ -14,11 +14,17 @@ source "$ROOT/scripts/lib.sh"
 TEMPORAL_SERVER_VERSION=1.32.0
 DIR="$TOOLS/temporal-server-$TEMPORAL_SERVER_VERSION"
 
-if ! command -v ip >/dev/null 2>&1; then
-  log "installing Debian's iproute2 for the cluster's hosts (network namespaces)"
-  apt_install iproute2
-fi
-bash "$ROOT/scripts/postgres.sh"
+# Debian's packages install while the Go builds below run (downloads and unpacking against
+# compilation: on a fresh machine this saves minutes).
+debian_packages() {
+  if ! command -v ip >/dev/null 2>&1; then
+    log "installing Debian's iproute2 for the cluster's hosts (network namespaces)"
+    apt_install iproute2
+  fi
+  bash "$ROOT/scripts/postgres.sh"
+}
+debian_packages &
+packages=$!
 # The S3 artifact store every host and API replica shares: versitygw.
 bash "$ROOT/scripts/versitygw.sh"
 
@@ -51,4 +57,9 @@ if [ ! -x "$UI_DIR/ui-server" ]; then
   mv "$UI_DIR.tmp/server" "$UI_DIR.tmp/ui-server"
   rm -rf "$UI_DIR"
   mv "$UI_DIR.tmp" "$UI_DIR"
+fi
+
+if ! wait "$packages"; then
+  log "installing iproute2 or PostgreSQL failed (see above)"
+  exit 1
 fi

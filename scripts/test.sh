@@ -20,7 +20,8 @@ rm -f "$ARTIFACTS"/results*.json
 SCHEMATHESIS_VERSION=4.32.5
 # What only the tests need, installed while set-up runs (its npm ci compiles on one core; these are
 # Go builds and pip installs, and apt_install takes one lock for both).
-install_test_tools() {
+# Packages and pip installs (downloads, unpacking) run beside the cluster's Go builds (compilation).
+install_test_packages() {
   # Browser tests drive Debian's Chromium (playwright cannot download its own browser here).
   if [ ! -x /usr/bin/chromium ]; then
     log "installing Debian's chromium for the browser tests"
@@ -31,16 +32,22 @@ install_test_tools() {
     log "installing Debian's docker-compose to validate docker-compose.yml"
     apt_install docker-compose
   fi
-  # The cluster tier (test/cluster/) runs `npm run cluster`'s topology: iproute2, Debian's
-  # postgresql (also the postgres tier's server), versitygw (also the S3 store's tests) and the
-  # Temporal server, built once into .tools/.
-  bash scripts/cluster-setup.sh
   # API fuzzing (test/integration/openapi.test.ts) uses schemathesis from PyPI, pinned, in a venv of its own.
   if [ "$(.tools/schemathesis/bin/st --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
     log "installing schemathesis $SCHEMATHESIS_VERSION into .tools/schemathesis"
     python3 -m venv .tools/schemathesis
     .tools/schemathesis/bin/pip install -q "schemathesis==$SCHEMATHESIS_VERSION"
   fi
+}
+install_test_tools() {
+  install_test_packages &
+  local packages=$! failed=0
+  # The cluster tier (test/cluster/) runs `npm run cluster`'s topology: iproute2, Debian's
+  # postgresql (also the postgres tier's server), versitygw (also the S3 store's tests) and the
+  # Temporal server, built once into .tools/.
+  bash scripts/cluster-setup.sh || failed=1
+  wait "$packages" || failed=1
+  return "$failed"
 }
 install_test_tools &
 tools=$!
