@@ -225,7 +225,8 @@ async function main() {
   console.log(
     `throughput bench: ${JOBS} jobs at capacity ${CAPACITY} (baseline, platform, baseline), then ${BURST_RUNS} bursts of ${BURST}; image ${WORKER_IMAGE}; starting a stack…`,
   );
-  stack = await startStack({ capacity: CAPACITY });
+  // BENCH_TEMPORAL_DB=file: the dev server on a database file, as `npm start` runs it (default: in memory).
+  stack = await startStack({ capacity: CAPACITY, persistent: process.env.BENCH_TEMPORAL_DB === 'file' });
   console.log(
     `stack data dir (worker and API logs): ${stack.info.dataDir}${process.env.HODEI_KEEP_TEST_DATA ? ' (kept)' : ''}`,
   );
@@ -351,10 +352,18 @@ async function main() {
     `\n(2) ${BURST_RUNS} × a burst of ${BURST} jobs, ${SUBMIT_IN_FLIGHT} POSTs in flight, GET /jobs/:id sampled throughout (one in flight, ${SAMPLE_GAP_MS} ms apart)`,
   );
   const bursts = [];
-  for (let run = 1; run <= BURST_RUNS; run += 1) {
-    const burst = await runBurst(api, instanceId);
-    console.log(`  burst ${run}/${BURST_RUNS}: GET p99 ${burst.get.p99.toFixed(1)} ms, ${fmtStates(burst.states)}`);
-    bursts.push(burst);
+  const temporalConnection = await Connection.connect({ address: stack.info.temporalAddress });
+  try {
+    const temporal = new Client({ connection: temporalConnection, namespace: stack.info.namespace });
+    for (let run = 1; run <= BURST_RUNS; run += 1) {
+      const burst = await runBurst(api, instanceId, temporal);
+      console.log(
+        `  burst ${run}/${BURST_RUNS}: GET p99 ${burst.get.p99.toFixed(1)} ms (describe direct ${burst.describe.p99.toFixed(1)} ms), ${fmtStates(burst.states)}`,
+      );
+      bursts.push(burst);
+    }
+  } finally {
+    await temporalConnection.close();
   }
 
   // Report.
@@ -395,14 +404,23 @@ async function main() {
     '  platform, per job, from its Temporal history (activity scheduled / started / completed)',
     Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, summarize(v)])),
   );
-  printTable(
-    '  platform: why a freed slot stayed empty (destroy → next create, by whether its provision activity had started)',
-    {
-      'a provisioner was waiting: destroy → create': summarize(gaps.waiterReady),
-      'none was running: destroy → create': summarize(gaps.noWaiter),
-      '  of which destroy → provision started': summarize(gaps.noWaiterUntilStart),
-    },
-  );
+  // Pairs the k-th create with the (k − capacity)-th destroy: only meaningful when every job's
+  // container was created for it (a claimed warm pool container has no create under the job).
+  const created = [...plat.events.values()].filter((list) => list.some((e) => e.action === 'create')).length;
+  if (created === JOBS) {
+    printTable(
+      '  platform: why a freed slot stayed empty (destroy → next create, by whether its provision activity had started)',
+      {
+        'a provisioner was waiting: destroy → create': summarize(gaps.waiterReady),
+        'none was running: destroy → create': summarize(gaps.noWaiter),
+        '  of which destroy → provision started': summarize(gaps.noWaiterUntilStart),
+      },
+    );
+  } else {
+    console.log(
+      `\n  (why freed slots stayed empty: not computed, ${JOBS - created} of ${JOBS} jobs claimed a warm pool container; HODEI_WARM_POOL=0 for it)`,
+    );
+  }
   console.log('\n  CPU used during each series (2 cores shared with others)');
   const cpuKeys = [...new Set([...Object.keys(base1.cpu), ...Object.keys(plat.cpu), ...Object.keys(base2.cpu)])].sort();
   for (const key of cpuKeys) {
@@ -421,6 +439,9 @@ async function main() {
     );
     console.log(
       `  GET /jobs/:id during the burst (one in flight, ${SAMPLE_GAP_MS} ms apart): n ${burst.get.n}, p50 ${burst.get.p50.toFixed(1)} ms, p95 ${burst.get.p95.toFixed(1)} ms, p99 ${burst.get.p99.toFixed(1)} ms, max ${burst.get.max.toFixed(1)} ms, errors ${burst.get.errors}`,
+    );
+    console.log(
+      `  Temporal describe, direct, beside it: n ${burst.describe.n}, p50 ${burst.describe.p50.toFixed(1)} ms, p95 ${burst.describe.p95.toFixed(1)} ms, p99 ${burst.describe.p99.toFixed(1)} ms, max ${burst.describe.max.toFixed(1)} ms`,
     );
   }
 
@@ -483,14 +504,39 @@ async function main() {
   console.log(`\nsamples: ${file}`);
 }
 
-async function runBurst(api: ApiClient, instanceId: string) {
+/**
+ * One burst. Beside the API's GET sampler, a second one calls Temporal's DescribeWorkflowExecution
+ * directly (no API, no payload decoding) on the same schedule: what of a GET's time is the server's.
+ */
+async function runBurst(api: ApiClient, instanceId: string, temporal: Client) {
   const ids: string[] = [];
   const postMs: number[] = [];
   const getMs: number[] = [];
+  const describeMs: number[] = [];
   let getErrors = 0;
   let sampling = true;
   const epoch0 = Date.now();
   const t0 = now();
+  const describer = (async () => {
+    while (sampling) {
+      if (ids.length === 0) {
+        await sleep(5);
+        continue;
+      }
+      const id = ids[Math.floor(Math.random() * ids.length)]!;
+      const start = now();
+      try {
+        await temporal.workflowService.describeWorkflowExecution({
+          namespace: temporal.options.namespace,
+          execution: { workflowId: id },
+        });
+        describeMs.push(now() - start);
+      } catch {
+        // Counted by the API sampler's errors, if the job is really gone.
+      }
+      await sleep(SAMPLE_GAP_MS);
+    }
+  })();
   // The sampler: back to back GETs of a random job submitted so far.
   const sampler = (async () => {
     while (sampling) {
@@ -525,7 +571,7 @@ async function runBurst(api: ApiClient, instanceId: string) {
   const { doneAt, states } = await waitAllTerminal(api, [...ids], 'burst');
   const wallMs = doneAt - t0;
   sampling = false;
-  await sampler;
+  await Promise.all([sampler, describer]);
   // Count again, one GET per job: each submitted id must be found, terminal.
   let lost = 0;
   const finalStates = new Map<string, string>();
@@ -540,7 +586,10 @@ async function runBurst(api: ApiClient, instanceId: string) {
   for (const [id, state] of states)
     if (finalStates.get(id) !== state) console.error(`  job ${id}: ${state}, then ${finalStates.get(id)}`);
   await sleep(1000);
-  const leftover = (await containersWith([`${LABEL_INSTANCE}=${instanceId}`])).length;
+  // The warm pool's idle containers wait for the next job: not left over.
+  const leftover = (await containersWith([`${LABEL_INSTANCE}=${instanceId}`])).filter(
+    (c) => !c.Names.some(isIdlePoolName),
+  ).length;
   const idSet = new Set(ids);
   const events = new Map([...eventsOf(watchers[0]!)].filter(([k]) => idSet.has(k)));
   const tl = timeline(events, epoch0, epoch0 + wallMs, CAPACITY);
@@ -562,6 +611,7 @@ async function runBurst(api: ApiClient, instanceId: string) {
     maxAlive: tl.maxAlive,
     post: pct(postMs),
     get: { ...pct(getMs), errors: getErrors },
+    describe: pct(describeMs),
     getSamplesMs: getMs,
   };
 }
@@ -608,8 +658,9 @@ async function historyPhases(
       };
       const provision = activity('provisionContainer');
       const run = activity('runScript');
+      // A script that ended on its own has its container removed by the run activity: no remove activity.
       const remove = activity('removeContainer');
-      if (!provision || !run || !remove) return;
+      if (!provision || !run) return;
       provisionStarted.set(id, provision.started);
       add('started → provision scheduled', provision.scheduled - epochMs(started));
       add('provision: queued (scheduled → started)', provision.started - provision.scheduled);
@@ -617,10 +668,12 @@ async function historyPhases(
       add('provision done → run scheduled', run.scheduled - provision.completed);
       add('run: queued on host queue', run.started - run.scheduled);
       add('run: ran (start … exit, logs)', run.completed - run.started);
-      add('run done → remove scheduled', remove.scheduled - run.completed);
-      add('remove: queued on host queue', remove.started - remove.scheduled);
-      add('remove: ran', remove.completed - remove.started);
-      add('remove done → workflow completed', epochMs(completed) - remove.completed);
+      if (remove) {
+        add('run done → remove scheduled', remove.scheduled - run.completed);
+        add('remove: queued on host queue', remove.started - remove.scheduled);
+        add('remove: ran', remove.completed - remove.started);
+      }
+      add('last activity done → workflow completed', epochMs(completed) - (remove ?? run).completed);
       add('workflow started → completed', epochMs(completed) - epochMs(started));
     });
   } finally {
