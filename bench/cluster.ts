@@ -28,6 +28,7 @@ import {
   progress,
   removeBenchContainers,
   runBench,
+  sampleLatency,
   sleep,
   timeProcess,
   WORKER_IMAGE,
@@ -101,34 +102,14 @@ async function dockerRuns(count = JOBS) {
 
 async function burst(apis: ApiClient[]) {
   const ids: string[] = [];
-  const getMs: number[] = [];
-  let errors = 0;
-  let sampling = true;
-  const sampler = (async () => {
-    let k = 0;
-    while (sampling) {
-      if (ids.length === 0) {
-        await sleep(5);
-        continue;
-      }
-      const id = ids[Math.floor(Math.random() * ids.length)]!;
-      const start = now();
-      try {
-        await apis[k++ % apis.length]!.job(id);
-        getMs.push(now() - start);
-      } catch {
-        errors += 1;
-      }
-      await sleep(10);
-    }
-  })();
+  // GETs alternate between the replicas.
+  const sampler = sampleLatency(ids, (id, k) => apis[k % apis.length]!.job(id));
   const t0 = now();
   await pool(Array.from({ length: BURST }), SUBMIT_IN_FLIGHT, async (_, i) => {
     ids.push((await apis[i % apis.length]!.submit({ script: SCRIPT, name: 'bench-burst' })).id);
   });
   const states = await waitAllTerminal(apis, [...ids], 'burst');
-  sampling = false;
-  await sampler;
+  const { samplesMs: getMs, errors } = await sampler.stop();
   return {
     wallMs: now() - t0,
     succeeded: [...states.values()].filter((s) => s === 'SUCCEEDED').length,

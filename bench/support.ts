@@ -193,6 +193,45 @@ export interface Summary {
 }
 
 /** Nearest-rank percentile of unsorted samples. */
+/**
+ * Latency sampling while a burst runs: calls `call` with a random id of those in `ids` (which the
+ * caller keeps filling), one call in flight, `gapMs` apart, until `stop()`, which resolves with
+ * every call's time and the count of calls that threw.
+ */
+export function sampleLatency(
+  ids: readonly string[],
+  call: (id: string, k: number) => Promise<unknown>,
+  gapMs = 10,
+): { stop: () => Promise<{ samplesMs: number[]; errors: number }> } {
+  const samplesMs: number[] = [];
+  let errors = 0;
+  let sampling = true;
+  const loop = (async () => {
+    for (let k = 0; sampling;) {
+      if (ids.length === 0) {
+        await sleep(5);
+        continue;
+      }
+      const id = ids[Math.floor(Math.random() * ids.length)]!;
+      const start = now();
+      try {
+        await call(id, k++);
+        samplesMs.push(now() - start);
+      } catch {
+        errors += 1;
+      }
+      await sleep(gapMs);
+    }
+  })();
+  return {
+    stop: async () => {
+      sampling = false;
+      await loop;
+      return { samplesMs, errors };
+    },
+  };
+}
+
 export function percentile(samples: number[], p: number): number {
   const sorted = [...samples].sort((a, b) => a - b);
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));

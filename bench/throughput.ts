@@ -35,6 +35,7 @@ import {
   progress,
   removeBenchContainers,
   runBench,
+  sampleLatency,
   sleep,
   summarize,
   timeProcess,
@@ -511,50 +512,19 @@ async function main() {
 async function runBurst(api: ApiClient, instanceId: string, temporal: Client) {
   const ids: string[] = [];
   const postMs: number[] = [];
-  const getMs: number[] = [];
-  const describeMs: number[] = [];
-  let getErrors = 0;
-  let sampling = true;
   const epoch0 = Date.now();
   const t0 = now();
-  const describer = (async () => {
-    while (sampling) {
-      if (ids.length === 0) {
-        await sleep(5);
-        continue;
-      }
-      const id = ids[Math.floor(Math.random() * ids.length)]!;
-      const start = now();
-      try {
-        await temporal.workflowService.describeWorkflowExecution({
-          namespace: temporal.options.namespace,
-          execution: { workflowId: id },
-        });
-        describeMs.push(now() - start);
-      } catch {
-        // Counted by the API sampler's errors, if the job is really gone.
-      }
-      await sleep(SAMPLE_GAP_MS);
-    }
-  })();
-  // The sampler: back to back GETs of a random job submitted so far.
-  const sampler = (async () => {
-    while (sampling) {
-      if (ids.length === 0) {
-        await sleep(5);
-        continue;
-      }
-      const id = ids[Math.floor(Math.random() * ids.length)]!;
-      const start = now();
-      try {
-        await api.job(id);
-        getMs.push(now() - start);
-      } catch {
-        getErrors += 1;
-      }
-      await sleep(SAMPLE_GAP_MS);
-    }
-  })();
+  // Back to back GETs of a random job submitted so far, and beside them the server's describe.
+  const getter = sampleLatency(ids, (id) => api.job(id), SAMPLE_GAP_MS);
+  const describer = sampleLatency(
+    ids,
+    (id) =>
+      temporal.workflowService.describeWorkflowExecution({
+        namespace: temporal.options.namespace,
+        execution: { workflowId: id },
+      }),
+    SAMPLE_GAP_MS,
+  );
   let submitErrors = 0;
   await pool(Array.from({ length: BURST }), SUBMIT_IN_FLIGHT, async () => {
     const start = now();
@@ -570,8 +540,8 @@ async function runBurst(api: ApiClient, instanceId: string, temporal: Client) {
   const submitMs = now() - t0;
   const { doneAt, states } = await waitAllTerminal(api, [...ids], 'burst');
   const wallMs = doneAt - t0;
-  sampling = false;
-  await Promise.all([sampler, describer]);
+  const [gets, describes] = await Promise.all([getter.stop(), describer.stop()]);
+  const getMs = gets.samplesMs;
   // Count again, one GET per job: each submitted id must be found, terminal.
   let lost = 0;
   const finalStates = new Map<string, string>();
@@ -610,8 +580,8 @@ async function runBurst(api: ApiClient, instanceId: string, temporal: Client) {
     leftover,
     maxAlive: tl.maxAlive,
     post: pct(postMs),
-    get: { ...pct(getMs), errors: getErrors },
-    describe: pct(describeMs),
+    get: { ...pct(getMs), errors: gets.errors },
+    describe: pct(describes.samplesMs),
     getSamplesMs: getMs,
   };
 }
