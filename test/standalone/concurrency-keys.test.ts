@@ -180,8 +180,17 @@ describe('concurrency keys', () => {
 
   it('the permit comes back after the worker is killed with SIGKILL while a keyed job runs', async () => {
     const k = `crash-${randomUUID().slice(0, 8)}`;
-    const [holder, next] = await submitAll([keyed(k, 1, 'sleep 4; echo done'), keyed(k, 1, 'echo next')]);
+    // The holder takes the key before the other is submitted (two permit requests at once may
+    // reach the key in either order), and the other waits for it when the worker dies.
+    const [holder] = await submitAll([keyed(k, 1, 'sleep 10; echo done')]);
     await api.waitForState(holder!, ['RUNNING']);
+    const [next] = await submitAll([keyed(k, 1, 'echo next')]);
+    await waitFor(
+      'the second job to wait for the key',
+      async () => ((await api.getJob(next!)).reason?.includes(`concurrency key ${k}`) ? true : undefined),
+      { timeoutMs: 90_000 },
+    );
+    expect(await stateOf(holder!), 'the holder still runs when its worker is killed').toBe('RUNNING');
     await stack.stopWorker('SIGKILL');
     await stack.startWorker();
     expect((await api.waitForEnd(holder!, 120_000)).state).toBe('SUCCEEDED');
