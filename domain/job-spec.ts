@@ -101,7 +101,7 @@ export const JobSpecSchema = z.strictObject({
       description:
         'Secret environment variables: delivered like `env`, encrypted in Temporal, shown as `***` in the stored output, never returned by the API.',
     }),
-  /** Seconds the script may run, counted from its start. Default: 3600. */
+  /** Seconds the job may run, counted from the run's start on its host (not time queued or provisioning). Default: 3600. */
   timeoutSeconds: z
     .number()
     .int()

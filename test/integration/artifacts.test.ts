@@ -147,7 +147,9 @@ describe.concurrent('artifacts (real Docker, real Temporal, data-dir store)', ()
   it('keeps a timed-out job’s artifacts, collected after its script is stopped', async () => {
     const job = await submit({
       script: 'trap "echo stopped >> progress.txt; exit 143" TERM; echo started > progress.txt; sleep 60 & wait',
-      timeoutSeconds: 2,
+      // The deadline counts from the run's start on its host, not the script's first line: a
+      // margin for a loaded machine (at 2 s the script had not started once, in a CI run).
+      timeoutSeconds: 10,
       cancelGraceSeconds: 5,
       artifacts: { paths: ['progress.txt'], when: 'on_failure' },
     });

@@ -129,13 +129,15 @@ describe('running jobs end to end (real Temporal, real Docker)', () => {
   });
 
   it('times out: TIMED_OUT at the deadline, output kept, container gone', async () => {
-    const job = await submit({ script: 'echo before; sleep 600', timeoutSeconds: 2, cancelGraceSeconds: 1 });
+    // The deadline counts from the run's start on its host: 10 s leaves a loaded machine time
+    // to print the first line.
+    const job = await submit({ script: 'echo before; sleep 600', timeoutSeconds: 10, cancelGraceSeconds: 1 });
     const done = await waitForEnd(job.id, 120_000);
     expect(done.state).toBe('TIMED_OUT');
     expect(done.workflow.status).toBe('FAILED');
     expect(await logs(job.id)).toBe('before\n');
     expect(await containersOf(job.id)).toEqual([]);
-    // Not the 600 s of its sleep: the deadline (2 s + 1 s grace) ended it. The bound only catches
+    // Not the 600 s of its sleep: the deadline (10 s + 1 s grace) ended it. The bound only catches
     // a hang; queueing and provisioning on a loaded machine take their time.
     const seconds = (Date.parse(done.finishedAt!) - Date.parse(done.createdAt)) / 1000;
     expect(seconds).toBeLessThan(120);

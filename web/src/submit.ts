@@ -87,7 +87,7 @@ export function submitView(main: HTMLElement): () => void {
       { className: 'grid' },
       field('s-name', 'Name', name),
       field('s-image', 'Image', image),
-      field('s-timeout', 'Timeout (seconds)', timeout, "Counted from the script's start; default 3600."),
+      field('s-timeout', 'Timeout (seconds)', timeout, "Counted from the run's start on its host; default 3600."),
     ),
     h(
       'div',
