@@ -18,6 +18,7 @@ import {
   waitForState,
 } from '../support/api-client.js';
 import { hodei } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
 
 type Artifact = { path: string; size: number; sha256: string; mode: number };
 type ArtifactList = { artifacts: Artifact[]; truncated: boolean };
@@ -166,8 +167,9 @@ describe.concurrent('artifacts (real Docker, real Temporal, data-dir store)', ()
     const job = await submit({ script: 'echo x > a.txt; echo ready; sleep 60', artifacts: { paths: ['a.txt'] } });
     await waitForState(job.id, ['RUNNING']);
     // Its file is written before the cancel.
-    for (let i = 0; i < 100 && !(await logs(job.id)).includes('ready'); i += 1)
-      await new Promise((r) => setTimeout(r, 100));
+    await waitFor('the file to be written', async () => ((await logs(job.id)).includes('ready') ? true : undefined), {
+      timeoutMs: 60_000,
+    });
     expect((await cancel(job.id)).status).toBe(202);
     expect((await waitForEnd(job.id)).state).toBe('CANCELLED');
     expect(await list(job.id)).toEqual({ artifacts: [], truncated: false });

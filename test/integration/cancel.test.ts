@@ -39,10 +39,11 @@ describe('cancellation stops the container for real', () => {
     const res = await cancel(job.id);
     expect(res.status).toBe(202);
     expect(((await res.json()) as { state: string }).state).toBe('CANCELLING');
-    // A generous bound that only catches a hang; bench/ holds the tight figure.
-    expect(await waitForNoContainer(job.id, 5_000)).toBeLessThan(5_000);
+    // A generous bound that only catches a hang (a loaded machine takes seconds for the chain of
+    // workflow tasks, heartbeat and engine calls); bench/ holds the tight figure.
+    expect(await waitForNoContainer(job.id, 30_000)).toBeLessThan(30_000);
 
-    const done = await waitForEnd(job.id, 10_000);
+    const done = await waitForEnd(job.id, 30_000);
     expect(done.state).toBe('CANCELLED');
     expect(done.workflow.status).toBe('CANCELLED');
     await expectLogFrozen(job.id);
@@ -69,9 +70,9 @@ describe('cancellation stops the container for real', () => {
       '--workflow-id',
       job.id,
     ]);
-    expect(await waitForNoContainer(job.id, 5_000)).toBeLessThan(5_000);
+    expect(await waitForNoContainer(job.id, 30_000)).toBeLessThan(30_000);
 
-    const done = await waitForEnd(job.id, 10_000);
+    const done = await waitForEnd(job.id, 30_000);
     expect(done.state).toBe('CANCELLED');
     await expectLogFrozen(job.id);
     const { stdout } = await run(TEMPORAL_BIN, [
@@ -98,7 +99,7 @@ describe('cancellation stops the container for real', () => {
     await waitForRunningContainer(job.id);
     await waitFor('ready', async () => ((await logs(job.id)).includes('ready') ? true : undefined));
     expect((await cancel(job.id)).status).toBe(202);
-    expect((await waitForEnd(job.id, 10_000)).state).toBe('CANCELLED');
+    expect((await waitForEnd(job.id, 30_000)).state).toBe('CANCELLED');
     expect(await logs(job.id)).toContain('caught TERM');
     expect(await containersOf(job.id)).toEqual([]);
   });

@@ -25,13 +25,13 @@ describe('graceful stop', () => {
     await waitFor('ready', async () => ((await logs(job.id)).includes('ready') ? true : undefined));
     const started = Date.now();
     expect((await cancel(job.id)).status).toBe(202);
-    await waitForNoContainer(job.id, 15_000);
+    await waitForNoContainer(job.id, 30_000);
     const elapsed = (Date.now() - started) / 1000;
     // It had its grace period, then was killed: a bound that catches a hang, not a benchmark
     // (bench/cancel.ts measures grace + 1 s: p95 2.26 s for grace 2).
     expect(elapsed).toBeGreaterThanOrEqual(grace - 0.2);
-    expect(elapsed).toBeLessThan(grace + 5);
-    expect((await waitForEnd(job.id, 10_000)).state).toBe('CANCELLED');
+    expect(elapsed).toBeLessThan(grace + 25);
+    expect((await waitForEnd(job.id, 30_000)).state).toBe('CANCELLED');
   });
 });
 

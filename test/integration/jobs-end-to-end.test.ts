@@ -65,7 +65,7 @@ describe('running jobs end to end (real Temporal, real Docker)', () => {
   it('reports a non-zero exit as FAILED with its exit code, keeping stdout and stderr', async () => {
     // Docker copies stdout and stderr through separate pipes: lines printed in the same instant on
     // the two streams have no defined order, so the script leaves a moment between them.
-    const job = await submit({ script: 'echo x; sleep 0.1; echo oops >&2; exit 3' });
+    const job = await submit({ script: 'echo x; sleep 0.5; echo oops >&2; exit 3' });
     const done = await waitForEnd(job.id);
     expect(done.state).toBe('FAILED');
     expect(done.exitCode).toBe(3);

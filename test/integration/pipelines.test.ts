@@ -75,7 +75,8 @@ describe('pipelines: a DAG of steps, each a real job', () => {
         `echo "${x} app.bin sha256 $(sha256sum in/build/out/app.bin | cut -d' ' -f1)"`,
         `echo "${x} version $(cat in/build/out/version.txt)"`,
         'in/build/out/run.sh',
-        'sleep 2',
+        // Long enough that the two overlap even when one's container takes seconds longer to create.
+        'sleep 6',
         `mkdir -p report && echo "${x} passed" > report/${x}.txt`,
         `echo ${x} ok`,
       ].join('\n');
@@ -172,10 +173,14 @@ describe('pipelines: a DAG of steps, each a real job', () => {
     // GET /pipelines lists pipelines only; GET /jobs lists the steps' jobs, never the pipeline.
     const listed = (await (await api(`/pipelines?label=suite:${suite}`)).json()) as { pipelines: PipelineView[] };
     expect(listed.pipelines.map((x) => x.id)).toEqual([p.id]);
-    const succeeded = (await (await api(`/pipelines?label=suite:${suite}&state=SUCCEEDED`)).json()) as {
-      pipelines: PipelineView[];
-    };
-    expect(succeeded.pipelines).toHaveLength(1);
+    // Its end state reaches Temporal's visibility store a moment after the pipeline ends.
+    const succeeded = await waitFor('the pipeline listed as SUCCEEDED', async () => {
+      const page = (await (await api(`/pipelines?label=suite:${suite}&state=SUCCEEDED`)).json()) as {
+        pipelines: PipelineView[];
+      };
+      return page.pipelines.length > 0 ? page.pipelines : undefined;
+    });
+    expect(succeeded.map((x) => x.id)).toEqual([p.id]);
     const stepJobs = (await (await api(`/jobs?label=pipeline:${p.id}`)).json()) as { jobs: Array<{ id: string }> };
     expect(stepJobs.jobs.map((j) => j.id).sort()).toEqual(done.steps.map((s) => s.jobId).sort());
     expect((await api(`/jobs/${p.id}`)).status).toBe(404);
@@ -211,7 +216,7 @@ describe('pipelines: a DAG of steps, each a real job', () => {
     const text = await logs(failed.id);
     expect(text).toContain('[hodei] step inputs not placed: in/kept-none/');
     expect(text).not.toContain('never');
-    expect(await waitForNoContainer(failed.id, 10_000)).toBeGreaterThanOrEqual(0);
+    expect(await waitForNoContainer(failed.id, 30_000)).toBeGreaterThanOrEqual(0);
   });
 
   it('failFast: a failed step cancels the running branch (its container gone) and skips the rest', async () => {
@@ -220,7 +225,8 @@ describe('pipelines: a DAG of steps, each a real job', () => {
       steps: [
         { name: 'slow', job: { script: 'sleep 60', cancelGraceSeconds: 1 } },
         { name: 'after-slow', needs: ['slow'], job: { script: 'echo never' } },
-        { name: 'bad', job: { script: 'sleep 1; exit 3' } },
+        // Fails after slow's container runs, even when slow's container is created and bad's is warm.
+        { name: 'bad', job: { script: 'sleep 10; exit 3' } },
         { name: 'after-bad', needs: ['bad'], job: { script: 'echo never' } },
       ],
     });
@@ -230,7 +236,7 @@ describe('pipelines: a DAG of steps, each a real job', () => {
     expect(done.state).toBe('FAILED');
     expect(done.reason).toMatch(/step bad failed: .*exit code 3/);
     expect(states(done)).toEqual({ slow: 'CANCELLED', 'after-slow': 'SKIPPED', bad: 'FAILED', 'after-bad': 'SKIPPED' });
-    expect(await waitForNoContainer(slow, 10_000)).toBeGreaterThanOrEqual(0);
+    expect(await waitForNoContainer(slow, 30_000)).toBeGreaterThanOrEqual(0);
     expect((await getJob(slow)).state).toBe('CANCELLED');
   });
 
@@ -401,8 +407,12 @@ describe('pipelines: a DAG of steps, each a real job', () => {
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(/state\s+FAILED/);
     expect(shown.stdout).toMatch(/boom\s+FAILED/);
-    const listed = await hodei(['pipeline', 'list', '--state', 'failed', '--json']);
-    expect(listed.stdout).toContain(id);
+    // The end state reaches Temporal's visibility store a moment after the pipeline ends.
+    const listed = await waitFor('the CLI to list the pipeline as failed', async () => {
+      const out = await hodei(['pipeline', 'list', '--state', 'failed', '--json']);
+      return out.stdout.includes(id) ? out : undefined;
+    });
+    expect(listed.code).toBe(0);
     expect((await getJob(stepJobId(id, 'hello'))).state).toBe('SUCCEEDED');
     await waitForEnd(stepJobId(id, 'boom'));
   });

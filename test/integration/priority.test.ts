@@ -108,7 +108,8 @@ const containersOf = (id: string) => jobContainers(small.info.instanceId, id);
 
 describe('startAt', () => {
   it('a future time: QUEUED with the time as its reason, no container, then starts no earlier', async () => {
-    const startAt = new Date(Date.now() + 4_000).toISOString();
+    // Far enough ahead that the submit and the checks below finish before it on a loaded machine.
+    const startAt = new Date(Date.now() + 15_000).toISOString();
     const job = await client.submit({ script: 'echo started', startAt });
     expect(job).toMatchObject({ state: 'QUEUED', startAt, reason: `starts at ${startAt}` });
     const waiting = await client.getJob(job.id);

@@ -177,13 +177,20 @@ describe('the reaper in the worker (shared stack)', () => {
       '--reason',
       'test: terminate',
     ]);
-    const ended = await waitForEnd(job.id, 10_000);
+    const ended = await waitForEnd(job.id, 30_000);
     expect(ended).toMatchObject({ state: 'FAILED', reason: 'workflow terminated' });
     // Reaper period 2 s and grace 3 s in the test stack.
-    await waitForNoContainer(job.id, 20_000);
-    // It says so in the worker's metrics.
-    const metrics = await (await fetch(stack().workerMetricsUrl)).text();
-    const removed = Number(/^hodei_reaper_removed_containers_total (\d+)/m.exec(metrics)?.[1]);
+    await waitForNoContainer(job.id, 30_000);
+    // It says so in the worker's metrics, once its sweep has gone through every container.
+    const removed = await waitFor(
+      'the reaper to count the removal',
+      async () => {
+        const metrics = await (await fetch(stack().workerMetricsUrl)).text();
+        const count = Number(/^hodei_reaper_removed_containers_total (\d+)/m.exec(metrics)?.[1]);
+        return count >= 1 ? count : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     expect(removed).toBeGreaterThanOrEqual(1);
   });
 });

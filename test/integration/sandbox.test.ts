@@ -165,7 +165,7 @@ describe('the platform takes the blame for its own faults', () => {
   });
 
   it('with infrastructure retries, a job whose container was removed runs again in a fresh one', async () => {
-    const job = await submit({ script: 'echo "started in $(hostname)"; sleep 5; echo finished', infraRetries: 1 });
+    const job = await submit({ script: 'echo "started in $(hostname)"; sleep 15; echo finished', infraRetries: 1 });
     const container = await waitForRunningContainer(job.id);
     await waitForOutput(job.id, 'started');
     await docker.getContainer(container.Id).remove({ force: true, v: true });

@@ -66,7 +66,7 @@ describe('secrets', () => {
       'echo "$API_KEY"',
       'echo "plain=$PLAIN"',
       // stdout and stderr are copied by separate pipes: a moment apart, so their order is sure.
-      'sleep 0.1; echo "before $API_KEY middle $API_KEY after" >&2',
+      'sleep 0.5; echo "before $API_KEY middle $API_KEY after" >&2',
     ].join('\n');
     const job = await submit({
       script,

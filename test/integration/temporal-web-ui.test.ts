@@ -48,8 +48,8 @@ describe('the Temporal Web UI', () => {
     await page.getByRole('button', { name: 'Request Cancellation' }).click();
     await page.locator('button:visible', { hasText: 'Confirm' }).click();
 
-    expect(await waitForNoContainer(job.id, 10_000)).toBeLessThan(10_000);
-    const done = await waitForEnd(job.id, 10_000);
+    expect(await waitForNoContainer(job.id, 30_000)).toBeLessThan(30_000);
+    const done = await waitForEnd(job.id, 30_000);
     expect(done.state).toBe('CANCELLED');
     expect(done.workflow.status).toBe('CANCELLED');
     const output = await logs(job.id);

@@ -82,7 +82,7 @@ describe('the web page', () => {
     expect(page.url()).not.toContain(stack().apiToken);
 
     await page.getByRole('link', { name: 'New job', exact: true }).first().click();
-    await page.getByLabel('Script').fill('for i in $(seq 1 20); do echo "tick $i"; sleep 0.25; done\necho "FOO=$FOO"');
+    await page.getByLabel('Script').fill('for i in $(seq 1 20); do echo "tick $i"; sleep 1; done\necho "FOO=$FOO"');
     await page.getByLabel('Environment').fill('FOO=from-the-form');
     await page.getByLabel('Labels').fill(`suite=${SUITE}`);
     await page.getByLabel('Timeout (seconds)').fill('120');
@@ -90,7 +90,8 @@ describe('the web page', () => {
     await page.waitForURL(/#\/jobs\//);
     const id = jobIdOf(page)!;
 
-    // A line shows while the job still runs: live, not only at the end.
+    // A line shows while the job still runs (20 s of ticks: longer than a loaded machine's page
+    // load): live, not only at the end.
     await page.locator('.ln', { hasText: 'tick 1' }).first().waitFor({ timeout: 60_000 });
     const whileShown = await getJob(id);
     expect(whileShown.state).toBe('RUNNING');
@@ -308,7 +309,8 @@ describe('the web page', () => {
     try {
       const job = await submit({
         labels: { suite: SUITE },
-        script: 'for i in $(seq 1 150); do echo "tick $i"; sleep 0.04; done',
+        // About 22 s: still running when the sockets are cut, even on a loaded machine.
+        script: 'for i in $(seq 1 150); do echo "tick $i"; sleep 0.15; done',
       });
       const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
       await context.addInitScript(rememberToken());
