@@ -49,7 +49,9 @@ export default defineConfig({
           // the integration tier (scripts/test.sh runs the two lanes at once).
           name: 'standalone',
           include: ['test/standalone/**/*.test.ts'],
-          testTimeout: 120_000,
+          // Their waits include restarts of a worker or an engine (up to 180 s each on a loaded
+          // machine): the limit only catches a hang.
+          testTimeout: 300_000,
           hookTimeout: 180_000,
         },
       },

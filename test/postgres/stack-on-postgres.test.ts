@@ -21,7 +21,7 @@ describe('a whole stack on the PostgreSQL log store (real Temporal, Docker and P
     try {
       const { submit, logs, waitForState } = clientFor(() => own.info);
       const job = await submit({
-        script: 'for i in $(seq 1 30); do echo "line $i"; sleep 0.05; done; echo oops >&2; exit 3',
+        script: 'for i in $(seq 1 30); do echo "line $i"; sleep 0.2; done; sleep 0.5; echo oops >&2; exit 3',
       });
       await waitForState(job.id, ['RUNNING']);
       const sse = await openSse(`${own.info.apiUrl}/jobs/${job.id}/logs/stream`, { token: own.info.apiToken });

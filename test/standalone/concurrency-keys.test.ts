@@ -6,7 +6,7 @@ import { startStack, type RunningStack } from '../support/stack.js';
 import { stackClient } from '../support/temporal.js';
 import { waitFor } from '../support/wait.js';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../../domain/container-labels.js';
-import { PERMIT_GRANTED_SIGNAL } from '../../domain/concurrency.js';
+import { concurrencyWorkflowId, PERMIT_GRANTED_SIGNAL, type ConcurrencyKeyMemo } from '../../domain/concurrency.js';
 import type { JobSpec } from '../../api-client/index.js';
 
 // Concurrency keys end to end: real Temporal, real Docker, the stack's own worker (killed with
@@ -83,6 +83,27 @@ async function submitAll(specs: JobSpec[]): Promise<string[]> {
   return ids;
 }
 
+/**
+ * Submits in order, each once its permit request is in the key's line (the key's memo lists it):
+ * requests of jobs submitted back to back can reach the key in either order.
+ */
+async function submitQueued(key: string, specs: JobSpec[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const spec of specs) {
+    const id = (await api.submit(spec)).id;
+    await waitFor(
+      `job ${id} in key ${key}'s line`,
+      async () => {
+        const { memo } = await temporal.workflow.getHandle(concurrencyWorkflowId(key)).describe();
+        return (memo as ConcurrencyKeyMemo | undefined)?.waiting?.includes(id) ? true : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 100 },
+    );
+    ids.push(id);
+  }
+  return ids;
+}
+
 /** When the job's workflow received its permit, from its history. */
 async function grantedAt(jobId: string): Promise<number> {
   const history = await temporal.workflow.getHandle(jobId).fetchHistory();
@@ -99,13 +120,20 @@ describe('concurrency keys', () => {
   it('limit 1 and limit 2: never more at once, in submission order, jobs without the key not held up', async () => {
     const one = `deploy-${randomUUID().slice(0, 8)}`;
     const two = `batch-${randomUUID().slice(0, 8)}`;
-    // The first job of each key holds its permits; the rest then queue behind it, in order.
-    const [head1] = await submitAll([keyed(one, 1, 'sleep 6')]);
-    const heads2 = await submitAll([keyed(two, 2, 'sleep 3'), keyed(two, 2, 'sleep 3')]);
+    // The first job of each key holds its permits (long enough for the rest to queue on a loaded
+    // machine); the rest then queue behind it, each in the line before the next is submitted.
+    const [head1] = await submitAll([keyed(one, 1, 'sleep 30')]);
+    const heads2 = await submitAll([keyed(two, 2, 'sleep 20'), keyed(two, 2, 'sleep 20')]);
     await api.waitForState(head1!, ['RUNNING']);
     await Promise.all(heads2.map((id) => api.waitForState(id, ['RUNNING'])));
-    const rest1 = await submitAll([1, 2, 3].map(() => keyed(one, 1, 'sleep 1')));
-    const rest2 = await submitAll([1, 2, 3, 4].map(() => keyed(two, 2, 'sleep 1')));
+    const rest1 = await submitQueued(
+      one,
+      [1, 2, 3].map(() => keyed(one, 1, 'sleep 1')),
+    );
+    const rest2 = await submitQueued(
+      two,
+      [1, 2, 3, 4].map(() => keyed(two, 2, 'sleep 1')),
+    );
 
     // Its workflow records why it waits in its first task, a moment after the submit answered.
     const waiting = await waitFor(

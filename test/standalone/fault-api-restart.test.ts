@@ -48,7 +48,8 @@ function followWithCli(id: string) {
 
 describe('the API killed mid-SSE and started again at the same URL', () => {
   it('a follower resumes: every line exactly once, in order, then the end event', async () => {
-    const job = await submit({ script: numberedScript(LINES, 0.1) });
+    // A line every 0.3 s: still printing once both followers (one a CLI process) have ten lines.
+    const job = await submit({ script: numberedScript(LINES, 0.3) });
     const events: LogEvent[] = [];
     const following = new HodeiClient(stack.info.apiUrl, stack.info.apiToken).follow(job.id, (e) => events.push(e));
     following.catch(() => undefined);

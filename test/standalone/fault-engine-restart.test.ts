@@ -43,13 +43,14 @@ async function lastAttemptLines(job: Job): Promise<string[]> {
 describe('the Docker engine restarted while jobs run', () => {
   it('running jobs are retried per infraRetries or fail "host lost", never blaming the script; queued ones run; none stuck, no container left', async () => {
     // Two run (capacity 2), one waits; the platform may run the first again, not the second.
+    // 20 s each: both still print when the engine stops, though the second may start seconds later.
     const retried = await submit({
-      script: numberedScript(LINES, 0.1),
+      script: numberedScript(LINES, 0.25),
       infraRetries: 1,
       name: 'engine-restart-retried',
     });
     const notRetried = await submit({
-      script: numberedScript(LINES, 0.1),
+      script: numberedScript(LINES, 0.25),
       infraRetries: 0,
       name: 'engine-restart-not-retried',
     });
@@ -59,6 +60,7 @@ describe('the Docker engine restarted while jobs run', () => {
         const counts = await Promise.all(
           [retried, notRetried].map(async (j) => (await stdoutLines(stack.info, j.id)).length),
         );
+        if (counts.some((n) => n >= LINES)) throw new Error(`a job ended before the engine stopped: ${counts}`);
         return counts.every((n) => n >= 5) ? true : undefined;
       },
       { timeoutMs: 120_000, intervalMs: 100 },

@@ -107,8 +107,9 @@ describe('npm start (scripts/supervise.ts)', () => {
     sup.process.kill('SIGINT');
     const { code } = await sup.exited;
     const elapsed = Date.now() - started;
-    // A bound that catches a hang (it takes about 2 s here), not a benchmark.
-    expect(elapsed).toBeLessThan(15_000);
+    // A bound that catches a hang (it takes about 2 s here; the supervisor's own limits add up
+    // to 20 s), not a benchmark.
+    expect(elapsed).toBeLessThan(30_000);
     expect(code).toBe(0);
     await sse.closed;
     expect(sse.events[sse.events.length - 1]?.event).toBe('shutdown');

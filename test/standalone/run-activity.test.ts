@@ -299,7 +299,7 @@ describe('reading a container output while stdout and stderr are both busy', () 
 
   it('a worker shutting down lets go of the container; the retry goes on from its checkpoint', async () => {
     // Pauses long enough for the container to be still running when the worker lets go.
-    const { jobId, container } = await provisionBusy(busyScript(100_000, 5, 0.5));
+    const { jobId, container } = await provisionBusy(busyScript(100_000, 5, 2));
     const first = new MockActivityEnvironment();
     const beats: RunHeartbeat[] = [];
     first.on('heartbeat', (d: RunHeartbeat) => beats.push(d));

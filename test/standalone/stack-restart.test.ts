@@ -22,7 +22,7 @@ const { submit, getJob, logs, waitForState, waitForEnd } = clientFor(() => stack
 describe('the test stack restarts its parts on the ports they had', () => {
   it('keeps a job across a kill -9 of Temporal and a start on the same data', async () => {
     const { temporalAddress } = stack.info;
-    const job = await submit({ script: 'echo before; sleep 2; echo after' });
+    const job = await submit({ script: 'echo before; sleep 10; echo after' });
     await waitForState(job.id, ['RUNNING'], 120_000);
     await stack.killTemporal('SIGKILL');
     await stack.startTemporal();

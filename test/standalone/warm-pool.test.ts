@@ -205,7 +205,7 @@ describe('warm pool', () => {
       withInProcessPools(async (pool) => {
         const claimed = await waitFor(
           'a claim',
-          () => pool.claim(poolJob('pool-release', 'echo first; sleep 3; echo last')),
+          () => pool.claim(poolJob('pool-release', 'echo first; sleep 10; echo last')),
           {
             intervalMs: 100,
           },

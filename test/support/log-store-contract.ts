@@ -520,7 +520,7 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         expect(delays).toHaveLength(10);
         // Generous for a loaded 2-core machine; the median is a few ms.
         expect(Math.max(...delays)).toBeLessThan(2000);
-        expect([...delays].sort((x, y) => x - y)[5]).toBeLessThan(250);
+        expect([...delays].sort((x, y) => x - y)[5]).toBeLessThan(1000);
       });
     });
   });

@@ -315,6 +315,10 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     HODEI_REAPER_GRACE_SECONDS: '3',
     // Allowed but never built: jobs naming it show how a missing image fails.
     HODEI_ALLOWED_IMAGES: 'hodei-worker:latest,hodei-test-missing:*',
+    // A worker killed by a test may take over a minute to poll again on a loaded machine: its jobs
+    // wait for it (reattach) rather than count as lost at the default 60 s. Tests of host loss
+    // set their own.
+    HODEI_HOST_LOSS_SECONDS: '600',
     // Settings a test's own stack overrides.
     ...options.env,
   };

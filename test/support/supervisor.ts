@@ -107,6 +107,8 @@ async function launch(extraEnv: Record<string, string>): Promise<Supervisor> {
     HODEI_CODEC_PORT: String(codecPort),
     HODEI_DATA_DIR: dataDir,
     HODEI_LOG_FORMAT: 'json',
+    // A restarted worker may take over a minute to poll again on a loaded machine (see stack.ts).
+    HODEI_HOST_LOSS_SECONDS: '600',
     ...extraEnv,
   });
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/supervise.ts'], {

@@ -166,7 +166,7 @@ describe('runJob workflow', () => {
     const workflowId = randomUUID();
     const err = await withWorker(activities, taskQueue, () =>
       env.client.workflow
-        .execute('runJob', { workflowId, taskQueue, args: [{ ...input, timeoutSeconds: 1 }] })
+        .execute('runJob', { workflowId, taskQueue, args: [{ ...input, timeoutSeconds: 4 }] })
         .catch((e: unknown) => e),
     );
     expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe(FAILURE_JOB_TIMED_OUT);
