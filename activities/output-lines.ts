@@ -115,29 +115,21 @@ export class OutputLines {
   }
 }
 
-/** The log store's page size, and what a page of an index B-tree keeps in itself (SQLite's rules). */
-const PAGE_BYTES = 4096;
-const MAX_LOCAL = Math.floor(((PAGE_BYTES - 12) * 64) / 255) - 23;
-const MIN_LOCAL = Math.floor(((PAGE_BYTES - 12) * 32) / 255) - 23;
-/** A row's bytes beside its text (job id, seq, stream, ts, attempt, record header), measured. */
-const ROW_BYTES = 60;
-/** Pages filled in seq order end up about 86% full. */
-const FILL = 1.17;
+/** What a stored line costs beside its text: its numbers in its chunk's body, and its share of the chunk's row. */
+const LINE_BYTES = 21;
+/** Pages and overflow pages filled as chunks fill them: about 10% over the bytes they hold. */
+const FILL = 1.1;
 
 /**
  * What storing one line costs the log store, in bytes: what the log cap counts, so a job's output
  * grows the store by about the cap at most, whatever its lines look like. Measured on the SQLite
- * store (test/unit/log-cap.test.ts checks it against the real file): a row costs about 70 bytes
- * beside its text (2,000,000 empty lines are 130 MiB, not 2 MB), and a row over ~1000 bytes
- * keeps a part in its page and spills the rest into whole 4 KiB overflow pages (a line of 1000
- * bytes costs 4.6 KiB).
+ * store (test/unit/log-cap.test.ts checks it against the real file): lines are kept in chunks
+ * of up to 256 lines or 32 KiB of text (log-store/line-chunks.ts), filled whether a job prints a
+ * line at a time or thousands at once, so a line costs its text and about 20 bytes (2,000,000
+ * empty lines are about 40 MB, not 2 MB).
  */
 export function storedLineCost(line: string): number {
-  const payload = Buffer.byteLength(line) + ROW_BYTES;
-  if (payload <= MAX_LOCAL) return Math.ceil(payload * FILL);
-  const spill = MIN_LOCAL + ((payload - MIN_LOCAL) % (PAGE_BYTES - 4));
-  const local = spill <= MAX_LOCAL ? spill : MIN_LOCAL;
-  return Math.ceil((local + 4) * FILL) + Math.ceil((payload - local) / (PAGE_BYTES - 4)) * PAGE_BYTES;
+  return Math.ceil(Buffer.byteLength(line) * FILL) + LINE_BYTES;
 }
 
 /**

@@ -8,17 +8,24 @@ const STREAM_FIELD: Record<string, string> = {
 };
 
 /**
+ * What JSON.stringify escapes in a string (quote, backslash, control characters), and surrogates:
+ * a text without any is its own JSON string body (most output lines).
+ */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
  * A batch of log lines as SSE events, one string for one write: per line
  * `data: <LogEvent JSON>\nid: <seq>\n\n`, byte for byte what `JSON.stringify` of the line gives
  * (fields in LogEvent's order: seq, stream, ts, line, attempt), built without an object walk per
- * line: only the line's text is escaped (JSON never holds a line break, so one `data:` field is
+ * line: only the line's text is escaped, when it needs it (JSON never holds a line break, so one `data:` field is
  * the whole event). A 50 MB log is half a million events.
  */
 export function sseLineEvents(lines: readonly LogLine[]): string {
   let out = '';
   for (const l of lines) {
     const stream = STREAM_FIELD[l.stream] ?? `,"stream":${JSON.stringify(l.stream)},"ts":`;
-    out += `data: {"seq":${l.seq}${stream}${l.ts},"line":${JSON.stringify(l.line)},"attempt":${l.attempt}}\nid: ${l.seq}\n\n`;
+    const text = NEEDS_ESCAPE.test(l.line) ? JSON.stringify(l.line) : `"${l.line}"`;
+    out += `data: {"seq":${l.seq}${stream}${l.ts},"line":${text},"attempt":${l.attempt}}\nid: ${l.seq}\n\n`;
   }
   return out;
 }

@@ -61,7 +61,8 @@ export interface TailStartOptions extends TailLogOptions {
  * A job's lines of output, written by the worker while the job runs and read by the API.
  * Writes are idempotent by (job id, seq), so a retried activity can write a line again safely.
  * One job's lines are appended in seq order, so once a line is readable every line before it
- * is too (live tails rely on this: see log-tail.ts).
+ * is too (live tails rely on this: see log-tail.ts); a store may take a line at or below the
+ * job's highest stored seq as stored already (the SQLite store does: it keeps lines in chunks).
  */
 export interface LogLines {
   append(jobId: string, lines: readonly LogLine[]): Promise<void>;

@@ -1,31 +1,37 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { chunkRuns, decodeChunk, encodeChunk, isFull } from './line-chunks.js';
 import type { AttemptExit, LogLine, LogStore, ReadLogOptions, TailLogOptions, TailStartOptions } from './log-store.js';
 
-/** Rows per read of a page bounded by bytes (a 64 KiB line at most each: 6.4 MiB at worst). */
-const READ_CHUNK = 100;
+/** Chunks per read of a page (CHUNK_LINES lines or about CHUNK_TEXT of text each). */
+const READ_CHUNKS = 8;
 
-/** Rows per insert statement at most (6 values each, far below SQLite's 32,766). */
-const ROWS_PER_INSERT = 100;
+interface ChunkRow {
+  first_seq: number;
+  last_seq: number;
+  lines: number;
+  text: number;
+}
 
 /**
  * The embedded log store: one SQLite file in WAL mode, so the worker writes while API processes
- * read. Appends are synchronous transactions: the writer naturally slows to the disk's pace
- * instead of buffering output in memory.
+ * read. A job's lines are kept in chunks of consecutive lines, one row each (line-chunks.ts).
+ * Appends are synchronous transactions: the writer naturally slows to the disk's pace instead of
+ * buffering output in memory.
  */
 export class SqliteLogStore implements LogStore {
   private readonly db: Database.Database;
-  /** Multi-row inserts by row count (1 to ROWS_PER_INSERT), prepared on first use. */
-  private readonly inserts = new Map<number, Database.Statement>();
-  private readonly selectAfter: Database.Statement;
-  private readonly selectAfterOfStream: Database.Statement;
-  private readonly selectTail: Database.Statement;
-  private readonly selectTailOfStream: Database.Statement;
-  private readonly selectLast: Database.Statement;
-  private readonly selectTailStart: Database.Statement;
-  private readonly selectTailStartOfStream: Database.Statement;
-  private readonly insertMany: (jobId: string, lines: readonly LogLine[]) => void;
+  private readonly selectLastChunk: Database.Statement;
+  private readonly selectBody: Database.Statement;
+  private readonly selectStartChunk: Database.Statement;
+  private readonly selectChunksFrom: Database.Statement;
+  private readonly selectChunksBefore: Database.Statement;
+  private readonly upsertChunk: Database.Statement;
+  private readonly touch: Database.Statement;
+  /** Runs reads in one transaction: every statement sees the same state of the job's chunks. */
+  private readonly snapshot: <T>(read: () => T) => T;
+  private readonly appendBatch: Database.Transaction<(jobId: string, lines: readonly LogLine[]) => void>;
   private readonly selectWrittenBefore: Database.Statement;
   private readonly deleteAll: (jobId: string) => void;
   private readonly upsertExit: Database.Statement;
@@ -39,14 +45,16 @@ export class SqliteLogStore implements LogStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(`
-      CREATE TABLE IF NOT EXISTS log_lines (
-        job_id  TEXT    NOT NULL,
-        seq     INTEGER NOT NULL,
-        stream  TEXT    NOT NULL,
-        ts      INTEGER NOT NULL,
-        line    TEXT    NOT NULL,
-        attempt INTEGER NOT NULL DEFAULT 1,
-        PRIMARY KEY (job_id, seq)
+      -- A job's lines, a chunk of consecutive ones per row (line-chunks.ts): first_seq to
+      -- last_seq, \`lines\` of them, \`text\` UTF-16 code units of text, encoded in body.
+      CREATE TABLE IF NOT EXISTS log_chunks (
+        job_id    TEXT    NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq  INTEGER NOT NULL,
+        lines     INTEGER NOT NULL,
+        text      INTEGER NOT NULL,
+        body      TEXT    NOT NULL,
+        PRIMARY KEY (job_id, first_seq)
       ) WITHOUT ROWID;
       -- When each job's log was last written, for the retention sweep.
       CREATE TABLE IF NOT EXISTS log_jobs (
@@ -62,59 +70,43 @@ export class SqliteLogStore implements LogStore {
         PRIMARY KEY (job_id, attempt)
       ) WITHOUT ROWID;
     `);
-    // Logs stored before log_jobs existed.
-    if (!this.db.prepare('SELECT 1 FROM log_jobs LIMIT 1').get()) {
-      this.db.exec('INSERT OR IGNORE INTO log_jobs SELECT job_id, MAX(ts) FROM log_lines GROUP BY job_id');
-    }
-    this.selectAfter = this.db.prepare(
-      'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+    const meta = 'first_seq, last_seq, lines, text';
+    this.selectLastChunk = this.db.prepare(
+      `SELECT ${meta} FROM log_chunks WHERE job_id = ? ORDER BY first_seq DESC LIMIT 1`,
     );
-    this.selectAfterOfStream = this.db.prepare(
-      'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? AND seq > ? AND stream = ? ORDER BY seq LIMIT ?',
+    this.selectBody = this.db.prepare('SELECT body FROM log_chunks WHERE job_id = ? AND first_seq = ?').pluck();
+    // The chunk that may hold the line after `seq`: the last one starting at or before it.
+    this.selectStartChunk = this.db
+      .prepare('SELECT first_seq FROM log_chunks WHERE job_id = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1')
+      .pluck();
+    this.selectChunksFrom = this.db.prepare(
+      'SELECT first_seq, last_seq, body FROM log_chunks WHERE job_id = ? AND first_seq >= ? ORDER BY first_seq LIMIT ?',
     );
-    this.selectTail = this.db.prepare(
-      'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? ORDER BY seq DESC LIMIT ?',
+    // Newest first, without their bodies: tails count lines back, and decode only where they stop.
+    this.selectChunksBefore = this.db.prepare(
+      `SELECT ${meta} FROM log_chunks WHERE job_id = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT ?`,
     );
-    this.selectTailOfStream = this.db.prepare(
-      'SELECT seq, stream, ts, line, attempt FROM log_lines WHERE job_id = ? AND stream = ? ORDER BY seq DESC LIMIT ?',
+    this.upsertChunk = this.db.prepare(
+      `INSERT INTO log_chunks (job_id, first_seq, last_seq, lines, text, body) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (job_id, first_seq) DO UPDATE SET
+         last_seq = excluded.last_seq, lines = excluded.lines, text = excluded.text, body = excluded.body`,
     );
-    this.selectLast = this.db.prepare('SELECT MAX(seq) AS seq FROM log_lines WHERE job_id = ?');
-    // The seq of the line just before the last `count` (OFFSET count): walks the key, reads no text.
-    this.selectTailStart = this.db.prepare(
-      'SELECT seq FROM log_lines WHERE job_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1 OFFSET ?',
-    );
-    this.selectTailStartOfStream = this.db.prepare(
-      'SELECT seq FROM log_lines WHERE job_id = ? AND seq <= ? AND stream = ? ORDER BY seq DESC LIMIT 1 OFFSET ?',
-    );
-    const touch = this.db.prepare(
+    this.touch = this.db.prepare(
       'INSERT INTO log_jobs (job_id, last_written) VALUES (?, ?) ON CONFLICT (job_id) DO UPDATE SET last_written = excluded.last_written',
     );
-    // One transaction per batch, and in it one multi-row statement per ROWS_PER_INSERT lines: a
-    // statement's run costs far more than binding its values (a 50 MB log is half a million rows).
-    const values = new Array<unknown>(ROWS_PER_INSERT * 6);
-    this.insertMany = this.db.transaction((jobId: string, lines: readonly LogLine[]) => {
-      for (let from = 0; from < lines.length; from += ROWS_PER_INSERT) {
-        const rows = Math.min(ROWS_PER_INSERT, lines.length - from);
-        values.length = rows * 6;
-        for (let i = 0; i < rows; i++) {
-          const l = lines[from + i]!;
-          const at = i * 6;
-          values[at] = jobId;
-          values[at + 1] = l.seq;
-          values[at + 2] = l.stream;
-          values[at + 3] = l.ts;
-          values[at + 4] = l.line;
-          values[at + 5] = l.attempt;
-        }
-        this.insertOf(rows).run(values);
-      }
-      touch.run(jobId, Date.now());
+    this.appendBatch = this.db.transaction((jobId: string, lines: readonly LogLine[]) => {
+      this.store(jobId, lines);
+      this.touch.run(jobId, Date.now());
     });
+    // A read of several statements (chunk after chunk) in one read transaction: an append that
+    // extends the job's last chunk between two of them could otherwise hide its new lines.
+    const inSnapshot = this.db.transaction((read: () => unknown) => read());
+    this.snapshot = <T>(read: () => T) => inSnapshot(read) as T;
     this.selectWrittenBefore = this.db.prepare(
       'SELECT job_id FROM log_jobs WHERE last_written < ? ORDER BY last_written LIMIT ?',
     );
     this.deleteAll = this.db.transaction((jobId: string) => {
-      this.db.prepare('DELETE FROM log_lines WHERE job_id = ?').run(jobId);
+      this.db.prepare('DELETE FROM log_chunks WHERE job_id = ?').run(jobId);
       this.db.prepare('DELETE FROM log_jobs WHERE job_id = ?').run(jobId);
       this.db.prepare('DELETE FROM log_exits WHERE job_id = ?').run(jobId);
     });
@@ -122,17 +114,72 @@ export class SqliteLogStore implements LogStore {
       'INSERT INTO log_exits (job_id, attempt, exit) VALUES (?, ?, ?) ON CONFLICT (job_id, attempt) DO UPDATE SET exit = excluded.exit',
     );
     this.selectExit = this.db.prepare('SELECT exit FROM log_exits WHERE job_id = ? AND attempt = ?');
+    this.migrateLineRows();
   }
 
-  private insertOf(rows: number): Database.Statement {
-    let statement = this.inserts.get(rows);
-    if (!statement) {
-      statement = this.db.prepare(
-        `INSERT OR IGNORE INTO log_lines (job_id, seq, stream, ts, line, attempt) VALUES ${Array(rows).fill('(?, ?, ?, ?, ?, ?)').join(', ')}`,
-      );
-      this.inserts.set(rows, statement);
+  /**
+   * Stores the lines past the job's last stored seq (one job's lines are appended in seq order:
+   * any at or below it were stored already, and the first copy stands), filling the job's last
+   * chunk until it is full, then new chunks. Runs inside a write transaction.
+   */
+  private store(jobId: string, batch: readonly LogLine[]): void {
+    const sorted = batch.every((l, i) => i === 0 || batch[i - 1]!.seq < l.seq)
+      ? batch
+      : [...batch].sort((a, b) => a.seq - b.seq);
+    const last = this.selectLastChunk.get(jobId) as ChunkRow | undefined;
+    let after = last?.last_seq ?? 0;
+    const fresh: LogLine[] = [];
+    for (const l of sorted) {
+      if (l.seq <= after) continue;
+      fresh.push(l);
+      after = l.seq;
     }
-    return statement;
+    if (fresh.length === 0) return;
+    const open =
+      last && !isFull(last.lines, last.text)
+        ? decodeChunk(last.first_seq, this.selectBody.get(jobId, last.first_seq) as string)
+        : [];
+    for (const run of chunkRuns(fresh, open)) {
+      const c = encodeChunk(run);
+      this.upsertChunk.run(jobId, c.firstSeq, c.lastSeq, c.lines, c.text, c.body);
+    }
+  }
+
+  /**
+   * Stores kept a row per line before chunks (a table log_lines): its lines move into chunks,
+   * once, on the first open by a version with chunks; the table is dropped after.
+   */
+  private migrateLineRows(): void {
+    const legacy = () =>
+      this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_lines'").get() !== undefined;
+    if (!legacy()) return;
+    this.db
+      .transaction(() => {
+        if (!legacy()) return; // another process moved them meanwhile
+        this.db.exec('INSERT OR IGNORE INTO log_jobs SELECT job_id, MAX(ts) FROM log_lines GROUP BY job_id');
+        const page = this.db.prepare(
+          'SELECT job_id, seq, stream, ts, line, attempt FROM log_lines WHERE (job_id, seq) > (?, ?) ORDER BY job_id, seq LIMIT 5000',
+        );
+        let at: [string, number] = ['', 0];
+        for (;;) {
+          const rows = page.all(...at) as Array<LogLine & { job_id: string }>;
+          if (rows.length === 0) break;
+          for (let from = 0; from < rows.length;) {
+            const jobId = rows[from]!.job_id;
+            let to = from;
+            while (to < rows.length && rows[to]!.job_id === jobId) to++;
+            this.store(
+              jobId,
+              rows.slice(from, to).map(({ seq, stream, ts, line, attempt }) => ({ seq, stream, ts, line, attempt })),
+            );
+            from = to;
+          }
+          const lastRow = rows[rows.length - 1]!;
+          at = [lastRow.job_id, lastRow.seq];
+        }
+        this.db.exec('DROP TABLE log_lines');
+      })
+      .immediate();
   }
 
   /** Opens the default store file under the data dir. */
@@ -141,55 +188,116 @@ export class SqliteLogStore implements LogStore {
   }
 
   async append(jobId: string, lines: readonly LogLine[]): Promise<void> {
-    if (lines.length > 0) this.insertMany(jobId, lines);
+    // Immediate: the last stored seq is read and written past in one write transaction.
+    if (lines.length > 0) this.appendBatch.immediate(jobId, lines);
   }
 
   async read(jobId: string, options: ReadLogOptions = {}): Promise<LogLine[]> {
+    return this.snapshot(() => this.readPage(jobId, options));
+  }
+
+  private readPage(jobId: string, options: ReadLogOptions): LogLine[] {
     const afterSeq = options.afterSeq ?? 0;
-    const limit = options.limit ?? -1;
-    const args = options.stream ? [jobId, afterSeq, options.stream, limit] : [jobId, afterSeq, limit];
-    const select = options.stream ? this.selectAfterOfStream : this.selectAfter;
-    if (options.maxBytes === undefined) return select.all(...args) as LogLine[];
-    // Bounded by bytes: read in chunks of READ_CHUNK rows (one call into SQLite each, far cheaper
-    // than a row at a time) and stop after the chunk where the bytes are reached, cut there.
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
     const page: LogLine[] = [];
+    if (limit <= 0) return page;
     let bytes = 0;
-    let after = afterSeq;
+    let from = (this.selectStartChunk.get(jobId, afterSeq) as number | undefined) ?? 0;
     for (;;) {
-      const want = limit < 0 ? READ_CHUNK : Math.min(READ_CHUNK, limit - page.length);
-      const rows = (
-        options.stream ? select.all(jobId, after, options.stream, want) : select.all(jobId, after, want)
-      ) as LogLine[];
-      for (const row of rows) {
-        page.push(row);
-        bytes += Buffer.byteLength(row.line);
-        if (bytes >= options.maxBytes) return page;
+      const chunks = this.selectChunksFrom.all(jobId, from, READ_CHUNKS) as Array<{
+        first_seq: number;
+        last_seq: number;
+        body: string;
+      }>;
+      for (const chunk of chunks) {
+        if (chunk.last_seq <= afterSeq) continue;
+        // Bytes are counted line by line only in a chunk where the page may end by them: one
+        // whose whole body (its text, and a few bytes more) still fits counts at once.
+        const whole = maxBytes === Number.POSITIVE_INFINITY ? 0 : Buffer.byteLength(chunk.body);
+        const byLine = bytes + whole >= maxBytes;
+        for (const l of decodeChunk(chunk.first_seq, chunk.body)) {
+          if (l.seq <= afterSeq || (options.stream && l.stream !== options.stream)) continue;
+          page.push(l);
+          // A line is in the page while the lines before it hold fewer than maxBytes.
+          if (byLine) bytes += Buffer.byteLength(l.line);
+          if (page.length >= limit || bytes >= maxBytes) return page;
+        }
+        if (!byLine) bytes += whole;
       }
-      if (rows.length < want || page.length === limit) return page;
-      after = rows[rows.length - 1]!.seq;
+      if (chunks.length < READ_CHUNKS) return page;
+      from = chunks[chunks.length - 1]!.first_seq + 1;
     }
   }
 
+  /**
+   * Walks the job's lines from its newest back (of one stream, up to a seq), calling `visit` per
+   * line until it returns false; a chunk wholly taken by `skipWhole` (given its line count) is
+   * passed over without decoding.
+   */
+  private walkBack(
+    jobId: string,
+    options: TailStartOptions,
+    visit: (l: LogLine) => boolean,
+    skipWhole?: (lines: number) => boolean,
+  ): void {
+    this.snapshot(() => {
+      const until = options.untilSeq ?? Number.MAX_SAFE_INTEGER;
+      let before = until;
+      for (;;) {
+        const chunks = this.selectChunksBefore.all(jobId, before, READ_CHUNKS) as ChunkRow[];
+        for (const chunk of chunks) {
+          if (!options.stream && chunk.last_seq <= until && skipWhole?.(chunk.lines)) continue;
+          const lines = decodeChunk(chunk.first_seq, this.selectBody.get(jobId, chunk.first_seq) as string);
+          for (let i = lines.length - 1; i >= 0; i--) {
+            const l = lines[i]!;
+            if (l.seq > until || (options.stream && l.stream !== options.stream)) continue;
+            if (!visit(l)) return;
+          }
+        }
+        if (chunks.length < READ_CHUNKS) return;
+        before = chunks[chunks.length - 1]!.first_seq - 1;
+      }
+    });
+  }
+
   async tail(jobId: string, count: number, options: TailLogOptions = {}): Promise<LogLine[]> {
-    const rows = options.stream
-      ? (this.selectTailOfStream.all(jobId, options.stream, count) as LogLine[])
-      : (this.selectTail.all(jobId, count) as LogLine[]);
-    return rows.reverse();
+    const lines: LogLine[] = [];
+    if (count > 0)
+      this.walkBack(jobId, options, (l) => {
+        lines.push(l);
+        return lines.length < count;
+      });
+    return lines.reverse();
   }
 
   async tailStart(jobId: string, count: number, options: TailStartOptions = {}): Promise<number> {
-    const until = options.untilSeq ?? Number.MAX_SAFE_INTEGER;
-    const row = (
-      options.stream
-        ? this.selectTailStartOfStream.get(jobId, until, options.stream, count)
-        : this.selectTailStart.get(jobId, until, count)
-    ) as { seq: number } | undefined;
-    return row?.seq ?? 0;
+    // The seq of the line just before the last `count`: chunks of the last `count` lines are
+    // counted by their line counts; only the chunk where the count ends is decoded.
+    let left = count;
+    let start = 0;
+    this.walkBack(
+      jobId,
+      options,
+      (l) => {
+        if (left === 0) {
+          start = l.seq;
+          return false;
+        }
+        left -= 1;
+        return true;
+      },
+      (lines) => {
+        if (left < lines) return false;
+        left -= lines;
+        return true;
+      },
+    );
+    return start;
   }
 
   async lastSeq(jobId: string): Promise<number> {
-    const row = this.selectLast.get(jobId) as { seq: number | null };
-    return row.seq ?? 0;
+    return (this.selectLastChunk.get(jobId) as ChunkRow | undefined)?.last_seq ?? 0;
   }
 
   async jobsWrittenBefore(ts: number, limit: number): Promise<string[]> {

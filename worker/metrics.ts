@@ -138,7 +138,11 @@ export class WorkerMetrics {
         if (prop === 'append') {
           return async (jobId: string, lines: readonly LogLine[]) => {
             await target.append(jobId, lines);
-            for (const line of lines) logBytes.inc({ stream: line.stream }, Buffer.byteLength(line.line) + 1);
+            // Summed per stream first: one counter update per stream and batch, not per line.
+            const bytes = new Map<string, number>();
+            for (const line of lines)
+              bytes.set(line.stream, (bytes.get(line.stream) ?? 0) + Buffer.byteLength(line.line) + 1);
+            for (const [stream, n] of bytes) logBytes.inc({ stream }, n);
           };
         }
         const value = Reflect.get(target, prop, receiver) as unknown;

@@ -217,11 +217,11 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         expect(await other.read('a')).toEqual([line(1)]);
       });
 
-      it('writes batches of every size around a multi-row statement (100 rows) whole, exactly and in order', async () => {
+      it('writes batches of every size around a statement or chunk (100, 256 lines) whole, exactly and in order', async () => {
         // Sizes at and around the rows of one insert statement, several statements, and a remainder.
         let next = 1;
         const written: LogLine[] = [];
-        for (const size of [1, 99, 100, 101, 199, 200, 201, 250]) {
+        for (const size of [1, 99, 100, 101, 199, 200, 201, 250, 255, 256, 257, 512]) {
           const batch = Array.from({ length: size }, (_, i) => ({
             seq: next + i,
             stream: (['stdout', 'stderr', 'system'] as const)[(next + i) % 3]!,
@@ -236,6 +236,41 @@ export function describeLogStoreContract(name: string, newStorage: () => Promise
         // A retry that overlaps what is stored (a statement's rows partly new) keeps the first copy.
         await other.append('sizes', [...written.slice(1100, 1151).map((l) => ({ ...l, line: 'again' })), line(next)]);
         expect(await other.read('sizes')).toEqual([...written, line(next)]);
+      });
+
+      it('pages, tails and counts back exactly like a plain filter of every line, across many appends', async () => {
+        // Lines of all three streams and of varied lengths, some long, in appends of varied sizes
+        // (one line at a time too), with a gap in the numbering.
+        const all: LogLine[] = [];
+        for (let seq = 1; all.length < 1300; seq += seq === 700 ? 5 : 1)
+          all.push({
+            seq,
+            stream: (['stdout', 'stdout', 'stderr', 'system'] as const)[seq % 4]!,
+            ts: 1_764_300_000_000 + seq * 7,
+            line: seq % 97 === 0 ? 'L'.repeat(20_000) : `${seq}`.repeat(seq % 13),
+            attempt: seq > 1000 ? 2 : 1,
+          });
+        for (let at = 0, size = 1; at < all.length; at += size, size = (size * 7) % 300 || 1)
+          await store.append('j', all.slice(at, at + size));
+        const of = (stream?: LogLine['stream']) => all.filter((l) => !stream || l.stream === stream);
+        expect(await other.read('j')).toEqual(all);
+        expect(await other.lastSeq('j')).toBe(all.at(-1)!.seq);
+        for (const stream of [undefined, 'stdout', 'stderr', 'system'] as const) {
+          const lines = of(stream);
+          for (const afterSeq of [0, 1, 255, 256, 257, 699, 700, 702, 1000, 1299, all.at(-1)!.seq])
+            for (const limit of [1, 50, 300])
+              expect(await other.read('j', { afterSeq, limit, stream })).toEqual(
+                lines.filter((l) => l.seq > afterSeq).slice(0, limit),
+              );
+          for (const count of [0, 1, 255, 256, 257, 600, 5000]) {
+            expect(await other.tail('j', count, { stream })).toEqual(count === 0 ? [] : lines.slice(-count));
+            for (const untilSeq of [undefined, 1, 300, 702, 1100]) {
+              const upTo = lines.filter((l) => untilSeq === undefined || l.seq <= untilSeq);
+              const expected = count < upTo.length ? upTo[upTo.length - count - 1]!.seq : 0;
+              expect(await other.tailStart('j', count, { stream, untilSeq })).toBe(expected);
+            }
+          }
+        }
       });
 
       it('writes a large batch in one append', async () => {

@@ -63,7 +63,7 @@ describe('what the log cap counts: what a line really costs the SQLite store', (
     },
   );
 
-  it('2,000,000 empty lines under a small cap grow the store by about the cap, not 130 MiB', async () => {
+  it('2,000,000 empty lines under a small cap grow the store by about the cap, not 40 MB', async () => {
     const maxBytes = 1024 * 1024;
     const lines = new OutputLines(startOfOutput(1, 0), maxBytes, (l) => l, 1);
     const splitters = lines.reread();

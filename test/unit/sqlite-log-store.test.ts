@@ -1,6 +1,9 @@
+import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { LogLine } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
 import { describeLogStoreContract } from '../support/log-store-contract.js';
 
@@ -11,4 +14,71 @@ describeLogStoreContract('SqliteLogStore', async () => {
     open: async () => SqliteLogStore.inDataDir(dir),
     destroy: async () => rmSync(dir, { recursive: true, force: true }),
   };
+});
+
+describe('SqliteLogStore: its own storage', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'hodei-logs-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('moves the lines of a store that kept a row per line into chunks, once, losing nothing', async () => {
+    // The table a store of an earlier version wrote (and its retention record, as it kept it).
+    const file = path.join(dir, 'logs.db');
+    const legacy = new Database(file);
+    legacy.exec(`
+      CREATE TABLE log_lines (job_id TEXT NOT NULL, seq INTEGER NOT NULL, stream TEXT NOT NULL,
+        ts INTEGER NOT NULL, line TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (job_id, seq)) WITHOUT ROWID;
+      CREATE TABLE log_jobs (job_id TEXT PRIMARY KEY, last_written INTEGER NOT NULL) WITHOUT ROWID;
+    `);
+    const insert = legacy.prepare('INSERT INTO log_lines VALUES (?, ?, ?, ?, ?, ?)');
+    const rows = (jobId: string, count: number): LogLine[] =>
+      Array.from({ length: count }, (_, i) => ({
+        seq: i + 1,
+        stream: i % 3 === 0 ? 'stderr' : 'stdout',
+        ts: 1_000 + i,
+        line: `${jobId} ${i} é`,
+        attempt: 1,
+      }));
+    const jobs = { a: rows('a', 12_000), b: rows('b', 3), c: rows('c', 1) };
+    legacy.transaction(() => {
+      for (const [jobId, lines] of Object.entries(jobs))
+        for (const l of lines) insert.run(jobId, l.seq, l.stream, l.ts, l.line, l.attempt);
+    })();
+    legacy.prepare('INSERT INTO log_jobs VALUES (?, ?)').run('a', 42);
+    legacy.close();
+
+    const [store, other] = [new SqliteLogStore(file), new SqliteLogStore(file)];
+    for (const [jobId, lines] of Object.entries(jobs)) {
+      expect(await store.read(jobId)).toEqual(lines);
+      expect(await other.lastSeq(jobId)).toBe(lines.length);
+    }
+    // Retention keeps the time each log was last written, for jobs with a record or without.
+    expect(await store.jobsWrittenBefore(43, 10)).toEqual(['a']);
+    expect(await store.jobsWrittenBefore(1_003, 10)).toEqual(['a', 'c', 'b']);
+    await store.append('b', [{ seq: 4, stream: 'stdout', ts: 2_000, line: 'after', attempt: 1 }]);
+    await store.close();
+    await other.close();
+    const db = new Database(file, { readonly: true });
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+    db.close();
+    expect(tables).toEqual(['log_chunks', 'log_exits', 'log_jobs']);
+    const reopened = new SqliteLogStore(file);
+    expect((await reopened.read('b')).map((l) => l.line)).toEqual(['b 0 é', 'b 1 é', 'b 2 é', 'after']);
+    await reopened.close();
+  });
+
+  it('keeps a line that is not well-formed UTF-16 with U+FFFD in place of its lone surrogate', async () => {
+    const store = SqliteLogStore.inDataDir(dir);
+    await store.append('j', [
+      { seq: 1, stream: 'stdout', ts: 1, line: 'a\uD800b', attempt: 1 },
+      { seq: 2, stream: 'stdout', ts: 2, line: 'after', attempt: 1 },
+    ]);
+    expect((await store.read('j')).map((l) => l.line)).toEqual(['a\uFFFDb', 'after']);
+    await store.close();
+  });
 });
