@@ -153,33 +153,41 @@ export class SqliteLogStore implements LogStore {
     const legacy = () =>
       this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_lines'").get() !== undefined;
     if (!legacy()) return;
-    this.db
-      .transaction(() => {
-        if (!legacy()) return; // another process moved them meanwhile
-        this.db.exec('INSERT OR IGNORE INTO log_jobs SELECT job_id, MAX(ts) FROM log_lines GROUP BY job_id');
-        const page = this.db.prepare(
-          'SELECT job_id, seq, stream, ts, line, attempt FROM log_lines WHERE (job_id, seq) > (?, ?) ORDER BY job_id, seq LIMIT 5000',
-        );
-        let at: [string, number] = ['', 0];
-        for (;;) {
-          const rows = page.all(...at) as Array<LogLine & { job_id: string }>;
-          if (rows.length === 0) break;
-          for (let from = 0; from < rows.length;) {
-            const jobId = rows[from]!.job_id;
-            let to = from;
-            while (to < rows.length && rows[to]!.job_id === jobId) to++;
-            this.store(
-              jobId,
-              rows.slice(from, to).map(({ seq, stream, ts, line, attempt }) => ({ seq, stream, ts, line, attempt })),
-            );
-            from = to;
-          }
-          const lastRow = rows[rows.length - 1]!;
-          at = [lastRow.job_id, lastRow.seq];
+    const move = this.db.transaction(() => {
+      if (!legacy()) return; // another process moved them meanwhile
+      this.db.exec('INSERT OR IGNORE INTO log_jobs SELECT job_id, MAX(ts) FROM log_lines GROUP BY job_id');
+      const page = this.db.prepare(
+        'SELECT job_id, seq, stream, ts, line, attempt FROM log_lines WHERE (job_id, seq) > (?, ?) ORDER BY job_id, seq LIMIT 5000',
+      );
+      let at: [string, number] = ['', 0];
+      for (;;) {
+        const rows = page.all(...at) as Array<LogLine & { job_id: string }>;
+        if (rows.length === 0) break;
+        for (let from = 0; from < rows.length;) {
+          const jobId = rows[from]!.job_id;
+          let to = from;
+          while (to < rows.length && rows[to]!.job_id === jobId) to++;
+          this.store(
+            jobId,
+            rows.slice(from, to).map(({ seq, stream, ts, line, attempt }) => ({ seq, stream, ts, line, attempt })),
+          );
+          from = to;
         }
-        this.db.exec('DROP TABLE log_lines');
-      })
-      .immediate();
+        const lastRow = rows[rows.length - 1]!;
+        at = [lastRow.job_id, lastRow.seq];
+      }
+      this.db.exec('DROP TABLE log_lines');
+    });
+    // A large store takes a while to move: a process opening it meanwhile (the API beside the
+    // worker) waits for the move to end, busy_timeout after busy_timeout, then finds it done.
+    for (;;) {
+      try {
+        move.immediate();
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      }
+    }
   }
 
   /** Opens the default store file under the data dir. */
