@@ -20,6 +20,7 @@ import type { LogLine, LogStream } from './log-store.js';
 export const CHUNK_LINES = 256;
 /** …or this many UTF-16 code units of text (a line of the worker's 64 KiB cut is a chunk alone). */
 export const CHUNK_TEXT = 32 * 1024;
+
 const STREAMS: readonly LogStream[] = ['stdout', 'stderr', 'system'];
 const STREAM_CODE: Record<LogStream, number> = { stdout: 0, stderr: 1, system: 2 };
 

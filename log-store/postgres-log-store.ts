@@ -66,14 +66,6 @@ const TAIL = `SELECT ${COLUMNS} FROM log_lines
 const TAIL_START = `SELECT seq FROM log_lines
   WHERE job_id = $1 AND ($2::text IS NULL OR stream = $2) AND seq <= $3 ORDER BY seq DESC LIMIT 1 OFFSET $4`;
 
-// Node 20 has them; TypeScript's ES2022 lib does not know them yet.
-declare global {
-  interface String {
-    isWellFormed(): boolean;
-    toWellFormed(): string;
-  }
-}
-
 /** Whether PostgreSQL text holds `line` as is: no NUL, no lone surrogate (JSON would send it escaped). */
 const storable = (line: string) => !line.includes('\0') && line.isWellFormed();
 
