@@ -17,8 +17,8 @@ const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
  * A batch of log lines as SSE events, one string for one write: per line
  * `data: <LogEvent JSON>\nid: <seq>\n\n`, byte for byte what `JSON.stringify` of the line gives
  * (fields in LogEvent's order: seq, stream, ts, line, attempt), built without an object walk per
- * line: only the line's text is escaped, when it needs it (JSON never holds a line break, so one `data:` field is
- * the whole event). A 50 MB log is half a million events.
+ * line: only the line's text is escaped, when it needs it (JSON never holds a line break, so one
+ * `data:` field is the whole event). A 50 MB log is half a million events.
  */
 export function sseLineEvents(lines: readonly LogLine[]): string {
   let out = '';
