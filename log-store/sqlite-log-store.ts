@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chunkRuns, decodeChunk, encodeChunk, isFull } from './line-chunks.js';
 import type { AttemptExit, LogLine, LogStore, ReadLogOptions, TailLogOptions, TailStartOptions } from './log-store.js';
+import { WalCheckpointer, WRITER_CHECKPOINT_PAGES } from './wal-checkpointer.js';
 
 /** Chunks per read of a page (CHUNK_LINES lines or about CHUNK_TEXT of text each). */
 const READ_CHUNKS = 8;
@@ -18,7 +19,7 @@ interface ChunkRow {
  * The embedded log store: one SQLite file in WAL mode, so the worker writes while API processes
  * read. A job's lines are kept in chunks of consecutive lines, one row each (line-chunks.ts).
  * Appends are synchronous transactions: the writer naturally slows to the disk's pace instead of
- * buffering output in memory.
+ * buffering output in memory. The WAL is checkpointed from a thread of its own (wal-checkpointer.ts).
  */
 export class SqliteLogStore implements LogStore {
   private readonly db: Database.Database;
@@ -36,6 +37,7 @@ export class SqliteLogStore implements LogStore {
   private readonly deleteAll: (jobId: string) => void;
   private readonly upsertExit: Database.Statement;
   private readonly selectExit: Database.Statement;
+  private readonly checkpointer: WalCheckpointer;
 
   constructor(file: string) {
     // The data dir holds every job's output: this user's only.
@@ -115,6 +117,8 @@ export class SqliteLogStore implements LogStore {
     );
     this.selectExit = this.db.prepare('SELECT exit FROM log_exits WHERE job_id = ? AND attempt = ?');
     this.migrateLineRows();
+    this.db.pragma(`wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
+    this.checkpointer = new WalCheckpointer(file);
   }
 
   /**
@@ -328,6 +332,7 @@ export class SqliteLogStore implements LogStore {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer.stop();
     this.db.close();
   }
 }

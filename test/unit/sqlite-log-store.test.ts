@@ -1,10 +1,11 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LogLine } from '../../log-store/log-store.js';
 import { SqliteLogStore } from '../../log-store/sqlite-log-store.js';
+import { WRITER_CHECKPOINT_PAGES } from '../../log-store/wal-checkpointer.js';
 import { describeLogStoreContract } from '../support/log-store-contract.js';
 
 // The embedded default: one SQLite file in a fresh data dir per test.
@@ -23,6 +24,30 @@ describe('SqliteLogStore: its own storage', () => {
   });
   afterEach(() => {
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('checkpoints its WAL from a thread of its own, off the writing one, and stops it on close', async () => {
+    const file = path.join(dir, 'logs.db');
+    const store = new SqliteLogStore(file);
+    const text = 'x'.repeat(1000);
+    // 4 MB of lines: past SQLite's default auto-checkpoint (1000 pages), far below the writer's own.
+    const lines: LogLine[] = Array.from({ length: 4000 }, (_, i) => ({
+      seq: i + 1,
+      stream: 'stdout',
+      ts: 1_000 + i,
+      line: text,
+      attempt: 1,
+    }));
+    for (let at = 0; at < lines.length; at += 200) await store.append('job', lines.slice(at, at + 200));
+    expect(4_000_000 / 4096).toBeLessThan(WRITER_CHECKPOINT_PAGES);
+    // The lines reach the database file itself (not only the WAL) without the writer's checkpoint.
+    const deadline = Date.now() + 10_000;
+    while (statSync(file).size < 4_000_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(statSync(file).size).toBeGreaterThanOrEqual(4_000_000);
+    expect(await store.read('job')).toEqual(lines);
+    await store.close();
+    // Closed whole: the last connection's close checkpoints and removes the WAL.
+    expect(() => statSync(`${file}-wal`)).toThrow(/ENOENT/);
   });
 
   it('moves the lines of a store that kept a row per line into chunks, once, losing nothing', async () => {
