@@ -11,7 +11,7 @@ import { Heartbeats } from './heartbeats.js';
 import type { HostSlots } from './host-slots.js';
 import { graceSeconds, provisionIssues, provisioningRejected } from './job-policy.js';
 import { failingClearly } from './log-store-failure.js';
-import { runScriptInContainer } from './run-script.js';
+import { runScriptInContainer, stopRunHere } from './run-script.js';
 import { scriptArchive } from './script-archive.js';
 import type { ArtifactStore } from '../artifact-store/artifact-store.js';
 import type { ArtifactsSummary, JobUsage } from '../domain/artifacts.js';
@@ -23,6 +23,7 @@ import { forgetClaim, type WarmPool } from './warm-pool.js';
 import type {
   CollectArtifactsInput,
   StopHeldScriptInput,
+  StopRunInput,
   ProvisionedContainer,
   ProvisionInput,
   ProvisionProgress,
@@ -232,7 +233,8 @@ export function createActivities(deps: ActivityDeps) {
           if (!outcome.usage && sampled) outcome = { ...outcome, usage: sampled };
           if (outcome.usage) deps.onUsage?.(outcome.usage);
           // A holding container has not exited: its end is the wrapper's record, no engine's kill.
-          if (!input.holding) await engineEvents.checkExit(container, outcome.exitCode);
+          // A run its host stopped for the job's cancel was killed by that stop, not by the engine.
+          if (!input.holding && !outcome.cancelled) await engineEvents.checkExit(container, outcome.exitCode);
         } catch (err) {
           const recorded = isContainerLost(err) ? await logStore.recordedExit(input.jobId, input.attempt) : undefined;
           if (recorded) return { ...recorded, removed: true };
@@ -244,7 +246,8 @@ export function createActivities(deps: ActivityDeps) {
           // next queued job may go now, before this one's cleanup.
           host.slots.notify();
         }
-        if (!input.removeWhenDone) return outcome;
+        // A cancelled run leaves its container to the workflow's cleanup, as a cancel always has.
+        if (!input.removeWhenDone || outcome.cancelled) return outcome;
         await logStore.recordExit(input.jobId, input.attempt, outcome);
         try {
           await removeJobContainer(container);
@@ -292,6 +295,17 @@ export function createActivities(deps: ActivityDeps) {
         graceSeconds(input.cancelGraceSeconds, deps.limits),
         () => ctx.heartbeat(),
       );
+    },
+
+    /**
+     * The job was cancelled (or is out of time) while its script runs here: its run stops the
+     * container now instead of at its next heartbeat (see `stopRunHere`). Sent by the workflow
+     * beside the cancel of the run activity, which stays the way the cancel reaches a run that
+     * is not in this process.
+     */
+    async stopRun(input: StopRunInput): Promise<void> {
+      const how = stopRunHere(input.containerId);
+      log.info('job cancelled: its run told to stop', { containerId: input.containerId, how });
     },
 
     /** Removes the job's container whatever state it is in; a container already gone is fine. */

@@ -30,6 +30,31 @@ export interface RunScriptDeps {
   holding?: boolean;
 }
 
+/** The runs going on in this process, by container: where `stopRunHere` finds the one to stop. */
+const activeRuns = new Map<string, ScriptRun>();
+/** Containers whose run was told to stop before it began here: it stops (or never starts) at once. */
+const stopsAhead = new Set<string>();
+/** Most early stops remembered (a run that never comes here leaves one behind). */
+const MAX_STOPS_AHEAD = 1000;
+
+/**
+ * The job's cancel (or deadline), told to the container's host by the workflow (`stopRun`):
+ * the container's run in this process stops it now (SIGTERM, SIGKILL after the grace period)
+ * and ends as `cancelled`, without waiting for its next heartbeat to bring the cancel. A run
+ * that has not begun here yet stops (or never starts the container) as soon as it begins. A run
+ * in another process (never so with one worker per host) hears the cancel with its heartbeat.
+ */
+export function stopRunHere(containerId: string): 'stopping' | 'ahead' {
+  const run = activeRuns.get(containerId);
+  if (run) {
+    run.stopForCancel();
+    return 'stopping';
+  }
+  stopsAhead.add(containerId);
+  if (stopsAhead.size > MAX_STOPS_AHEAD) stopsAhead.delete(stopsAhead.values().next().value!);
+  return 'ahead';
+}
+
 /**
  * The run activity's body. The output is read live through an attach opened before the container
  * starts: the raw stream, as the container writes it. Docker's log endpoint re-reads the log file
@@ -74,6 +99,8 @@ class ScriptRun {
   private scriptEnd: (ScriptEnd & { seenAt: string }) | undefined;
   /** When a warm container's script was released (its start: the container started long before). */
   private releasedAt: string | undefined;
+  /** Its host was told the job was cancelled (`stopRunHere`): the run ends as `cancelled`. */
+  private stoppedHere = false;
 
   private constructor(
     private readonly ctx: Context,
@@ -106,6 +133,38 @@ class ScriptRun {
   }
 
   async run(): Promise<ScriptOutcome> {
+    const { container } = this;
+    activeRuns.set(container.id, this);
+    try {
+      if (stopsAhead.delete(container.id)) this.stopForCancel();
+      return await this.runHere();
+    } finally {
+      if (activeRuns.get(container.id) === this) activeRuns.delete(container.id);
+    }
+  }
+
+  /** Stops the container for the job's cancel, once; the run then ends as `cancelled`. */
+  stopForCancel(): void {
+    if (this.stoppedHere) return;
+    this.stoppedHere = true;
+    if (this.stopping) return;
+    this.ctx.log.info('stopping container: its host was told the job is cancelled', {
+      jobId: this.deps.jobId,
+      containerId: this.container.id,
+      graceSeconds: this.deps.cancelGraceSeconds,
+    });
+    this.stopping = stopContainer(this.container, this.deps.cancelGraceSeconds);
+    // Observed here so a failed stop never becomes an unhandled rejection; awaited below.
+    this.stopping.catch(() => undefined);
+  }
+
+  /** A run stopped before its script could start: nothing ran, the cleanup removes the container. */
+  private notStarted(): ScriptOutcome {
+    const now = new Date().toISOString();
+    return { exitCode: -1, oomKilled: false, startedAt: now, finishedAt: now, lastSeq: this.lastSeq, cancelled: true };
+  }
+
+  private async runHere(): Promise<ScriptOutcome> {
     const { ctx, container } = this;
     // Recorded before the container starts, so a retry of this run reuses the same numbering.
     this.beats.carry(
@@ -128,7 +187,15 @@ class ScriptRun {
       this.deps.attempt,
     );
     let attached: Readable | undefined;
-    if (state.State.Status === 'created') attached = await this.attachAndStart();
+    // Stopped for the job's cancel before its script could start (or be released): never start it.
+    if (this.stoppedHere && (state.State.Status === 'created' || (pooled && !this.releasedAt))) {
+      await this.stopping;
+      return this.notStarted();
+    }
+    if (state.State.Status === 'created') {
+      attached = await this.attachAndStart();
+      if (!attached) return this.notStarted();
+    }
     // Warm pool hook: a claimed container runs its launcher; the attach opens before its release.
     // A release a prior try recorded is never made again: that output is read from the log.
     else if (
@@ -165,6 +232,7 @@ class ScriptRun {
         this.beats.beat();
         throw ctx.cancellationSignal.reason;
       }
+      if (this.stoppedHere) return { ...(await this.outcome(exitCode)), cancelled: true };
       return await this.outcome(exitCode);
     } finally {
       ctx.cancellationSignal.removeEventListener('abort', this.onCancel);
@@ -172,8 +240,11 @@ class ScriptRun {
     }
   }
 
-  /** Attaches to the created container and starts it; the attach sees the output from its first byte. */
-  private async attachAndStart(): Promise<Readable> {
+  /**
+   * Attaches to the created container and starts it; the attach sees the output from its first
+   * byte. Undefined, not started, when its host was told to stop it meanwhile.
+   */
+  private async attachAndStart(): Promise<Readable | undefined> {
     const { ctx, container } = this;
     const attached = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
     // Until the pump listens: a connection that fails meanwhile is seen as destroyed there.
@@ -183,6 +254,10 @@ class ScriptRun {
     if (ctx.cancellationSignal.aborted) {
       attached.destroy();
       throw ctx.cancellationSignal.reason;
+    }
+    if (this.stoppedHere) {
+      attached.destroy();
+      return undefined;
     }
     try {
       await container.start();

@@ -65,6 +65,16 @@ export interface ScriptOutcome {
   removed?: boolean;
   /** What the attempt used (cgroup figures); absent where the engine gave none. */
   usage?: JobUsage;
+  /**
+   * The run was stopped (or never started) because its host was told the job was cancelled or
+   * out of time (`stopRun`), not by the script: its exit code is the stop's.
+   */
+  cancelled?: true;
+}
+
+/** Input of `stopRun`. */
+export interface StopRunInput {
+  containerId: string;
 }
 
 /** Input of `stopHeldScript`. */

@@ -107,7 +107,8 @@ export function calendarToCron(calendar: RawCalendar): string {
 export function scheduledJob(input: JobInput): z.infer<typeof ScheduledJobSchema> {
   // Settings the API filled in (not part of a job spec) stay out, as do the secrets' values.
   const rest: Record<string, unknown> = { ...input };
-  for (const key of ['secrets', 'hostLossSeconds', 'cleanupDeadlineSeconds', 'hostWithState']) delete rest[key];
+  for (const key of ['secrets', 'hostLossSeconds', 'cleanupDeadlineSeconds', 'hostWithState', 'hostStops'])
+    delete rest[key];
   return { ...(rest as Omit<JobInput, 'secrets'>), secretNames: Object.keys(input.secrets ?? {}) };
 }
 

@@ -229,11 +229,11 @@ const ConfigSchema = z.object({
     .default('true')
     .transform((value) => value === 'true'),
   /**
-   * How often a running job's run activity heartbeats, ms. A cancel reaches the job with the next
-   * heartbeat's answer, so this is about how long a cancel waits; each heartbeat is a write to the
-   * job's state in Temporal (the CPU of a short job's run is mostly such writes).
+   * How often a running job's run activity heartbeats, ms: each heartbeat is a write to the job's
+   * state in Temporal. A cancel is told to the job's host at once (`stopRun`); the heartbeat's
+   * answer brings it only to a run of a job started before that, or in another process.
    */
-  HODEI_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(20).max(2000).default(250),
+  HODEI_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(20).max(2000).default(1000),
 });
 
 export type Config = Omit<

@@ -253,6 +253,12 @@ export interface JobInput {
    * (`jobStartOptions`); absent for jobs started before, whose histories replay unchanged.
    */
   hostWithState?: true;
+  /**
+   * A cancel (or the deadline) of the running script is also told to its host (`stopRun`), which
+   * stops the container at once rather than at the run's next heartbeat. Set by every start of a
+   * job and pipeline step; absent for jobs started before, whose histories replay unchanged.
+   */
+  hostStops?: true;
 }
 
 /** A job whose output a pipeline step receives: the step's name and its job's id. */

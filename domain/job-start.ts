@@ -35,7 +35,7 @@ export function jobStartOptions(
   const delayMs = input.startAt ? Date.parse(input.startAt) - now : 0;
   return {
     taskQueue: config.HODEI_TASK_QUEUE,
-    args: [{ ...input, hostWithState: true }],
+    args: [{ ...input, hostWithState: true, hostStops: true }],
     memo: { ...memo, ...extraMemo },
     typedSearchAttributes: new TypedSearchAttributes([
       stateAttribute(memo.state),

@@ -163,7 +163,8 @@ export function resolvePipelineInput(
       for (const issue of resolved.issues) at(issue.path, issue.message);
       return;
     }
-    const job: JobInput = { ...resolved.input };
+    // A step is a job: started as every job is (`jobStartOptions` sets the same).
+    const job: JobInput = { ...resolved.input, hostWithState: true, hostStops: true };
     // The jobs whose artifacts go under in/<step>/ (activities/step-inputs.ts).
     if (step.needs.length > 0)
       job.inputs = step.needs.map((need) => ({

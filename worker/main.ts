@@ -132,10 +132,12 @@ const hostWorker = await Worker.create({
     removeContainer: activities.removeContainer,
     collectArtifacts: activities.collectArtifacts,
     stopHeldScript: activities.stopHeldScript,
+    stopRun: activities.stopRun,
   },
   interceptors: { activity: [metrics.interceptor] },
   maxConcurrentActivityTaskExecutions: config.HODEI_WORKER_CAPACITY * 2 + 8,
-  // Cancellation reaches an activity with a heartbeat response: send heartbeats often.
+  // Every heartbeat the run sends reaches the server (the run's own interval sets the pace): its
+  // checkpoint, and for a job from before `stopRun` the cancel, come with it.
   maxHeartbeatThrottleInterval: '100 milliseconds',
   defaultHeartbeatThrottleInterval: '100 milliseconds',
 });

@@ -3,6 +3,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   isCancellation,
   log,
   proxyActivities,
@@ -74,6 +75,8 @@ function hostActivities(container: ProvisionedContainer, input: JobInput) {
     removeContainer: cleanup.removeContainer,
     collectArtifacts: collect.collectArtifacts,
     stopHeldScript: run.stopHeldScript,
+    // Answers at once (the run stops its container); within the cleanup's deadline, as a cleanup.
+    stopRun: cleanup.stopRun,
   };
 }
 
@@ -224,7 +227,7 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
   });
   // Jobs started before `hostWithState` upsert their host alone here, as their histories recorded.
   if (!input.hostWithState) upsertSearchAttributes([{ key: HOST_KEY, value: container.host }]);
-  const { runScript, removeContainer, collectArtifacts, stopHeldScript } = hostActivities(container, input);
+  const { runScript, removeContainer, collectArtifacts, stopHeldScript, stopRun } = hostActivities(container, input);
   // A job that declares artifacts keeps its container after the script for their collection.
   const holding = input.artifacts !== undefined && container.holding === true;
 
@@ -256,7 +259,11 @@ async function runAttempt(jobId: string, input: JobInput, attempt: number): Prom
       holding
         ? () => stopHeldScript({ containerId: container.containerId, cancelGraceSeconds: input.cancelGraceSeconds })
         : undefined,
+      // Jobs started before `hostStops` hear a cancel with the run's heartbeat alone, as recorded.
+      input.hostStops ? () => stopRun({ containerId: container.containerId }) : undefined,
     );
+    // Its host stopped the run for the cancel: the attempt is cancelled, whatever the stop's exit.
+    if (outcome.cancelled) throw new CancelledFailure('cancelled');
     // Jobs without artifacts schedule nothing here: their histories replay unchanged.
     await collectAttempt(jobId, input, attempt, container, outcome, collectArtifacts);
     if (outcome.timedOut) throw jobTimedOut(input);
@@ -305,10 +312,26 @@ async function runWithDeadline(
   input: JobInput,
   run: () => Promise<ScriptOutcome>,
   stopHeld?: () => Promise<void>,
+  stopOnHost?: () => Promise<void>,
 ): Promise<ScriptOutcome & { timedOut?: true }> {
   const runScope = new CancellationScope();
   const timerScope = new CancellationScope();
   const running = runScope.run(run);
+  let settled = false;
+  running.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  // A cancel of the run (the job's, or its deadline's below) is also told to its host, which
+  // stops the container now; the run activity's own cancel would reach it with its next heartbeat.
+  if (stopOnHost) {
+    runScope.cancelRequested.catch(() => {
+      if (settled) return;
+      CancellationScope.nonCancellable(stopOnHost).catch((err: unknown) =>
+        log.warn('the host was not told to stop the run: its heartbeat brings the cancel', { error: String(err) }),
+      );
+    });
+  }
   const deadline = timerScope.run(() => sleep(input.timeoutSeconds * 1000));
   const first = await Promise.race([
     running.then(

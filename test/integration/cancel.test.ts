@@ -18,6 +18,13 @@ import { waitFor } from '../support/wait.js';
 const run = promisify(execFile);
 const TICKER = 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.1; done';
 
+/** `temporal workflow <command>` on the job's workflow, on the test stack's server; its stdout. */
+async function temporalWorkflow(command: string, workflowId: string, ...extra: string[]): Promise<string> {
+  const { temporalAddress, namespace } = stack();
+  const args = ['--address', temporalAddress, '--namespace', namespace, '--workflow-id', workflowId];
+  return (await run(TEMPORAL_BIN, ['workflow', command, ...args, ...extra])).stdout;
+}
+
 /** Waits until the job has printed a few lines, so it is truly running. */
 async function waitForOutput(id: string) {
   await waitFor('output', async () => ((await logs(id)).split('\n').length > 3 ? true : undefined));
@@ -48,6 +55,35 @@ describe('cancellation stops the container for real', () => {
     expect(done.workflow.status).toBe('CANCELLED');
     await expectLogFrozen(job.id);
 
+    // The host was told (stopRun) and stopped the run itself: the run activity completed, marked
+    // cancelled, rather than being cancelled at a heartbeat.
+    const events = (
+      JSON.parse(await temporalWorkflow('show', job.id, '--output', 'json')) as {
+        events: Array<{
+          eventId: string;
+          activityTaskScheduledEventAttributes?: { activityType: { name: string } };
+          activityTaskCompletedEventAttributes?: { scheduledEventId: string };
+          activityTaskCanceledEventAttributes?: unknown;
+        }>;
+      }
+    ).events;
+    const scheduled = new Map(
+      events.flatMap((e) =>
+        e.activityTaskScheduledEventAttributes
+          ? [[e.eventId, e.activityTaskScheduledEventAttributes.activityType.name]]
+          : [],
+      ),
+    );
+    expect([...scheduled.values()]).toEqual(['provisionContainer', 'runScript', 'stopRun', 'removeContainer']);
+    const completed = events.flatMap((e) =>
+      e.activityTaskCompletedEventAttributes
+        ? [scheduled.get(e.activityTaskCompletedEventAttributes.scheduledEventId)]
+        : [],
+    );
+    expect(completed).toContain('runScript');
+    expect(completed).toContain('stopRun');
+    expect(events.filter((e) => e.activityTaskCanceledEventAttributes)).toEqual([]);
+
     // Idempotent, and a clear answer once it has ended.
     const again = await cancel(job.id);
     expect(again.status).toBe(200);
@@ -59,35 +95,15 @@ describe('cancellation stops the container for real', () => {
     await waitForRunningContainer(job.id);
     await waitForOutput(job.id);
 
-    const { temporalAddress, namespace } = stack();
-    await run(TEMPORAL_BIN, [
-      'workflow',
-      'cancel',
-      '--address',
-      temporalAddress,
-      '--namespace',
-      namespace,
-      '--workflow-id',
-      job.id,
-    ]);
+    await temporalWorkflow('cancel', job.id);
     expect(await waitForNoContainer(job.id, 30_000)).toBeLessThan(30_000);
 
     const done = await waitForEnd(job.id, 30_000);
     expect(done.state).toBe('CANCELLED');
     await expectLogFrozen(job.id);
-    const { stdout } = await run(TEMPORAL_BIN, [
-      'workflow',
-      'describe',
-      '--address',
-      temporalAddress,
-      '--namespace',
-      namespace,
-      '--workflow-id',
-      job.id,
-      '--output',
-      'json',
-    ]);
-    const description = JSON.parse(stdout) as { workflowExecutionInfo: { status: string } };
+    const description = JSON.parse(await temporalWorkflow('describe', job.id, '--output', 'json')) as {
+      workflowExecutionInfo: { status: string };
+    };
     expect(description.workflowExecutionInfo.status).toMatch(/CANCELED/);
   });
 

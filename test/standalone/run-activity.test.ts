@@ -71,6 +71,8 @@ async function provision(script: string) {
   return { jobId: input.jobId, containerId: container.containerId };
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 const exists = (containerId: string) =>
   docker
     .getContainer(containerId)
@@ -158,6 +160,35 @@ describe('runScript', () => {
     expect(await exists(containerId)).toBe(true);
     await inActivity(activities.removeContainer, { containerId });
     expect(await exists(containerId)).toBe(false);
+  });
+
+  it("told to stop by its host (the job's cancel): stops the running script at once, ends cancelled, leaves the container to the cleanup", async () => {
+    const { jobId, containerId } = await provision('echo started; sleep 300');
+    const running = runScript({ jobId, containerId, cancelGraceSeconds: 0, attempt: 1, removeWhenDone: true });
+    const deadline = Date.now() + 30_000;
+    while ((await logStore.read(jobId)).length === 0 && Date.now() < deadline) await sleep(20);
+    // No heartbeat brings a cancel here (no server): the stop comes from the host alone.
+    await inActivity(activities.stopRun, { containerId });
+    const outcome = await running;
+    expect(outcome.cancelled).toBe(true);
+    // SIGTERM (docker-init passes it on), or SIGKILL after the grace period: the stop's exit.
+    expect([137, 143]).toContain(outcome.exitCode);
+    expect(outcome.removed).toBeUndefined();
+    const state = (await docker.getContainer(containerId).inspect()).State;
+    expect(state.Running).toBe(false);
+    expect((await logStore.read(jobId)).map((l) => l.line)).toEqual(['started']);
+    await inActivity(activities.removeContainer, { containerId });
+  });
+
+  it('told to stop before its run began here: never starts the script', async () => {
+    const { jobId, containerId } = await provision('echo never printed');
+    await inActivity(activities.stopRun, { containerId });
+    const outcome = await runScript({ jobId, containerId, cancelGraceSeconds: 0, attempt: 1, removeWhenDone: true });
+    expect(outcome).toMatchObject({ cancelled: true });
+    const state = (await docker.getContainer(containerId).inspect()).State;
+    expect(state.Status).toBe('created');
+    expect(await logStore.read(jobId)).toEqual([]);
+    await inActivity(activities.removeContainer, { containerId });
   });
 
   it('a container gone with no recorded exit is lost', async () => {

@@ -49,6 +49,11 @@ export async function startWorkflowTestEnv(): Promise<WorkflowTestEnv> {
 }
 
 /** The artifact activities of a mocked host, for workflow tests of jobs that declare no artifacts. */
+/** The host's stop at a cancel, as a no-op: the mocked runs hear a cancel with their heartbeats. */
+export const NO_HOST_STOP: Pick<Activities, 'stopRun'> = {
+  async stopRun() {},
+};
+
 export const NO_ARTIFACT_ACTIVITIES: Pick<Activities, 'collectArtifacts' | 'stopHeldScript'> = {
   async collectArtifacts() {
     throw new Error('collectArtifacts called for a job without artifacts');

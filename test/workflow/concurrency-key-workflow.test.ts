@@ -15,6 +15,7 @@ import {
 import { controlTaskQueue } from '../../domain/task-queues.js';
 import {
   NO_ARTIFACT_ACTIVITIES,
+  NO_HOST_STOP,
   startWorkflowTestEnv,
   TEST_JOB_INPUT,
   type WorkflowTestEnv,
@@ -48,6 +49,7 @@ function fakeHost(taskQueue: string) {
   let maxRunning = 0;
   const activities: Activities = {
     ...NO_ARTIFACT_ACTIVITIES,
+    ...NO_HOST_STOP,
     async provisionContainer({ jobId }) {
       provisioned.push(jobId);
       return { containerId: `c-${jobId}`, host: 'test-host', hostTaskQueue: taskQueue };

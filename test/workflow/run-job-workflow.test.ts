@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
 import { WorkflowFailedError } from '@temporalio/client';
 import { type ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { type TestWorkflowEnvironment } from '@temporalio/testing';
@@ -6,6 +7,7 @@ import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from
 import { Context } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
+import type { ScriptOutcome } from '../../activities/types.js';
 import { FAILURE_JOB_TIMED_OUT, FAILURE_SCRIPT_FAILED } from '../../domain/job-failures.js';
 import { HOST_KEY, STATE_KEY } from '../../domain/job-state.js';
 import {
@@ -36,11 +38,13 @@ interface Calls {
   provisioned: number;
   ran: number;
   removed: string[];
+  /** Containers whose host was told to stop their run (`stopRun`). */
+  stopped: string[];
 }
 
 /** Mocked activities; provisioning returns this test's own queue as the "host" queue. */
 function mockActivities(taskQueue: string, run: () => Promise<Awaited<ReturnType<Activities['runScript']>>>) {
-  const calls: Calls = { provisioned: 0, ran: 0, removed: [] };
+  const calls: Calls = { provisioned: 0, ran: 0, removed: [], stopped: [] };
   const activities: Activities = {
     async provisionContainer() {
       calls.provisioned += 1;
@@ -52,6 +56,10 @@ function mockActivities(taskQueue: string, run: () => Promise<Awaited<ReturnType
     },
     async removeContainer({ containerId }) {
       calls.removed.push(containerId);
+    },
+    async stopRun({ containerId }) {
+      calls.stopped.push(containerId);
+      hostStops.emit('stop', containerId);
     },
     // Jobs here declare no artifacts: never called.
     ...NO_ARTIFACT_ACTIVITIES,
@@ -66,6 +74,19 @@ const outcome = (exitCode: number) => ({
   finishedAt: '2026-01-01T00:00:01.500Z',
   lastSeq: 3,
 });
+
+/** Where the mocked `stopRun` tells the mocked runs of this process to stop. */
+const hostStops = new EventEmitter();
+
+/**
+ * A run activity that never heartbeats (so no cancel reaches it that way) and ends only when its
+ * host is told to stop it, as the real one does then: with the stop's exit, `cancelled`.
+ */
+async function runUntilStoppedByHost(): Promise<ScriptOutcome> {
+  const [containerId] = (await once(hostStops, 'stop')) as [string];
+  expect(containerId).toBe('c1');
+  return { ...outcome(143), cancelled: true };
+}
 
 /** A run activity that never ends by itself: it heartbeats until cancelled, like the real one. */
 async function runUntilCancelled(): Promise<never> {
@@ -201,9 +222,52 @@ describe('runJob workflow', () => {
     });
     expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
     expect(order).toEqual(['run stopped', 'removed']);
+    // An input from before `hostStops`: the cancel reaches the run with its heartbeat alone.
+    expect(calls.stopped).toEqual([]);
     const { status, memo } = await env.client.workflow.getHandle(workflowId).describe();
     expect(status.name).toBe('CANCELLED');
     expect(memo).toMatchObject({ state: 'CANCELLED' });
+  });
+
+  it('tells the host to stop the run at a cancel: the run ends at once as cancelled, then the container goes', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    const { activities, calls } = mockActivities(taskQueue, runUntilStoppedByHost);
+    const workflowId = randomUUID();
+    const err = await withWorker(activities, taskQueue, async () => {
+      const handle = await env.client.workflow.start('runJob', {
+        workflowId,
+        taskQueue,
+        args: [{ ...input, hostStops: true }],
+      });
+      while (calls.ran === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      await handle.cancel();
+      return handle.result().catch((e: unknown) => e);
+    });
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(calls.stopped).toEqual(['c1']);
+    expect(calls.removed).toEqual(['c1']);
+    const { status, memo } = await env.client.workflow.getHandle(workflowId).describe();
+    expect(status.name).toBe('CANCELLED');
+    expect(memo).toMatchObject({ state: 'CANCELLED', reason: 'cancelled' });
+    // The run activity completed (its host stopped it), it was not cancelled by a heartbeat.
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const types = history.events!.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    expect(types).toEqual(['provisionContainer', 'runScript', 'stopRun', 'removeContainer']);
+    expect(history.events!.filter((e) => e.activityTaskCompletedEventAttributes)).toHaveLength(4);
+  });
+
+  it('tells the host to stop the run at the deadline too: the job times out at once', async () => {
+    const taskQueue = `test-${randomUUID()}`;
+    const { activities, calls } = mockActivities(taskQueue, runUntilStoppedByHost);
+    const workflowId = randomUUID();
+    const err = await withWorker(activities, taskQueue, () =>
+      env.client.workflow
+        .execute('runJob', { workflowId, taskQueue, args: [{ ...input, timeoutSeconds: 2, hostStops: true }] })
+        .catch((e: unknown) => e),
+    );
+    expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe(FAILURE_JOB_TIMED_OUT);
+    expect(calls.stopped).toEqual(['c1']);
+    expect(calls.removed).toEqual(['c1']);
   });
 
   it('ends the job anyway when the container cannot be removed, flagging cleanupPending', async () => {
@@ -245,7 +309,7 @@ describe('runJob workflow', () => {
     });
     expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
     expect(provisionUndone).toBe(true);
-    expect(calls).toEqual({ provisioned: 1, ran: 0, removed: [] });
+    expect(calls).toEqual({ provisioned: 1, ran: 0, removed: [], stopped: [] });
   });
 
   it('cancelled while queued: never runs and creates nothing to remove', async () => {
@@ -256,6 +320,6 @@ describe('runJob workflow', () => {
     await handle.cancel();
     const err = await withWorker(activities, taskQueue, () => handle.result().catch((e: unknown) => e));
     expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-    expect(calls).toEqual({ provisioned: 0, ran: 0, removed: [] });
+    expect(calls).toEqual({ provisioned: 0, ran: 0, removed: [], stopped: [] });
   });
 });

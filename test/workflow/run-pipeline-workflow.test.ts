@@ -11,7 +11,12 @@ import type { JobInput } from '../../domain/job-spec.js';
 import { stepJobId, type PipelineInput } from '../../domain/pipeline-spec.js';
 import { FAILURE_PIPELINE_FAILED } from '../../domain/pipeline-state.js';
 import type { runPipeline } from '../../workflows/run-pipeline.js';
-import { NO_ARTIFACT_ACTIVITIES, startWorkflowTestEnv, type WorkflowTestEnv } from '../support/workflow-env.js';
+import {
+  NO_ARTIFACT_ACTIVITIES,
+  NO_HOST_STOP,
+  startWorkflowTestEnv,
+  type WorkflowTestEnv,
+} from '../support/workflow-env.js';
 
 // runPipeline on the real local Temporal binary: its steps are real runJob children whose
 // activities are mocked, each step's script saying what its mocked run does.
@@ -73,6 +78,7 @@ function mockActivities(taskQueue: string) {
   let paired = false;
   const activities: Activities = {
     ...NO_ARTIFACT_ACTIVITIES,
+    ...NO_HOST_STOP,
     async provisionContainer({ jobId, script }) {
       scripts.set(jobId, script);
       return { containerId: jobId, host: 'test-host', hostTaskQueue: taskQueue };
