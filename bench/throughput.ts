@@ -1,7 +1,9 @@
 /**
  * Throughput benchmark (issue 5). On its own stack with total capacity 8:
  *   (1) BENCH_THROUGHPUT_JOBS (default 200) `echo hello` jobs submitted at once, wall time from the
- *       first submit until every one is SUCCEEDED (GET /jobs/:id), against the same number of bare
+ *       first submit until every one's workflow has closed (a long poll per job on its Temporal
+ *       history: watching costs the platform next to nothing), then each one's state through
+ *       GET /jobs/:id (all SUCCEEDED), against the same number of bare
  *       `docker run --rm --network none --init <image> bash -c 'echo hello'` run 8 in parallel,
  *       in the order baseline, platform, baseline; the ratio is platform / median baseline.
  *       Job containers alive at once are sampled (docker ps -a every 100 ms) and also counted
@@ -17,8 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
-import type { temporal } from '@temporalio/proto';
-import { isTerminal } from '../domain/job-state.js';
+import proto, { type temporal } from '@temporalio/proto';
 import { LABEL_INSTANCE, LABEL_JOB_ID } from '../domain/container-labels.js';
 import { startStack, type RunningStack } from '../test/support/stack.js';
 import {
@@ -59,9 +60,9 @@ const SUBMIT_IN_FLIGHT = 50;
 const SAMPLE_GAP_MS = 10;
 /** A run with no job finishing for this long is stuck: stop waiting. */
 const STALL_MS = 180_000;
-/** How often the oldest pending job is looked at while waiting, and later ones swept, ms. */
-const POLL_MS = 50;
-const SWEEP_MS = 1000;
+/** Jobs whose close is long-polled at once (the rest wait their turn, oldest first). */
+const WAIT_IN_FLIGHT = 100;
+const CLOSE_EVENT = proto.temporal.api.enums.v1.HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT;
 /** How long the platform's processes are watched at rest before its series, ms. */
 const IDLE_MS = 3000;
 
@@ -70,53 +71,59 @@ let stack: RunningStack | undefined;
 const watchers: ContainerEvents[] = [];
 
 /**
- * Waits until every job is terminal with one GET in flight at a time, oldest pending first (jobs
- * start in submission order, so the oldest is the next to end). Polls sparsely (every
- * POLL_MS, a sweep of later jobs every SWEEP_MS) so that watching costs the platform little CPU:
- * on 2 cores every describe the API serves is taken from the jobs being measured. The end is
- * seen at most POLL_MS late.
- * Resolves with `now()` at the GET that saw the last one terminal, and each job's final state.
+ * Waits until every job's workflow has closed: one long poll per job for its close event on
+ * Temporal's history (`WAIT_IN_FLIGHT` at once, oldest first: jobs start in submission order), so
+ * watching costs the platform one answer per job rather than describes polled through the API
+ * (each GET /jobs/:id costs the API and the server a few ms of CPU, counted as theirs per job).
+ * The states are read afterwards (`jobStates`). Resolves with `now()` when the last one closed.
  */
-async function waitAllTerminal(
-  api: ApiClient,
-  ids: string[],
-  label: string,
-): Promise<{ doneAt: number; states: Map<string, string> }> {
-  const pending = [...ids];
-  const states = new Map<string, string>();
+async function waitAllClosed(temporal: Client, ids: string[], label: string): Promise<number> {
+  let closed = 0;
   let lastProgress = now();
-  let lastSweep = now();
-  while (pending.length > 0) {
-    const id = pending[0]!;
-    const job = await api.job(id);
-    if (isTerminal(job.state)) {
-      states.set(id, job.state);
-      pending.shift();
-      lastProgress = now();
-      progress(`${label}: ${states.size}/${ids.length} done`);
-      continue;
-    }
-    // Someone later may have ended first (e.g. a failure): look through a few now and then.
-    if (now() - lastSweep > SWEEP_MS) {
-      lastSweep = now();
-      for (let k = 1; k < Math.min(pending.length, 8); k++) {
-        const other = await api.job(pending[k]!);
-        if (isTerminal(other.state)) {
-          states.set(other.id, other.state);
-          pending.splice(k, 1);
-          k -= 1;
-          lastProgress = now();
-        }
-      }
-    }
+  let stalled: Error | undefined;
+  const watchdog = setInterval(() => {
     if (now() - lastProgress > STALL_MS)
-      throw new Error(
-        `${label}: no job ended for ${STALL_MS / 1000} s; ${pending.length} pending (first ${id}: ${job.state})`,
-      );
-    await sleep(POLL_MS);
+      stalled = new Error(`${label}: no job ended for ${STALL_MS / 1000} s; ${ids.length - closed} pending`);
+  }, 1000);
+  try {
+    await pool(ids, WAIT_IN_FLIGHT, async (workflowId) => {
+      let nextPageToken: Uint8Array | undefined;
+      for (;;) {
+        if (stalled) throw stalled;
+        const page = await temporal.workflowService.getWorkflowExecutionHistory({
+          namespace: temporal.options.namespace,
+          execution: { workflowId },
+          waitNewEvent: true,
+          historyEventFilterType: CLOSE_EVENT,
+          skipArchival: true,
+          nextPageToken,
+        });
+        if (page.history?.events?.length) break;
+        nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+      }
+      closed += 1;
+      lastProgress = now();
+      progress(`${label}: ${closed}/${ids.length} done`);
+    });
+  } finally {
+    clearInterval(watchdog);
   }
-  progress(`${label}: ${states.size}/${ids.length} done`, true);
-  return { doneAt: now(), states };
+  progress(`${label}: ${closed}/${ids.length} done`, true);
+  return now();
+}
+
+/** Each job's state through GET /jobs/:id, once: every id must be found. */
+async function jobStates(api: ApiClient, ids: string[]): Promise<{ states: Map<string, string>; lost: number }> {
+  const states = new Map<string, string>();
+  let lost = 0;
+  await pool(ids, 20, async (id) => {
+    try {
+      states.set(id, (await api.job(id)).state);
+    } catch {
+      lost += 1;
+    }
+  });
+  return { states, lost };
 }
 
 /**
@@ -237,6 +244,9 @@ async function main() {
   const jobEvents = await ContainerEvents.watch(jobLabels[0]!, LABEL_JOB_ID);
   const bareEvents = await ContainerEvents.watch(`${BENCH_LABEL}=${runId}`, `${BENCH_LABEL}.id`);
   watchers.push(jobEvents, bareEvents);
+  // The jobs' ends are long-polled on a connection of their own, beside the describe sampler's.
+  const waitConnection = await Connection.connect({ address: stack.info.temporalAddress });
+  const waiter = new Client({ connection: waitConnection, namespace: stack.info.namespace });
 
   const baseline = async (round: number) => {
     const keys = Array.from({ length: JOBS }, (_, i) => `${round}-${i}`);
@@ -283,9 +293,10 @@ async function main() {
     );
     const submittedMs = now() - t0;
     const ids = submitted.map((j) => j.id);
-    const { doneAt, states } = await waitAllTerminal(api, ids, 'platform');
+    const doneAt = await waitAllClosed(waiter, ids, 'platform');
     const wallMs = doneAt - t0;
     const cpu1 = cpuSnapshot();
+    const { states } = await jobStates(api, ids);
     const cpu = cpuDelta(cpu0, cpu1, wallMs);
     const cpuMsPerJob = perJobCpu(idle, cpu0, cpu1, wallMs, JOBS);
     const sampled = await sampler.stop();
@@ -326,8 +337,8 @@ async function main() {
   const warm = await Promise.all(
     Array.from({ length: CAPACITY }, () => api.submit({ script: SCRIPT, name: 'bench-warmup' })),
   );
-  await waitAllTerminal(
-    api,
+  await waitAllClosed(
+    waiter,
     warm.map((j) => j.id),
     'warm-up',
   );
@@ -357,7 +368,7 @@ async function main() {
   try {
     const temporal = new Client({ connection: temporalConnection, namespace: stack.info.namespace });
     for (let run = 1; run <= BURST_RUNS; run += 1) {
-      const burst = await runBurst(api, instanceId, temporal);
+      const burst = await runBurst(api, instanceId, temporal, waiter);
       console.log(
         `  burst ${run}/${BURST_RUNS}: GET p99 ${burst.get.p99.toFixed(1)} ms (describe direct ${burst.describe.p99.toFixed(1)} ms), ${fmtStates(burst.states)}`,
       );
@@ -366,6 +377,7 @@ async function main() {
   } finally {
     await temporalConnection.close();
   }
+  await waitConnection.close();
 
   // Report.
   const perJob = (ms: number) => `${(ms / JOBS).toFixed(1)} ms/job, ${((JOBS * 1000) / ms).toFixed(1)} jobs/s`;
@@ -509,7 +521,7 @@ async function main() {
  * One burst. Beside the API's GET sampler, a second one calls Temporal's DescribeWorkflowExecution
  * directly (no API, no payload decoding) on the same schedule: what of a GET's time is the server's.
  */
-async function runBurst(api: ApiClient, instanceId: string, temporal: Client) {
+async function runBurst(api: ApiClient, instanceId: string, temporal: Client, waiter: Client) {
   const ids: string[] = [];
   const postMs: number[] = [];
   const epoch0 = Date.now();
@@ -538,23 +550,13 @@ async function runBurst(api: ApiClient, instanceId: string, temporal: Client) {
     }
   });
   const submitMs = now() - t0;
-  const { doneAt, states } = await waitAllTerminal(api, [...ids], 'burst');
+  const doneAt = await waitAllClosed(waiter, [...ids], 'burst');
   const wallMs = doneAt - t0;
   const [gets, describes] = await Promise.all([getter.stop(), describer.stop()]);
   const getMs = gets.samplesMs;
-  // Count again, one GET per job: each submitted id must be found, terminal.
-  let lost = 0;
-  const finalStates = new Map<string, string>();
-  await pool(ids, 20, async (id) => {
-    try {
-      finalStates.set(id, (await api.job(id)).state);
-    } catch {
-      lost += 1;
-    }
-  });
-  lost += BURST - ids.length;
-  for (const [id, state] of states)
-    if (finalStates.get(id) !== state) console.error(`  job ${id}: ${state}, then ${finalStates.get(id)}`);
+  // One GET per job: each submitted id must be found, terminal.
+  const { states: finalStates, lost: notFound } = await jobStates(api, ids);
+  const lost = notFound + BURST - ids.length;
   await sleep(1000);
   // The warm pool's idle containers wait for the next job: not left over.
   const leftover = (await containersWith([`${LABEL_INSTANCE}=${instanceId}`])).filter(
