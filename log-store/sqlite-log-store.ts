@@ -19,7 +19,8 @@ interface ChunkRow {
  * The embedded log store: one SQLite file in WAL mode, so the worker writes while API processes
  * read. A job's lines are kept in chunks of consecutive lines, one row each (line-chunks.ts).
  * Appends are synchronous transactions: the writer naturally slows to the disk's pace instead of
- * buffering output in memory. The WAL is checkpointed from a thread of its own (wal-checkpointer.ts).
+ * buffering output in memory. The WAL is checkpointed from a thread of its own, told what was
+ * written (wal-checkpointer.ts).
  */
 export class SqliteLogStore implements LogStore {
   private readonly db: Database.Database;
@@ -201,7 +202,11 @@ export class SqliteLogStore implements LogStore {
 
   async append(jobId: string, lines: readonly LogLine[]): Promise<void> {
     // Immediate: the last stored seq is read and written past in one write transaction.
-    if (lines.length > 0) this.appendBatch.immediate(jobId, lines);
+    if (lines.length === 0) return;
+    this.appendBatch.immediate(jobId, lines);
+    let text = 0;
+    for (const l of lines) text += l.line.length;
+    this.checkpointer.wrote(text);
   }
 
   async read(jobId: string, options: ReadLogOptions = {}): Promise<LogLine[]> {
@@ -320,6 +325,7 @@ export class SqliteLogStore implements LogStore {
 
   async recordExit(jobId: string, attempt: number, exit: AttemptExit): Promise<void> {
     this.upsertExit.run(jobId, attempt, JSON.stringify(exit));
+    this.checkpointer.wrote(1);
   }
 
   async recordedExit(jobId: string, attempt: number): Promise<AttemptExit | undefined> {
@@ -329,6 +335,7 @@ export class SqliteLogStore implements LogStore {
 
   async deleteJob(jobId: string): Promise<void> {
     this.deleteAll(jobId);
+    this.checkpointer.wrote(1);
   }
 
   async close(): Promise<void> {
