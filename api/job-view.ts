@@ -5,8 +5,7 @@ import { optionalTsToDate } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 
 const { temporal } = proto;
-import { DEFAULT_PRIORITY } from '../domain/job-spec.js';
-import { deriveState, JOB_STATES, type JobMemo, type WorkflowFacts } from '../domain/job-state.js';
+import { DEFAULT_PRIORITY, deriveState, JOB_STATES, type JobMemo, type WorkflowFacts } from '../domain/job-state.js';
 import { RUN_JOB_WORKFLOW } from '../domain/workflow-type.js';
 import {
   CONCURRENCY_WAIT_PREFIX,

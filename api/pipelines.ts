@@ -4,10 +4,9 @@ import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Config } from '../domain/config.js';
-import { labelsAttribute } from '../domain/job-spec.js';
-import { LABELS_KEY, stateAttribute } from '../domain/job-state.js';
+import { labelsAttribute, LABELS_KEY, stateAttribute } from '../domain/job-state.js';
 import { codecKeys } from '../domain/payload-codec.js';
-import { PipelineSpecSchema, resolvePipelineInput, stepJobId, type PipelineInput } from '../domain/pipeline-spec.js';
+import { PipelineSpecSchema, resolvePipelineInput, type PipelineInput } from '../domain/pipeline-spec.js';
 import {
   criticalPath,
   derivePipelineState,
@@ -15,6 +14,7 @@ import {
   PIPELINE_STATES,
   PIPELINE_TERMINAL_STATES,
   STEP_STATES,
+  stepJobId,
   stepMemoKey,
   type PipelineMemo,
   type StepMemo,

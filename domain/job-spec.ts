@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CONCURRENCY_KEY, MAX_CONCURRENCY_LIMIT, type Concurrency } from './concurrency.js';
 import { ArtifactsSpecSchema, type ArtifactsInput } from './artifacts.js';
+import { DEFAULT_PRIORITY, labelsAttribute, PRIORITY_MAX, PRIORITY_MIN } from './job-state.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -12,10 +13,6 @@ export const MAX_SUBMIT_BYTES = 1024 * 1024;
 
 const noNul = (value: string) => !value.includes('\0');
 
-/** Priorities, as Temporal's priority keys: 1 runs first; 3 is Temporal's own default. */
-export const PRIORITY_MIN = 1;
-export const PRIORITY_MAX = 5;
-export const DEFAULT_PRIORITY = 3;
 /** Temporal's limit on a fairness key. */
 export const MAX_FAIRNESS_KEY_BYTES = 64;
 /** The range Temporal's matcher uses for fairness weights (it clamps to it). */
@@ -57,11 +54,6 @@ export const labelValueOk = (value: string) => LABEL_VALUE_CHARS.test(value);
  * client sends. Over it, starting the workflow fails.
  */
 export const MAX_LABELS_ATTRIBUTE_BYTES = 2048;
-
-/** The job's labels as its `HodeiLabels` search attribute: `key:value` each. */
-export function labelsAttribute(labels: Record<string, string>): string[] {
-  return Object.entries(labels).map(([k, v]) => `${k}:${v}`);
-}
 
 /** Size of the labels' search attribute as Temporal counts it (its JSON payload's bytes). */
 export function labelsAttributeBytes(labels: Record<string, string>): number {

@@ -1,8 +1,16 @@
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { WorkflowStartOptions } from '@temporalio/client';
 import type { Config } from './config.js';
-import { DEFAULT_PRIORITY, labelsAttribute, type JobInput } from './job-spec.js';
-import { initialMemo, LABELS_KEY, PRIORITY_KEY, stateAttribute, type JobMemo } from './job-state.js';
+import type { JobInput } from './job-spec.js';
+import {
+  DEFAULT_PRIORITY,
+  initialMemo,
+  labelsAttribute,
+  LABELS_KEY,
+  PRIORITY_KEY,
+  stateAttribute,
+  type JobMemo,
+} from './job-state.js';
 import type { runJob } from '../workflows/run-job.js';
 
 /**

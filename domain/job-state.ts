@@ -38,6 +38,16 @@ export const HOST_KEY: SearchAttributeKey<'KEYWORD'> = { name: 'HodeiHost', type
 /** The job's priority (1-5); absent on jobs submitted before priorities existed. */
 export const PRIORITY_KEY: SearchAttributeKey<'INT'> = { name: 'HodeiPriority', type: 'INT' };
 
+/** Priorities, as Temporal's priority keys: 1 runs first; 3 is Temporal's own default. */
+export const PRIORITY_MIN = 1;
+export const PRIORITY_MAX = 5;
+export const DEFAULT_PRIORITY = 3;
+
+/** The job's labels as its `HodeiLabels` search attribute: `key:value` each. */
+export function labelsAttribute(labels: Record<string, string>): string[] {
+  return Object.entries(labels).map(([k, v]) => `${k}:${v}`);
+}
+
 /**
  * Small facts about a job kept in the workflow's memo, which the API reads through describe
  * (no worker needed). Logs never go here.

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Config } from './config.js';
 import { JobSpecSchema, type JobInput } from './job-spec.js';
 import { resolveJobInput, type SpecIssue } from './resolve-job.js';
+import { stepJobId } from './pipeline-state.js';
 
 /** Step names: lower-case, usable as a path segment (`in/<step>/`) and in a job id. */
 export const STEP_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -99,11 +100,6 @@ function findCycle(steps: StepGraph): string[] | undefined {
     if (cycle) return cycle.reverse();
   }
   return undefined;
-}
-
-/** The job id of a pipeline's step: derived, so a replay or a retried start finds the same job. */
-export function stepJobId(pipelineId: string, step: string): string {
-  return `${pipelineId}-${step}`;
 }
 
 /** One resolved step: the child job's full input, labels and `inputs` included. */

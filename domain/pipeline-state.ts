@@ -20,6 +20,11 @@ export const STEP_TERMINAL_STATES: readonly StepState[] = ['SUCCEEDED', 'FAILED'
 /** Failure type of a pipeline workflow that ends because a step failed. */
 export const FAILURE_PIPELINE_FAILED = 'PipelineFailed';
 
+/** The job id of a pipeline's step: derived, so a replay or a retried start finds the same job. */
+export function stepJobId(pipelineId: string, step: string): string {
+  return `${pipelineId}-${step}`;
+}
+
 /** A step as the pipeline's memo keeps it from the start: what it is. */
 export interface StepDefinition {
   name: string;

@@ -1,12 +1,6 @@
 import type { Config } from './config.js';
-import {
-  DEFAULT_PRIORITY,
-  defaultJobName,
-  MAX_START_DELAY_DAYS,
-  type JobInput,
-  type JobResources,
-  type JobSpec,
-} from './job-spec.js';
+import { defaultJobName, MAX_START_DELAY_DAYS, type JobInput, type JobResources, type JobSpec } from './job-spec.js';
+import { DEFAULT_PRIORITY } from './job-state.js';
 
 export interface SpecIssue {
   path: string;

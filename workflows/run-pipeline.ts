@@ -14,9 +14,10 @@ import {
 } from '@temporalio/workflow';
 import { jobStartOptions } from '../domain/job-start.js';
 import { stateAttribute } from '../domain/job-state.js';
-import { stepJobId, type PipelineInput, type PipelineStepInput } from '../domain/pipeline-spec.js';
+import type { PipelineInput, PipelineStepInput } from '../domain/pipeline-spec.js';
 import {
   FAILURE_PIPELINE_FAILED,
+  stepJobId,
   stepMemoKey,
   type PipelineState,
   type StepMemo,

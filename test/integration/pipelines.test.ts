@@ -6,8 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { createApiClient, type PipelineSpec, type PipelineView } from '../../api-client/index.js';
-import { stepJobId } from '../../domain/pipeline-spec.js';
-import { PIPELINE_TERMINAL_STATES } from '../../domain/pipeline-state.js';
+import { PIPELINE_TERMINAL_STATES, stepJobId } from '../../domain/pipeline-state.js';
 import {
   api,
   getJob,

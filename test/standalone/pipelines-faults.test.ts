@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiClient, type PipelineSpec, type PipelineView } from '../../api-client/index.js';
-import { stepJobId } from '../../domain/pipeline-spec.js';
-import { PIPELINE_TERMINAL_STATES } from '../../domain/pipeline-state.js';
+import { PIPELINE_TERMINAL_STATES, stepJobId } from '../../domain/pipeline-state.js';
 import {
   docker,
   eventJob,

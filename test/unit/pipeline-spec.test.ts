@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../domain/config.js';
-import { PipelineSpecSchema, resolvePipelineInput, stepJobId } from '../../domain/pipeline-spec.js';
-import { criticalPath } from '../../domain/pipeline-state.js';
+import { PipelineSpecSchema, resolvePipelineInput } from '../../domain/pipeline-spec.js';
+import { criticalPath, stepJobId } from '../../domain/pipeline-state.js';
 
 const job = { script: 'echo' };
 const issuesOf = (body: unknown) => {

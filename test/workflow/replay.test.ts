@@ -92,3 +92,15 @@ describe('replay: jobs in flight survive a deploy of new workflow code', () => {
     ).rejects.toThrow(/[Nn]ondetermin/);
   });
 });
+
+describe('the workflow bundle', () => {
+  // Each workflow evaluates the bundle's modules again in its sandbox (only the SDK's own are
+  // shared): zod's schemas cost ~12 ms of CPU per job there, so workflows import none.
+  it('holds no validation code: workflows import nothing that loads zod or picomatch', () => {
+    const packages = new Set(
+      [...current.code.matchAll(/"\.\/node_modules\/((?:@[^/"]+\/)?[^/"]+)\//g)].map((m) => m[1]),
+    );
+    expect(packages.size).toBeGreaterThan(0);
+    expect([...packages].filter((p) => p === 'zod' || p === 'picomatch')).toEqual([]);
+  });
+});

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import { initialPipelineMemo, toPipelineView, type PipelineView } from '../../api/pipelines.js';
 import type { JobInput } from '../../domain/job-spec.js';
-import { stepJobId, type PipelineInput } from '../../domain/pipeline-spec.js';
-import { FAILURE_PIPELINE_FAILED } from '../../domain/pipeline-state.js';
+import type { PipelineInput } from '../../domain/pipeline-spec.js';
+import { FAILURE_PIPELINE_FAILED, stepJobId } from '../../domain/pipeline-state.js';
 import type { runPipeline } from '../../workflows/run-pipeline.js';
 import {
   NO_ARTIFACT_ACTIVITIES,
